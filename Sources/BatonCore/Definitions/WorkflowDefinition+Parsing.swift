@@ -1,0 +1,306 @@
+import Foundation
+import Yams
+
+/// The text formats a workflow definition may be written in.
+public enum WorkflowFormat: String, Sendable, CaseIterable {
+    case yaml
+    case json
+
+    /// The format a file name's extension implies (`.yaml`, `.yml`, `.json`).
+    public init?(fileName: String) {
+        let lowered = fileName.lowercased()
+        if lowered.hasSuffix(".yaml") || lowered.hasSuffix(".yml") {
+            self = .yaml
+        } else if lowered.hasSuffix(".json") {
+            self = .json
+        } else {
+            return nil
+        }
+    }
+}
+
+extension WorkflowDefinition {
+    /// Parses and validates a definition.
+    /// - Parameters:
+    ///   - text: The definition's YAML or JSON text.
+    ///   - format: Which of the two it is.
+    ///   - source: Where it came from (a file path), used to prefix every error.
+    /// - Returns: The definition, with defaults filled in for omitted fields.
+    /// - Throws: ``DefinitionError`` listing every problem, each naming the step and the field.
+    public static func parse(
+        _ text: String,
+        format: WorkflowFormat,
+        source: String? = nil
+    ) throws(DefinitionError) -> WorkflowDefinition {
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsing: text, format: format)
+        } catch {
+            throw DefinitionError(
+                source: source,
+                issues: [DefinitionIssue(step: nil, field: "(document)", message: "not valid \(format.rawValue.uppercased()): \(error)")]
+            )
+        }
+        return try decode(document, source: source)
+    }
+
+    /// Builds and validates a definition from an already-parsed document (the body of an API call).
+    /// - Throws: ``DefinitionError`` listing every problem.
+    public static func decode(_ document: JSONValue, source: String? = nil) throws(DefinitionError) -> WorkflowDefinition {
+        let log = DefinitionIssueLog()
+        let definition = read(document, log: log)
+        if let definition { log.add(definition.validate()) }
+        guard let definition, log.issues.isEmpty else {
+            throw DefinitionError(source: source, issues: log.issues)
+        }
+        return definition
+    }
+
+    private static func read(_ document: JSONValue, log: DefinitionIssueLog) -> WorkflowDefinition? {
+        guard
+            let reader = DefinitionReader(
+                document,
+                path: "",
+                step: nil,
+                allowedKeys: ["name", "version", "description", "input", "deadline", "steps"],
+                log: log
+            )
+        else { return nil }
+        let name = reader.identifier("name")
+        let version = reader.integer("version", required: true)
+        if let version, version < 1 { reader.issue("version", "must be 1 or more") }
+        let description = reader.string("description") ?? ""
+        let input = reader.raw("input").flatMap { readInputSchema($0, log: log) }
+        let deadline = reader.duration("deadline")
+        if let deadline, deadline == .zero { reader.issue("deadline", "must be longer than 0s") }
+        let stepValues = reader.array("steps", required: true) ?? []
+        if reader.has("steps") && stepValues.isEmpty { reader.issue("steps", "a workflow needs at least one step") }
+        let steps = stepValues.enumerated().map { index, value in readStep(value, index: index, log: log) }
+
+        guard let name, let version, reader.has("steps"), !(reader.has("deadline") && deadline == nil) else {
+            return nil
+        }
+        let readSteps = steps.compactMap { $0 }
+        guard readSteps.count == steps.count else { return nil }
+        return WorkflowDefinition(
+            name: name,
+            version: version,
+            description: description,
+            input: input,
+            deadline: deadline,
+            steps: readSteps
+        )
+    }
+
+    private static func readStep(_ value: JSONValue, index: Int, log: DefinitionIssueLog) -> StepDefinition? {
+        // Name the step in messages by its name when it has one, by its position otherwise.
+        let label = value.objectValue?["name"]?.stringValue ?? "steps[\(index)]"
+        guard
+            let reader = DefinitionReader(
+                value,
+                path: "",
+                step: label,
+                allowedKeys: ["name", "participant", "action", "payload", "timeout", "retry", "compensate", "pivot"],
+                log: log
+            )
+        else { return nil }
+        let name = reader.identifier("name")
+        let participant = reader.identifier("participant")
+        let action = reader.identifier("action")
+        let payload = reader.raw("payload") ?? .object([:])
+        let timeout = readTimeout(reader)
+        // An absent retry or compensate is fine; a present but invalid one fails the step.
+        let retry = reader.raw("retry").map { readRetry($0, path: "retry", step: label, log: log) } ?? .default
+        let compensate = reader.raw("compensate").map { readCompensation($0, step: label, log: log) }
+        let pivot = reader.bool("pivot") ?? false
+
+        guard let name, let participant, let action, let timeout, let retry, compensate != .some(nil) else {
+            return nil
+        }
+        return StepDefinition(
+            name: name,
+            participant: participant,
+            action: action,
+            payload: payload,
+            timeout: timeout,
+            retry: retry,
+            compensate: compensate ?? nil,
+            pivot: pivot
+        )
+    }
+
+    private static func readCompensation(_ value: JSONValue, step: String, log: DefinitionIssueLog) -> CompensationDefinition? {
+        guard
+            let reader = DefinitionReader(
+                value,
+                path: "compensate",
+                step: step,
+                allowedKeys: ["action", "payload", "timeout", "retry"],
+                log: log
+            )
+        else { return nil }
+        let action = reader.identifier("action")
+        let payload = reader.raw("payload") ?? .object([:])
+        let timeout = readTimeout(reader)
+        let retry =
+            reader.raw("retry").map { readRetry($0, path: "compensate.retry", step: step, log: log) }
+            ?? .defaultCompensation
+        guard let action, let timeout, let retry else { return nil }
+        return CompensationDefinition(action: action, payload: payload, timeout: timeout, retry: retry)
+    }
+
+    /// The timeout, its default when absent, or `nil` when it is present but invalid.
+    private static func readTimeout(_ reader: DefinitionReader) -> SagaDuration? {
+        guard reader.has("timeout") else { return StepDefinition.defaultTimeout }
+        guard let timeout = reader.duration("timeout") else { return nil }
+        guard timeout > .zero else {
+            reader.issue("timeout", "must be longer than 0s")
+            return nil
+        }
+        return timeout
+    }
+
+    private static func readRetry(_ value: JSONValue, path: String, step: String, log: DefinitionIssueLog) -> RetryPolicy? {
+        guard
+            let reader = DefinitionReader(
+                value,
+                path: path,
+                step: step,
+                allowedKeys: ["max_attempts", "backoff", "initial", "max_delay", "jitter"],
+                log: log
+            )
+        else { return nil }
+        let defaults = path.hasPrefix("compensate") ? RetryPolicy.defaultCompensation : .default
+        let before = log.issues.count
+        let maxAttempts = reader.integer("max_attempts") ?? defaults.maxAttempts
+        if maxAttempts < 1 { reader.issue("max_attempts", "must be 1 or more (1 means no retry)") }
+        var backoff = defaults.backoff
+        if let text = reader.string("backoff") {
+            if let parsed = RetryPolicy.Backoff(rawValue: text) {
+                backoff = parsed
+            } else {
+                reader.issue("backoff", "must be fixed or exponential, not '\(text)'")
+            }
+        }
+        let initial = reader.duration("initial") ?? defaults.initial
+        let maxDelay = reader.duration("max_delay") ?? defaults.maxDelay
+        if maxDelay < initial { reader.issue("max_delay", "must not be shorter than initial (\(initial))") }
+        let jitter = reader.number("jitter") ?? defaults.jitter
+        if !(0...1).contains(jitter) { reader.issue("jitter", "must be between 0 and 1 (a fraction of each delay)") }
+        guard log.issues.count == before else { return nil }
+        return RetryPolicy(maxAttempts: maxAttempts, backoff: backoff, initial: initial, maxDelay: maxDelay, jitter: jitter)
+    }
+
+    private static func readInputSchema(_ value: JSONValue, log: DefinitionIssueLog) -> InputSchema? {
+        guard
+            let reader = DefinitionReader(
+                value,
+                path: "input",
+                step: nil,
+                allowedKeys: ["type", "required", "properties"],
+                log: log
+            )
+        else { return nil }
+        if let type = reader.string("type"), type != "object" {
+            reader.issue("type", "saga input is always an object; leave type out or write object")
+        }
+        var properties: [String: InputField] = [:]
+        if let raw = reader.raw("properties") {
+            if case .object(let members) = raw {
+                for (name, fieldValue) in members.sorted(by: { $0.key < $1.key }) {
+                    if let field = readInputField(fieldValue, path: "input.properties.\(name)", log: log) {
+                        properties[name] = field
+                    }
+                }
+            } else {
+                reader.issue("properties", "must be a mapping of field name to {type: …}, not \(raw.typeName)")
+            }
+        }
+        var required: [String] = []
+        for (index, element) in (reader.array("required") ?? []).enumerated() {
+            guard let name = element.stringValue else {
+                reader.issue("required[\(index)]", "must be a field name, not \(element.typeName)")
+                continue
+            }
+            if properties[name] == nil && reader.has("properties") {
+                reader.issue("required[\(index)]", "'\(name)' is not one of the properties")
+            }
+            required.append(name)
+        }
+        return InputSchema(required: required, properties: properties)
+    }
+
+    private static func readInputField(_ value: JSONValue, path: String, log: DefinitionIssueLog) -> InputField? {
+        guard
+            let reader = DefinitionReader(
+                value,
+                path: path,
+                step: nil,
+                allowedKeys: ["type", "description", "minimum"],
+                log: log
+            )
+        else { return nil }
+        guard let typeName = reader.string("type", required: true) else { return nil }
+        guard let type = InputField.FieldType(rawValue: typeName) else {
+            let names = InputField.FieldType.allCases.map(\.rawValue).joined(separator: ", ")
+            reader.issue("type", "unknown type '\(typeName)' (one of \(names))")
+            return nil
+        }
+        let minimum = reader.number("minimum")
+        if minimum != nil && type != .integer && type != .number {
+            reader.issue("minimum", "only integer and number fields have a minimum")
+        }
+        return InputField(type: type, description: reader.string("description"), minimum: minimum)
+    }
+}
+
+extension JSONValue {
+    /// Parses YAML or JSON text into a value.
+    /// - Throws: The parser's error, or ``JSONValueConversionError`` for YAML values JSON cannot hold.
+    public init(parsing text: String, format: WorkflowFormat) throws {
+        switch format {
+        case .json:
+            self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        case .yaml:
+            self = try JSONValue(yamlObject: try Yams.load(yaml: text) as Any?)
+        }
+    }
+
+    private init(yamlObject: Any?) throws {
+        switch yamlObject {
+        case nil, is NSNull:
+            self = .null
+        case let value as Bool:
+            self = .bool(value)
+        case let value as Int:
+            self = .integer(Int64(value))
+        case let value as Double:
+            guard value.isFinite else { throw JSONValueConversionError(description: "\(value) is not a finite number") }
+            self = .number(value)
+        case let value as String:
+            self = .string(value)
+        case let value as Date:
+            self = .string(ISO8601DateFormatter().string(from: value))
+        case let value as [Any]:
+            self = .array(try value.map { try JSONValue(yamlObject: $0) })
+        case let value as [String: Any]:
+            self = .object(try value.mapValues { try JSONValue(yamlObject: $0) })
+        case let value as [AnyHashable: Any]:
+            var members: [String: JSONValue] = [:]
+            for (key, member) in value {
+                guard let name = key.base as? String else {
+                    throw JSONValueConversionError(description: "mapping key \(key) is not a string")
+                }
+                members[name] = try JSONValue(yamlObject: member)
+            }
+            self = .object(members)
+        default:
+            throw JSONValueConversionError(description: "a YAML value of type \(type(of: yamlObject!)) has no JSON form")
+        }
+    }
+}
+
+/// A YAML value that has no JSON equivalent.
+public struct JSONValueConversionError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}

@@ -1,0 +1,157 @@
+extension WorkflowDefinition {
+    /// Checks the rules a definition must follow beyond its shape, and returns every broken one:
+    /// - step names are unique;
+    /// - at most one step is the pivot, the pivot has no compensation (it cannot be undone), and no
+    ///   step after it has one (after the pivot the saga only moves forward);
+    /// - every placeholder is well formed and names data that exists when it is rendered: an earlier
+    ///   step's output (a compensation may also use its own step's), a field of the input schema
+    ///   when there is one, or a saga field.
+    public func validate() -> [DefinitionIssue] {
+        var issues: [DefinitionIssue] = []
+        var seen: Set<String> = []
+        for step in steps where !seen.insert(step.name).inserted {
+            issues.append(.init(step: step.name, field: "name", message: "another step is already named '\(step.name)'"))
+        }
+
+        let pivots = steps.filter(\.pivot)
+        if pivots.count > 1 {
+            for extra in pivots.dropFirst() {
+                issues.append(
+                    .init(
+                        step: extra.name,
+                        field: "pivot",
+                        message: "only one step may be the pivot; '\(pivots[0].name)' already is"
+                    )
+                )
+            }
+        }
+        if let pivotIndex {
+            for (index, step) in steps.enumerated() where index >= pivotIndex && step.compensate != nil {
+                let message =
+                    index == pivotIndex
+                    ? "the pivot is the point of no return and cannot have a compensation"
+                    : "a step after the pivot '\(steps[pivotIndex].name)' cannot have a compensation: once the pivot succeeds the saga only moves forward"
+                issues.append(.init(step: step.name, field: "compensate", message: message))
+            }
+        }
+
+        for (index, step) in steps.enumerated() {
+            issues += checkReferences(in: step.payload, field: "payload", step: step, visibleSteps: steps[..<index])
+            if let compensation = step.compensate {
+                issues += checkReferences(
+                    in: compensation.payload,
+                    field: "compensate.payload",
+                    step: step,
+                    visibleSteps: steps[...index]
+                )
+            }
+        }
+        return issues
+    }
+
+    private func checkReferences(
+        in template: JSONValue,
+        field: String,
+        step: StepDefinition,
+        visibleSteps: ArraySlice<StepDefinition>
+    ) -> [DefinitionIssue] {
+        var issues: [DefinitionIssue] = []
+        template.forEachString(path: field) { path, text in
+            let segments: [TemplateSegment]
+            do throws(TemplateError) {
+                segments = try TemplateSegment.parse(text)
+            } catch {
+                issues.append(.init(step: step.name, field: path, message: error.description))
+                return
+            }
+            for case .reference(let reference) in segments {
+                if let problem = problem(with: reference, visibleSteps: visibleSteps, ownStep: step.name) {
+                    issues.append(.init(step: step.name, field: path, message: "{{\(reference)}}: \(problem)"))
+                }
+            }
+        }
+        return issues
+    }
+
+    private func problem(
+        with reference: TemplateReference,
+        visibleSteps: ArraySlice<StepDefinition>,
+        ownStep: String
+    ) -> String? {
+        switch reference {
+        case .saga:
+            return nil
+        case .input(let path):
+            guard let schema = input, let field = path.first else { return nil }
+            guard schema.properties[field] != nil else {
+                let known = schema.properties.keys.sorted().joined(separator: ", ")
+                return "the input schema has no field '\(field)' (it has: \(known))"
+            }
+            return nil
+        case .stepOutput(let name, _):
+            if visibleSteps.contains(where: { $0.name == name }) { return nil }
+            if name == ownStep { return "a step cannot use its own output in its payload (only its compensation can)" }
+            if steps.contains(where: { $0.name == name }) {
+                return "step '\(name)' runs later, so its output does not exist yet"
+            }
+            return "there is no step named '\(name)'"
+        }
+    }
+}
+
+extension JSONValue {
+    /// Calls `body` with every string in the value and its path (`payload.items[0].sku`).
+    func forEachString(path: String, _ body: (String, String) -> Void) {
+        switch self {
+        case .string(let text):
+            body(path, text)
+        case .array(let elements):
+            for (index, element) in elements.enumerated() { element.forEachString(path: "\(path)[\(index)]", body) }
+        case .object(let members):
+            for key in members.keys.sorted() { members[key]!.forEachString(path: "\(path).\(key)", body) }
+        default:
+            break
+        }
+    }
+}
+
+extension InputSchema {
+    /// What is wrong with a saga's input, one message per problem; empty when it fits the schema.
+    /// - Parameter input: The input a saga was submitted with.
+    public func violations(of input: JSONValue) -> [String] {
+        guard case .object(let members) = input else {
+            return ["input must be a JSON object, not \(input.typeName)"]
+        }
+        var problems: [String] = []
+        for name in required where members[name] == nil || members[name] == .null {
+            problems.append("input.\(name) is required")
+        }
+        for (name, value) in members.sorted(by: { $0.key < $1.key }) {
+            guard let field = properties[name], value != .null else { continue }
+            if let problem = field.problem(with: value) { problems.append("input.\(name) \(problem)") }
+        }
+        return problems
+    }
+}
+
+extension InputField {
+    func problem(with value: JSONValue) -> String? {
+        let numeric: Double?
+        switch (type, value) {
+        case (.string, .string), (.boolean, .bool), (.object, .object), (.array, .array):
+            return nil
+        case (.integer, .integer(let number)), (.number, .integer(let number)):
+            numeric = Double(number)
+        case (.integer, .number(let number)) where number.rounded() == number:
+            numeric = number
+        case (.number, .number(let number)):
+            numeric = number
+        default:
+            return "must be \(type == .integer ? "an" : "a") \(type.rawValue), not \(value.typeName)"
+        }
+        if let minimum, let numeric, numeric < minimum {
+            return "must be at least \(minimum.rounded() == minimum ? String(Int64(minimum)) : String(minimum))"
+        }
+        return nil
+    }
+}

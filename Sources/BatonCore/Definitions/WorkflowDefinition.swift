@@ -1,0 +1,131 @@
+/// A versioned saga workflow: ordered steps, each a command to a participant, with its own timeout,
+/// retry policy and optional compensation.
+///
+/// Definitions are written in YAML or JSON (see `docs/workflows.md`), parsed with
+/// ``WorkflowDefinition/parse(_:format:source:)`` and checked with ``WorkflowDefinition/validate()``.
+/// A saga pins the ``contentHash`` of the definition it started with.
+public struct WorkflowDefinition: Sendable, Hashable, Codable {
+    /// The workflow's name (`funds-transfer`): letters, digits, `-` and `_`.
+    public var name: String
+    /// The definition's version, 1 or more; a saga runs the version it started with.
+    public var version: Int
+    public var description: String
+    /// The shape saga input must have, when given; templates may then only name its fields.
+    public var input: InputSchema?
+    /// How long a saga may run before it is compensated, when given.
+    public var deadline: SagaDuration?
+    public var steps: [StepDefinition]
+
+    public init(
+        name: String,
+        version: Int,
+        description: String = "",
+        input: InputSchema? = nil,
+        deadline: SagaDuration? = nil,
+        steps: [StepDefinition]
+    ) {
+        self.name = name
+        self.version = version
+        self.description = description
+        self.input = input
+        self.deadline = deadline
+        self.steps = steps
+    }
+
+    /// The index of the pivot step, when the workflow has one.
+    public var pivotIndex: Int? { steps.firstIndex(where: \.pivot) }
+
+    /// The index of the step with this name.
+    public func stepIndex(named name: String) -> Int? { steps.firstIndex(where: { $0.name == name }) }
+}
+
+/// One step of a workflow: a command sent to `participant` to perform `action`.
+public struct StepDefinition: Sendable, Hashable, Codable {
+    public var name: String
+    public var participant: String
+    public var action: String
+    /// The command body: JSON with `{{…}}` placeholders (see ``PayloadTemplate``).
+    public var payload: JSONValue
+    /// How long one attempt may take before its outcome is treated as unknown.
+    public var timeout: SagaDuration
+    public var retry: RetryPolicy
+    /// How to undo this step, for steps before the pivot.
+    public var compensate: CompensationDefinition?
+    /// The point of no return: once it succeeds the saga only moves forward.
+    public var pivot: Bool
+
+    public init(
+        name: String,
+        participant: String,
+        action: String,
+        payload: JSONValue = .object([:]),
+        timeout: SagaDuration = StepDefinition.defaultTimeout,
+        retry: RetryPolicy = .default,
+        compensate: CompensationDefinition? = nil,
+        pivot: Bool = false
+    ) {
+        self.name = name
+        self.participant = participant
+        self.action = action
+        self.payload = payload
+        self.timeout = timeout
+        self.retry = retry
+        self.compensate = compensate
+        self.pivot = pivot
+    }
+
+    /// The timeout of a step or compensation that does not set one.
+    public static let defaultTimeout = SagaDuration.seconds(30)
+}
+
+/// How a step is undone: another action on the same participant, with its own budget.
+public struct CompensationDefinition: Sendable, Hashable, Codable {
+    public var action: String
+    /// May reference the step's own output (`{{steps.<this step>.output.…}}`), which is `null` when
+    /// the step timed out.
+    public var payload: JSONValue
+    public var timeout: SagaDuration
+    /// When this budget is spent, the saga is parked in `SUSPENDED` for an operator.
+    public var retry: RetryPolicy
+
+    public init(
+        action: String,
+        payload: JSONValue = .object([:]),
+        timeout: SagaDuration = StepDefinition.defaultTimeout,
+        retry: RetryPolicy = .defaultCompensation
+    ) {
+        self.action = action
+        self.payload = payload
+        self.timeout = timeout
+        self.retry = retry
+    }
+}
+
+/// The expected shape of saga input: required fields and their types.
+public struct InputSchema: Sendable, Hashable, Codable {
+    public var required: [String]
+    public var properties: [String: InputField]
+
+    public init(required: [String] = [], properties: [String: InputField]) {
+        self.required = required
+        self.properties = properties
+    }
+}
+
+/// One field of an ``InputSchema``.
+public struct InputField: Sendable, Hashable, Codable {
+    public enum FieldType: String, Sendable, Hashable, Codable, CaseIterable {
+        case string, integer, number, boolean, object, array
+    }
+
+    public var type: FieldType
+    public var description: String?
+    /// The smallest allowed value, for `integer` and `number` fields (an amount of at least 1).
+    public var minimum: Double?
+
+    public init(type: FieldType, description: String? = nil, minimum: Double? = nil) {
+        self.type = type
+        self.description = description
+        self.minimum = minimum
+    }
+}

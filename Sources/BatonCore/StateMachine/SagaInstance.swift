@@ -1,0 +1,106 @@
+import Foundation
+
+/// The durable state of one saga: everything the state machine needs to decide the next move.
+public struct SagaInstance: Sendable, Hashable, Codable {
+    public var id: String
+    public var workflow: String
+    public var workflowVersion: Int
+    /// The ``WorkflowDefinition/contentHash`` of the definition this saga runs.
+    public var workflowHash: String
+    public var correlationID: String?
+    public var input: JSONValue
+    public var status: SagaStatus
+    /// Whether the saga is moving forward (actions) or backward (compensations); kept while
+    /// `SUSPENDED` so an operator's retry resumes the right way.
+    public var direction: StepDirection
+    /// The step being run or compensated.
+    public var cursor: Int
+    public var steps: [StepState]
+    /// When the saga's own deadline fires, if its workflow has one.
+    public var deadline: Date?
+    /// Why the saga is suspended, while it is.
+    public var suspensionReason: String?
+    public var lastError: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    /// A new saga in `PENDING`, with every step `PENDING`.
+    public init(id: String, definition: WorkflowDefinition, input: JSONValue, correlationID: String? = nil, now: Date) {
+        self.id = id
+        self.workflow = definition.name
+        self.workflowVersion = definition.version
+        self.workflowHash = definition.contentHash
+        self.correlationID = correlationID
+        self.input = input
+        self.status = .pending
+        self.direction = .action
+        self.cursor = 0
+        self.steps = definition.steps.map { StepState(name: $0.name) }
+        self.createdAt = now
+        self.updatedAt = now
+    }
+
+    /// The outputs of the steps that produced one, by step name (for templates).
+    public var stepOutputs: [String: JSONValue] {
+        var outputs: [String: JSONValue] = [:]
+        for step in steps { if let output = step.output { outputs[step.name] = output } }
+        return outputs
+    }
+}
+
+/// The state of one step of a saga.
+public struct StepState: Sendable, Hashable, Codable {
+    public var name: String
+    public var status: StepStatus
+    /// Action attempts started so far (0 before the first).
+    public var attempt: Int
+    /// Compensation attempts started so far.
+    public var compensationAttempt: Int
+    /// Attempts made before the current retry budget began (an operator's retry starts a new one).
+    public var attemptBudgetStart: Int
+    public var compensationBudgetStart: Int
+    public var output: JSONValue?
+    public var error: StepError?
+    /// While a command is in flight: when its attempt times out (a heartbeat moves it).
+    public var replyDeadline: Date?
+    /// While waiting out a retry delay: when the next attempt is sent.
+    public var retryAt: Date?
+    /// Whether the latest attempt ended without a reply in time (its effect is unknown).
+    public var lastAttemptTimedOut: Bool
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    public init(name: String) {
+        self.name = name
+        self.status = .pending
+        self.attempt = 0
+        self.compensationAttempt = 0
+        self.attemptBudgetStart = 0
+        self.compensationBudgetStart = 0
+        self.lastAttemptTimedOut = false
+    }
+
+    /// The attempt number of the given direction.
+    public func attempt(_ direction: StepDirection) -> Int {
+        direction == .action ? attempt : compensationAttempt
+    }
+
+    /// Whether a command of this step is in flight and awaits a reply.
+    public var awaitingReply: Bool { replyDeadline != nil }
+}
+
+/// Why a step attempt did not succeed, as recorded on the step.
+public struct StepError: Sendable, Hashable, Codable {
+    /// A participant's machine-readable code (`insufficient_funds`), or Baton's own (`timeout`).
+    public var code: String
+    public var message: String
+    public var direction: StepDirection
+    public var attempt: Int
+
+    public init(code: String, message: String, direction: StepDirection, attempt: Int) {
+        self.code = code
+        self.message = message
+        self.direction = direction
+        self.attempt = attempt
+    }
+}

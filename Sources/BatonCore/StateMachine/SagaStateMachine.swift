@@ -1,0 +1,664 @@
+import Foundation
+
+/// The saga state machine: `(saga, event) → (saga, effects)`, with no I/O.
+///
+/// Callers (the engine's services) load a saga, hand it one event with the current time and a
+/// source of randomness, and execute the returned effects in one transaction. Everything Baton
+/// promises about ordering, compensation and fencing is decided here, so it is tested without a
+/// database.
+///
+/// Rules:
+/// - Steps run in order; each attempt's command carries its attempt number, and only a reply or a
+///   timer for the current attempt changes anything (others are recorded and ignored).
+/// - A `retry` reply or a timeout is retried by the step's policy. A `failed` reply, or a spent
+///   budget, fails the step: before the pivot the saga compensates; after it the saga is suspended.
+/// - Compensation runs in reverse order over every step that `SUCCEEDED` or `TIMED_OUT` (a timed-out
+///   step may have taken effect) and has a compensation; never over a succeeded pivot.
+/// - A compensation that returns `failed` or spends its budget suspends the saga for an operator.
+/// - Cancel and the saga deadline start compensation; both are refused once the pivot has succeeded
+///   or while its outcome is unknown.
+/// - `COMPLETED` and `FAILED` absorb every later event.
+public struct SagaStateMachine: Sendable {
+    public let definition: WorkflowDefinition
+    public private(set) var saga: SagaInstance
+
+    /// - Parameters:
+    ///   - definition: The definition the saga pinned (its hash must match the saga's).
+    ///   - saga: The saga's current state.
+    public init(definition: WorkflowDefinition, saga: SagaInstance) {
+        precondition(definition.steps.count == saga.steps.count, "saga \(saga.id) does not match its definition")
+        self.definition = definition
+        self.saga = saga
+    }
+
+    /// Applies one event.
+    /// - Parameters:
+    ///   - event: What happened.
+    ///   - now: The current time (injected, so tests control it).
+    ///   - random: The source of retry jitter.
+    /// - Returns: Whether the event applied, and the effects to execute.
+    public mutating func handle(
+        _ event: SagaEvent,
+        now: Date,
+        random: inout some RandomNumberGenerator
+    ) -> SagaTransition {
+        var run = Run(now: now, statusBefore: saga.status)
+        let outcome: SagaTransition.Outcome
+        if saga.status.isTerminal {
+            outcome = .ignored(.terminal, "the saga is already \(saga.status.rawValue)")
+        } else {
+            switch event {
+            case .start: outcome = start(&run)
+            case .reply(let reply): outcome = receive(reply, &run, &random)
+            case .timerFired(let timer): outcome = fire(timer, &run, &random)
+            case .cancel(let reason): outcome = cancel(reason: reason, &run)
+            case .operatorAction(let action): outcome = perform(action, &run)
+            }
+        }
+        switch outcome {
+        case .applied:
+            saga.updatedAt = now
+        case .ignored(let reason, let detail):
+            run.record(.ignored, saga, step: event.stepName, direction: event.direction, attempt: event.attempt,
+                       detail: "\(event.summary) ignored (\(reason.rawValue)): \(detail)")
+        case .rejected(let reason):
+            let kind: HistoryEntry.Kind = if case .cancel = event { .cancelRefused } else { .operatorActionRefused }
+            run.record(kind, saga, detail: "\(event.summary) refused: \(reason)")
+        }
+        return SagaTransition(outcome: outcome, effects: run.effects)
+    }
+
+    // MARK: - Events
+
+    private mutating func start(_ run: inout Run) -> SagaTransition.Outcome {
+        guard saga.status == .pending else {
+            return .ignored(.duplicate, "the saga has already started")
+        }
+        saga.status = .processing
+        saga.direction = .action
+        run.record(.sagaStarted, saga, detail: "started workflow \(definition.name) v\(definition.version)")
+        if let deadline = definition.deadline {
+            let due = run.now + deadline
+            saga.deadline = due
+            run.effects.append(
+                .scheduleTimer(SagaTimer(kind: .sagaDeadline, step: nil, direction: nil, attempt: 0, due: due))
+            )
+        }
+        dispatch(step: 0, .action, &run)
+        return .applied
+    }
+
+    private mutating func receive(
+        _ reply: StepReply,
+        _ run: inout Run,
+        _ random: inout some RandomNumberGenerator
+    ) -> SagaTransition.Outcome {
+        guard let index = definition.stepIndex(named: reply.step) else {
+            return .ignored(.notApplicable, "the workflow has no step '\(reply.step)'")
+        }
+        let step = saga.steps[index]
+        let current = step.attempt(reply.direction)
+        guard index == saga.cursor, reply.direction == saga.direction, reply.attempt == current, step.awaitingReply
+        else {
+            if reply.attempt < current { return .ignored(.stale, "attempt \(current) is current") }
+            if reply.attempt == current && current > 0 { return .ignored(.duplicate, "this attempt was already settled") }
+            return .ignored(.notApplicable, "no such attempt was sent")
+        }
+
+        let direction = reply.direction
+        switch reply.status {
+        case .inProgress:
+            let due = run.now + timeout(of: index, direction)
+            saga.steps[index].replyDeadline = due
+            run.effects.append(.scheduleTimer(stepTimeoutTimer(index, direction, attempt: current, due: due)))
+            run.record(.heartbeat, saga, step: index, direction, attempt: current,
+                       detail: "participant is still working; timeout moved to \(due.iso8601)")
+        case .succeeded(let output):
+            settleAttempt(index, direction, &run)
+            if direction == .action {
+                saga.steps[index].status = .succeeded
+                saga.steps[index].output = output
+                saga.steps[index].error = nil
+                saga.steps[index].finishedAt = run.now
+                run.record(.stepSucceeded, saga, step: index, direction, attempt: current, detail: "step succeeded")
+                advance(after: index, &run)
+            } else {
+                saga.steps[index].status = .compensated
+                saga.steps[index].finishedAt = run.now
+                run.record(.stepCompensated, saga, step: index, direction, attempt: current, detail: "step compensated")
+                compensate(downFrom: index - 1, &run)
+            }
+        case .failed(let code, let message):
+            settleAttempt(index, direction, &run)
+            let error = StepError(code: code, message: message, direction: direction, attempt: current)
+            saga.steps[index].error = error
+            saga.lastError = "\(reply.step): \(code): \(message)"
+            run.record(.stepFailed, saga, step: index, direction, attempt: current,
+                       detail: "business failure \(code): \(message)")
+            if direction == .compensation {
+                suspend("the compensation of step '\(reply.step)' failed (\(code): \(message))", &run)
+            } else if isAfterPivot(index) {
+                // After the pivot there is no way back: a failure is retried forward like a
+                // transient one, and a spent budget suspends the saga.
+                retryOrGiveUp(index, direction, requestedDelay: nil, timedOut: false, &run, &random)
+            } else {
+                fail(index, timedOut: false, &run)
+            }
+        case .retry(let after, let message):
+            settleAttempt(index, direction, &run)
+            saga.steps[index].error = StepError(code: "retry", message: message, direction: direction, attempt: current)
+            retryOrGiveUp(index, direction, requestedDelay: after, timedOut: false, &run, &random)
+        }
+        return .applied
+    }
+
+    private mutating func fire(
+        _ timer: SagaTimer,
+        _ run: inout Run,
+        _ random: inout some RandomNumberGenerator
+    ) -> SagaTransition.Outcome {
+        switch timer.kind {
+        case .sagaDeadline:
+            return deadlineReached(&run)
+        case .stepTimeout, .retryBackoff:
+            guard let name = timer.step, let direction = timer.direction, let index = definition.stepIndex(named: name)
+            else { return .ignored(.notApplicable, "the timer names no step of this workflow") }
+            let step = saga.steps[index]
+            let current = step.attempt(direction)
+            guard index == saga.cursor, direction == saga.direction, timer.attempt == current else {
+                return .ignored(.stale, "attempt \(current) of \(saga.steps[saga.cursor].name) is current")
+            }
+            if timer.kind == .retryBackoff {
+                guard step.retryAt != nil else { return .ignored(.stale, "the step is not waiting to retry") }
+                dispatch(step: index, direction, &run)
+                return .applied
+            }
+            guard let replyDeadline = step.replyDeadline else {
+                return .ignored(.stale, "the attempt was already settled")
+            }
+            guard run.now >= replyDeadline else {
+                return .ignored(.stale, "a heartbeat moved the timeout to \(replyDeadline.iso8601)")
+            }
+            saga.steps[index].replyDeadline = nil
+            saga.steps[index].lastAttemptTimedOut = true
+            let limit = timeout(of: index, direction)
+            saga.steps[index].error = StepError(
+                code: "timeout",
+                message: "no reply within \(limit)",
+                direction: direction,
+                attempt: current
+            )
+            run.record(.stepTimedOut, saga, step: index, direction, attempt: current,
+                       detail: "no reply within \(limit); the attempt's outcome is unknown")
+            retryOrGiveUp(index, direction, requestedDelay: nil, timedOut: true, &run, &random)
+            return .applied
+        }
+    }
+
+    private mutating func cancel(reason: String, _ run: inout Run) -> SagaTransition.Outcome {
+        switch saga.status {
+        case .pending:
+            run.record(.cancelRequested, saga, detail: "cancelled before it started: \(reason)")
+            finish(.failed, &run)
+            return .applied
+        case .processing:
+            if let refusal = pivotRefusal() { return .rejected(refusal) }
+            run.record(.cancelRequested, saga, detail: "cancel requested: \(reason)")
+            interrupt(because: "cancelled", &run)
+            return .applied
+        case .compensating:
+            return .ignored(.notApplicable, "the saga is already compensating")
+        case .suspended:
+            return .rejected("the saga is SUSPENDED; use an operator action (retry, skip, resolve)")
+        case .completed, .failed:
+            return .rejected("the saga is already \(saga.status.rawValue)")
+        }
+    }
+
+    private mutating func deadlineReached(_ run: inout Run) -> SagaTransition.Outcome {
+        switch saga.status {
+        case .pending:
+            run.record(.deadlineReached, saga, detail: "the saga deadline passed before it started")
+            finish(.failed, &run)
+            return .applied
+        case .processing:
+            if let refusal = pivotRefusal() {
+                return .ignored(.notApplicable, "deadline passed, but \(refusal)")
+            }
+            saga.lastError = "the saga deadline passed"
+            run.record(.deadlineReached, saga, detail: "the saga deadline passed; compensating")
+            interrupt(because: "the saga deadline passed", &run)
+            return .applied
+        case .compensating, .suspended, .completed, .failed:
+            return .ignored(.notApplicable, "the saga is \(saga.status.rawValue); the deadline changes nothing")
+        }
+    }
+
+    private mutating func perform(_ action: OperatorAction, _ run: inout Run) -> SagaTransition.Outcome {
+        guard saga.status == .suspended else {
+            return .rejected("operator actions apply to SUSPENDED sagas; this one is \(saga.status.rawValue)")
+        }
+        guard !action.reason.trimmingWhitespace().isEmpty else {
+            return .rejected("an operator action needs a reason for the audit history")
+        }
+        let index = saga.cursor
+        let stuck = saga.steps[index].name
+        switch action {
+        case .retry:
+            saga.status = saga.direction == .action ? .processing : .compensating
+            saga.suspensionReason = nil
+            record(action, &run)
+            if saga.direction == .action {
+                saga.steps[index].attemptBudgetStart = saga.steps[index].attempt
+            } else {
+                saga.steps[index].compensationBudgetStart = saga.steps[index].compensationAttempt
+            }
+            dispatch(step: index, saga.direction, &run)
+        case .skip(let step, _):
+            guard step == stuck else {
+                return .rejected("only the step the saga is stuck on ('\(stuck)') can be skipped, not '\(step)'")
+            }
+            saga.status = saga.direction == .action ? .processing : .compensating
+            saga.suspensionReason = nil
+            record(action, &run)
+            markSkipped(index, because: action.reason, &run)
+            if saga.direction == .action { advance(after: index, &run) } else { compensate(downFrom: index - 1, &run) }
+        case .resolve:
+            saga.suspensionReason = nil
+            record(action, &run)
+            if saga.direction == .action {
+                for later in index..<saga.steps.count where saga.steps[later].status != .succeeded {
+                    markSkipped(later, because: action.reason, &run)
+                }
+                finish(.completed, &run)
+            } else {
+                for earlier in 0...index where needsCompensation(earlier) || saga.steps[earlier].status == .compensating {
+                    markSkipped(earlier, because: action.reason, &run)
+                }
+                finish(.failed, &run)
+            }
+        case .compensate:
+            guard saga.direction == .action, !isAfterPivot(index) else {
+                return .rejected("compensate applies to a saga suspended at its pivot, before the pivot took effect")
+            }
+            saga.suspensionReason = nil
+            record(action, &run)
+            saga.steps[index].status = .failed
+            saga.steps[index].finishedAt = run.now
+            startCompensation(downFrom: index - 1, &run)
+        }
+        return .applied
+    }
+
+    // MARK: - Moves
+
+    /// Sends the next attempt of a step's action or compensation and arms its timeout.
+    private mutating func dispatch(step index: Int, _ direction: StepDirection, _ run: inout Run) {
+        saga.cursor = index
+        let definitionStep = definition.steps[index]
+        var step = saga.steps[index]
+        let attempt: Int
+        let action: String
+        let template: JSONValue
+        if direction == .action {
+            step.attempt += 1
+            attempt = step.attempt
+            step.status = .running
+            action = definitionStep.action
+            template = definitionStep.payload
+        } else {
+            step.compensationAttempt += 1
+            attempt = step.compensationAttempt
+            step.status = .compensating
+            action = definitionStep.compensate?.action ?? definitionStep.action
+            template = definitionStep.compensate?.payload ?? .null
+        }
+        if step.startedAt == nil { step.startedAt = run.now }
+        let due = run.now + timeout(of: index, direction)
+        step.replyDeadline = due
+        step.retryAt = nil
+        saga.steps[index] = step
+
+        let context = TemplateContext(
+            input: saga.input,
+            stepOutputs: saga.stepOutputs,
+            sagaID: saga.id,
+            workflow: saga.workflow,
+            correlationID: saga.correlationID
+        )
+        // Validated definitions hold only well-formed placeholders, so rendering cannot fail; the
+        // fallback keeps a corrupt stored definition from stopping the saga silently.
+        let payload = (try? PayloadTemplate(template).render(context)) ?? .null
+        run.effects.append(
+            .sendCommand(
+                StepCommand(
+                    sagaID: saga.id,
+                    step: step.name,
+                    participant: definitionStep.participant,
+                    action: action,
+                    direction: direction,
+                    attempt: attempt,
+                    idempotencyKey: StepCommand.idempotencyKey(sagaID: saga.id, step: step.name, direction: direction),
+                    deadline: due,
+                    payload: payload,
+                    correlationID: saga.correlationID
+                )
+            )
+        )
+        run.effects.append(.scheduleTimer(stepTimeoutTimer(index, direction, attempt: attempt, due: due)))
+        run.record(.commandSent, saga, step: index, direction, attempt: attempt,
+                   detail: "sent \(definitionStep.participant).\(action) (attempt \(attempt))")
+    }
+
+    /// Stops waiting for the current attempt's reply.
+    private mutating func settleAttempt(_ index: Int, _ direction: StepDirection, _ run: inout Run) {
+        saga.steps[index].replyDeadline = nil
+        saga.steps[index].lastAttemptTimedOut = false
+        run.effects.append(.cancelTimer(SagaTimer.Key(kind: .stepTimeout, step: saga.steps[index].name, direction: direction)))
+    }
+
+    /// After a transient failure: waits and tries again while the budget lasts, else gives up.
+    private mutating func retryOrGiveUp(
+        _ index: Int,
+        _ direction: StepDirection,
+        requestedDelay: SagaDuration?,
+        timedOut: Bool,
+        _ run: inout Run,
+        _ random: inout some RandomNumberGenerator
+    ) {
+        let step = saga.steps[index]
+        let policy = retryPolicy(of: index, direction)
+        let used = direction == .action
+            ? step.attempt - step.attemptBudgetStart
+            : step.compensationAttempt - step.compensationBudgetStart
+        let attempt = step.attempt(direction)
+        guard used < policy.maxAttempts else {
+            if direction == .compensation {
+                suspend(
+                    "the compensation of step '\(step.name)' failed \(used) times and spent its retry budget",
+                    &run
+                )
+            } else if isAfterPivot(index) {
+                saga.steps[index].status = timedOut ? .timedOut : .failed
+                suspend("step '\(step.name)' after the pivot failed \(used) times and spent its retry budget", &run)
+            } else if index == definition.pivotIndex && timedOut {
+                // The pivot cannot be undone and its outcome is unknown: neither going back nor
+                // forward is safe without a person checking.
+                saga.steps[index].status = .timedOut
+                suspend("the pivot '\(step.name)' timed out \(used) times; its outcome is unknown", &run)
+            } else {
+                fail(index, timedOut: timedOut, &run)
+            }
+            return
+        }
+        let delay = requestedDelay.map { min($0, policy.maxDelay) } ?? policy.delay(after: used, using: &random)
+        let due = run.now + delay
+        saga.steps[index].retryAt = due
+        run.effects.append(
+            .scheduleTimer(SagaTimer(kind: .retryBackoff, step: step.name, direction: direction, attempt: attempt, due: due))
+        )
+        run.record(.retryScheduled, saga, step: index, direction, attempt: attempt,
+                   detail: "attempt \(attempt + 1) of \(policy.maxAttempts + step.budgetStart(direction)) in \(delay)")
+    }
+
+    /// A step before the pivot failed for good: mark it and undo what came before.
+    private mutating func fail(_ index: Int, timedOut: Bool, _ run: inout Run) {
+        saga.steps[index].status = timedOut ? .timedOut : .failed
+        saga.steps[index].finishedAt = run.now
+        if let error = saga.steps[index].error { saga.lastError = "\(saga.steps[index].name): \(error.message)" }
+        // A timed-out step may have taken effect, so it is compensated along with the earlier ones.
+        startCompensation(downFrom: timedOut ? index : index - 1, &run)
+    }
+
+    /// Cancel or deadline while running: the step in hand stops, and everything that may have taken
+    /// effect is compensated.
+    private mutating func interrupt(because reason: String, _ run: inout Run) {
+        let index = saga.cursor
+        let step = saga.steps[index]
+        let outcomeUnknown: Bool
+        if step.awaitingReply {
+            run.effects.append(.cancelTimer(SagaTimer.Key(kind: .stepTimeout, step: step.name, direction: .action)))
+            outcomeUnknown = true
+        } else if step.retryAt != nil {
+            run.effects.append(.cancelTimer(SagaTimer.Key(kind: .retryBackoff, step: step.name, direction: .action)))
+            outcomeUnknown = step.lastAttemptTimedOut
+        } else {
+            outcomeUnknown = false
+        }
+        saga.steps[index].replyDeadline = nil
+        saga.steps[index].retryAt = nil
+        if step.status == .running {
+            saga.steps[index].status = outcomeUnknown ? .timedOut : .failed
+            saga.steps[index].finishedAt = run.now
+            saga.steps[index].error = StepError(
+                code: "interrupted",
+                message: "\(reason) while the step was running\(outcomeUnknown ? "; its outcome is unknown" : "")",
+                direction: .action,
+                attempt: step.attempt
+            )
+        }
+        startCompensation(downFrom: outcomeUnknown ? index : index - 1, &run)
+    }
+
+    private mutating func advance(after index: Int, _ run: inout Run) {
+        if index + 1 < saga.steps.count {
+            dispatch(step: index + 1, .action, &run)
+        } else {
+            finish(.completed, &run)
+        }
+    }
+
+    private mutating func startCompensation(downFrom index: Int, _ run: inout Run) {
+        saga.status = .compensating
+        saga.direction = .compensation
+        cancelDeadline(&run)
+        run.record(.compensationStarted, saga, detail: "compensating completed steps in reverse order")
+        compensate(downFrom: index, &run)
+    }
+
+    /// Compensates the nearest step at or below `index` that needs it, or ends the saga `FAILED`.
+    private mutating func compensate(downFrom index: Int, _ run: inout Run) {
+        var candidate = index
+        while candidate >= 0 {
+            if needsCompensation(candidate) {
+                dispatch(step: candidate, .compensation, &run)
+                return
+            }
+            candidate -= 1
+        }
+        finish(.failed, &run)
+    }
+
+    private func needsCompensation(_ index: Int) -> Bool {
+        let status = saga.steps[index].status
+        return definition.steps[index].compensate != nil && (status == .succeeded || status == .timedOut)
+    }
+
+    private mutating func suspend(_ reason: String, _ run: inout Run) {
+        saga.status = .suspended
+        saga.suspensionReason = reason
+        saga.lastError = reason
+        saga.steps[saga.cursor].retryAt = nil
+        saga.steps[saga.cursor].replyDeadline = nil
+        cancelDeadline(&run)
+        run.record(.sagaSuspended, saga, detail: "suspended: \(reason); an operator must retry, skip or resolve")
+    }
+
+    private mutating func finish(_ status: SagaStatus, _ run: inout Run) {
+        saga.status = status
+        saga.suspensionReason = nil
+        cancelDeadline(&run)
+        if status == .completed { saga.lastError = nil }
+        run.record(status == .completed ? .sagaCompleted : .sagaFailed, saga, detail: "saga \(status.rawValue)")
+        run.effects.append(.finished(status))
+    }
+
+    private mutating func markSkipped(_ index: Int, because reason: String, _ run: inout Run) {
+        saga.steps[index].status = .skipped
+        saga.steps[index].replyDeadline = nil
+        saga.steps[index].retryAt = nil
+        saga.steps[index].finishedAt = run.now
+        run.record(.stepSkipped, saga, step: index, saga.direction, detail: "skipped by an operator: \(reason)")
+    }
+
+    private func record(_ action: OperatorAction, _ run: inout Run) {
+        run.record(.operatorAction, saga, step: saga.cursor, saga.direction,
+                   detail: "operator \(action.name): \(action.reason)")
+    }
+
+    private func cancelDeadline(_ run: inout Run) {
+        guard saga.deadline != nil, run.statusBefore == .processing || run.statusBefore == .pending else { return }
+        if !run.effects.contains(.cancelTimer(SagaTimer.Key(kind: .sagaDeadline))) {
+            run.effects.append(.cancelTimer(SagaTimer.Key(kind: .sagaDeadline)))
+        }
+    }
+
+    // MARK: - Facts
+
+    private func isAfterPivot(_ index: Int) -> Bool {
+        guard let pivot = definition.pivotIndex else { return false }
+        return index > pivot
+    }
+
+    /// Why cancel (or the deadline) may not start compensation now, if it may not.
+    private func pivotRefusal() -> String? {
+        guard let pivot = definition.pivotIndex else { return nil }
+        let pivotName = definition.steps[pivot].name
+        if saga.cursor > pivot || saga.steps[pivot].status == .succeeded {
+            return "the saga is past its pivot '\(pivotName)' and can only move forward"
+        }
+        let pivotState = saga.steps[pivot]
+        if saga.cursor == pivot && (pivotState.awaitingReply || pivotState.lastAttemptTimedOut) {
+            return "the pivot '\(pivotName)' is in flight and its outcome decides the saga"
+        }
+        return nil
+    }
+
+    private func timeout(of index: Int, _ direction: StepDirection) -> SagaDuration {
+        let step = definition.steps[index]
+        return direction == .action ? step.timeout : step.compensate?.timeout ?? step.timeout
+    }
+
+    private func retryPolicy(of index: Int, _ direction: StepDirection) -> RetryPolicy {
+        let step = definition.steps[index]
+        return direction == .action ? step.retry : step.compensate?.retry ?? .defaultCompensation
+    }
+
+    private func stepTimeoutTimer(_ index: Int, _ direction: StepDirection, attempt: Int, due: Date) -> SagaTimer {
+        SagaTimer(kind: .stepTimeout, step: saga.steps[index].name, direction: direction, attempt: attempt, due: due)
+    }
+}
+
+/// The effects gathered while one event is applied.
+private struct Run {
+    let now: Date
+    let statusBefore: SagaStatus
+    var effects: [SagaEffect] = []
+
+    init(now: Date, statusBefore: SagaStatus) {
+        self.now = now
+        self.statusBefore = statusBefore
+    }
+
+    mutating func record(
+        _ kind: HistoryEntry.Kind,
+        _ saga: SagaInstance,
+        step index: Int? = nil,
+        _ direction: StepDirection? = nil,
+        attempt: Int? = nil,
+        detail: String
+    ) {
+        record(kind, saga, step: index.map { saga.steps[$0].name }, direction: direction, attempt: attempt, detail: detail)
+    }
+
+    mutating func record(
+        _ kind: HistoryEntry.Kind,
+        _ saga: SagaInstance,
+        step: String?,
+        direction: StepDirection?,
+        attempt: Int?,
+        detail: String
+    ) {
+        effects.append(
+            .recordHistory(
+                HistoryEntry(
+                    kind: kind,
+                    step: step,
+                    direction: direction,
+                    attempt: attempt,
+                    statusBefore: statusBefore,
+                    statusAfter: saga.status,
+                    detail: detail,
+                    at: now
+                )
+            )
+        )
+    }
+}
+
+extension SagaTimer.Key {
+    init(kind: SagaTimer.Kind) { self.init(kind: kind, step: nil, direction: nil) }
+}
+
+extension StepState {
+    func budgetStart(_ direction: StepDirection) -> Int {
+        direction == .action ? attemptBudgetStart : compensationBudgetStart
+    }
+}
+
+extension SagaEvent {
+    var stepName: String? {
+        switch self {
+        case .reply(let reply): reply.step
+        case .timerFired(let timer): timer.step
+        default: nil
+        }
+    }
+
+    var direction: StepDirection? {
+        switch self {
+        case .reply(let reply): reply.direction
+        case .timerFired(let timer): timer.direction
+        default: nil
+        }
+    }
+
+    var attempt: Int? {
+        switch self {
+        case .reply(let reply): reply.attempt
+        case .timerFired(let timer): timer.kind == .sagaDeadline ? nil : timer.attempt
+        default: nil
+        }
+    }
+
+    /// A short description for history entries.
+    var summary: String {
+        switch self {
+        case .start: "start"
+        case .reply(let reply): "reply '\(reply.status.name)' to \(reply.step) \(reply.direction.rawValue) attempt \(reply.attempt)"
+        case .timerFired(let timer): "timer \(timer.kind.rawValue)\(timer.step.map { " for \($0)" } ?? "") attempt \(timer.attempt)"
+        case .cancel: "cancel"
+        case .operatorAction(let action): "operator \(action.name)"
+        }
+    }
+}
+
+extension ReplyStatus {
+    /// The status as it appears on the wire.
+    public var name: String {
+        switch self {
+        case .succeeded: "succeeded"
+        case .failed: "failed"
+        case .retry: "retry"
+        case .inProgress: "in_progress"
+        }
+    }
+}
+
+extension Date {
+    static func + (date: Date, duration: SagaDuration) -> Date {
+        date.addingTimeInterval(Double(duration.milliseconds) / 1000)
+    }
+
+    var iso8601: String { ISO8601DateFormatter().string(from: self) }
+}
