@@ -57,6 +57,12 @@ public struct SagaTimer: Sendable, Hashable, Codable {
         public var kind: Kind
         public var step: String?
         public var direction: StepDirection?
+
+        public init(kind: Kind, step: String? = nil, direction: StepDirection? = nil) {
+            self.kind = kind
+            self.step = step
+            self.direction = direction
+        }
     }
 
     public var kind: Kind

@@ -44,7 +44,7 @@ public struct SagaStateMachine: Sendable {
     ) -> SagaTransition {
         var run = Run(now: now, statusBefore: saga.status)
         let outcome: SagaTransition.Outcome
-        if saga.status.isTerminal {
+        if saga.status.isTerminal && !event.isRequest {
             outcome = .ignored(.terminal, "the saga is already \(saga.status.rawValue)")
         } else {
             switch event {
@@ -596,10 +596,6 @@ private struct Run {
     }
 }
 
-extension SagaTimer.Key {
-    init(kind: SagaTimer.Kind) { self.init(kind: kind, step: nil, direction: nil) }
-}
-
 extension StepState {
     func budgetStart(_ direction: StepDirection) -> Int {
         direction == .action ? attemptBudgetStart : compensationBudgetStart
@@ -607,6 +603,15 @@ extension StepState {
 }
 
 extension SagaEvent {
+    /// Cancel and operator actions are requests someone waits on: they are refused with a reason
+    /// rather than silently ignored.
+    var isRequest: Bool {
+        switch self {
+        case .cancel, .operatorAction: true
+        default: false
+        }
+    }
+
     var stepName: String? {
         switch self {
         case .reply(let reply): reply.step

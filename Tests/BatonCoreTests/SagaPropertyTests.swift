@@ -1,0 +1,240 @@
+import BatonCore
+import Foundation
+import PropertyBased
+import Testing
+
+/// Property-based tests: random workflows driven by random event sequences (replies in any order,
+/// duplicates, stale attempts, timers old and new, cancels, operator actions), checking after every
+/// event the invariants Baton promises.
+@Suite("Saga state machine properties")
+struct SagaPropertyTests {
+    @Test("invariants hold over random event sequences")
+    func invariants() async {
+        await propertyCheck(count: 400, input: Gen.int(in: 0...1_000_000), Gen.int(in: 0...9_999).array(of: 1...120)) {
+            shape, choices in
+            var chaos = Chaos(definition: Self.randomDefinition(shape: shape), seed: UInt64(shape))
+            for choice in choices {
+                chaos.step(choice)
+                if let violation = chaos.violation {
+                    Issue.record("\(violation)\nworkflow: \(chaos.definition.steps.map { "\($0.name)\($0.pivot ? "(pivot)" : "")\($0.compensate == nil ? "" : "+c")" })\nhistory:\n\(chaos.log.joined(separator: "\n"))")
+                    return
+                }
+            }
+            chaos.checkFinal()
+            if let violation = chaos.violation { Issue.record("\(violation)\nhistory:\n\(chaos.log.joined(separator: "\n"))") }
+        }
+    }
+
+    @Test("with only well-behaved replies every saga ends COMPLETED or FAILED")
+    func wellBehavedSagasTerminate() async {
+        await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000), Gen.int(in: 0...9_999).array(of: 1...60)) {
+            shape, choices in
+            let definition = Self.randomDefinition(shape: shape)
+            var chaos = Chaos(definition: definition, seed: UInt64(shape))
+            chaos.apply(.start)
+            // Answer each command in turn: succeeded, or (for an action before the pivot) failed.
+            // With no timeouts, retries or failing compensations, the saga must finish.
+            var iterator = choices.makeIterator()
+            for _ in 0..<(definition.steps.count * 2 + 2) where !chaos.harness.status.isTerminal {
+                let command = chaos.harness.lastCommand
+                let index = definition.stepIndex(named: command.step)!
+                let beforePivot = definition.pivotIndex.map { index <= $0 } ?? true
+                let fail = command.direction == .action && beforePivot && (iterator.next() ?? 0) % 4 == 0
+                chaos.apply(
+                    .reply(
+                        StepReply(
+                            step: command.step,
+                            direction: command.direction,
+                            attempt: command.attempt,
+                            status: fail ? .failed(code: "no", message: "refused") : .succeeded(output: ["entry": "x"])
+                        )
+                    )
+                )
+            }
+            #expect(chaos.harness.status.isTerminal, "ended \(chaos.harness.status)")
+            chaos.checkFinal()
+            if let violation = chaos.violation { Issue.record("\(violation)") }
+        }
+    }
+
+    /// A workflow of 1–5 steps, maybe with a pivot, compensations on some steps before it.
+    static func randomDefinition(shape: Int) -> WorkflowDefinition {
+        var bits = SeededRandomNumberGenerator(seed: UInt64(shape))
+        let count = Int.random(in: 1...5, using: &bits)
+        let pivot: Int? = Bool.random(using: &bits) ? Int.random(in: 0..<count, using: &bits) : nil
+        let steps = (0..<count).map { index in
+            let compensated = pivot.map { index < $0 } ?? true
+            return Workflows.step(
+                "s\(index)",
+                compensated: compensated && Int.random(in: 0..<4, using: &bits) != 0,
+                pivot: index == pivot,
+                attempts: Int.random(in: 1...3, using: &bits)
+            )
+        }
+        return WorkflowDefinition(name: "random", version: 1, deadline: Bool.random(using: &bits) ? .minutes(2) : nil, steps: steps)
+    }
+}
+
+/// Feeds random events to one saga and checks invariants after each.
+struct Chaos {
+    let definition: WorkflowDefinition
+    var harness: SagaHarness
+    var violation: String?
+    var log: [String] = []
+
+    private var terminalSnapshot: SagaInstance?
+    private var pivotSucceeded = false
+    private var settled: Set<String> = []
+    private var compensationsApplied: [String: Int] = [:]
+    private var actionSucceeded: Set<String> = []
+    private var lastReply: StepReply?
+    private var sentIDs: Set<String> = []
+
+    init(definition: WorkflowDefinition, seed: UInt64) {
+        self.definition = definition
+        self.harness = SagaHarness(definition)
+        self.harness.random = SeededRandomNumberGenerator(seed: seed)
+    }
+
+    mutating func step(_ choice: Int) {
+        let argument = choice / 10
+        let event: SagaEvent
+        switch choice % 10 {
+        case 0 where harness.status == .pending:
+            event = .start
+        case 0, 1, 2, 3:
+            // Reply to some command: usually the latest, sometimes an older (stale) one.
+            guard !harness.sent.isEmpty else { return harness.advance(1) }
+            let pick = argument % 3 == 0 ? argument % harness.sent.count : harness.sent.count - 1
+            let command = harness.sent[pick]
+            let status: ReplyStatus =
+                switch argument % 7 {
+                case 0, 1, 2: .succeeded(output: ["entry": .string("\(command.step)-\(command.attempt)")])
+                case 3: .failed(code: "refused", message: "business failure")
+                case 4: .retry(after: argument % 2 == 0 ? nil : .seconds(2), message: "transient")
+                case 5: .inProgress
+                default: .retry(after: nil, message: "transient")
+                }
+            event = .reply(StepReply(step: command.step, direction: command.direction, attempt: command.attempt, status: status))
+        case 4, 5:
+            // Fire a timer: usually the latest, sometimes an old one.
+            guard !harness.timers.isEmpty else { return harness.advance(1) }
+            let pick = argument % 4 == 0 ? argument % harness.timers.count : harness.timers.count - 1
+            let timer = harness.timers[pick]
+            harness.now = max(harness.now, timer.due)
+            event = .timerFired(timer)
+        case 6:
+            guard let reply = lastReply else { return harness.advance(1) }
+            event = .reply(reply)
+        case 7:
+            event = .cancel(reason: "random cancel")
+        case 8:
+            let stuck = harness.saga.steps[harness.saga.cursor].name
+            let action: OperatorAction =
+                switch argument % 4 {
+                case 0: .retry(reason: "operator retry")
+                case 1: .skip(step: argument % 8 == 1 ? "s0" : stuck, reason: "operator skip")
+                case 2: .resolve(reason: "operator resolve")
+                default: .compensate(reason: "operator compensate")
+                }
+            event = .operatorAction(action)
+        default:
+            harness.advance(Double(argument % 30))
+            return
+        }
+        apply(event)
+    }
+
+    mutating func apply(_ event: SagaEvent) {
+        let before = harness.saga
+        let transition = harness.handle(event)
+        if case .reply(let reply) = event { lastReply = reply }
+        log.append("\(event) -> \(transition.outcome) [\(harness.status.rawValue)]")
+        check(event, transition, before: before)
+    }
+
+    private mutating func fail(_ message: String) {
+        if violation == nil { violation = message }
+    }
+
+    private mutating func check(_ event: SagaEvent, _ transition: SagaTransition, before: SagaInstance) {
+        let saga = harness.saga
+
+        // A terminal saga stays terminal and unchanged.
+        if let snapshot = terminalSnapshot {
+            if saga != snapshot { fail("a terminal saga changed") }
+            if !transition.commands.isEmpty { fail("a terminal saga sent a command") }
+        }
+        if saga.status.isTerminal && terminalSnapshot == nil { terminalSnapshot = saga }
+
+        // An event that is not applied changes nothing.
+        if transition.outcome != .applied {
+            if saga != before { fail("an ignored or rejected event changed the saga") }
+            if !transition.commands.isEmpty { fail("an ignored or rejected event sent a command") }
+        }
+
+        // No compensation past a succeeded pivot; never a compensation for the pivot or later steps.
+        for command in transition.commands {
+            if !sentIDs.insert(command.messageID).inserted { fail("message id \(command.messageID) was sent twice") }
+            if command.idempotencyKey != StepCommand.idempotencyKey(sagaID: saga.id, step: command.step, direction: command.direction) {
+                fail("unstable idempotency key")
+            }
+            guard command.direction == .compensation else { continue }
+            if pivotSucceeded { fail("compensation of \(command.step) after the pivot succeeded") }
+            if let pivot = definition.pivotIndex, definition.stepIndex(named: command.step)! >= pivot {
+                fail("compensation sent for \(command.step), at or after the pivot")
+            }
+        }
+        if let pivot = definition.pivotIndex, saga.steps[pivot].status == .succeeded { pivotSucceeded = true }
+
+        // An attempt's final reply is applied at most once.
+        if case .reply(let reply) = event, transition.outcome == .applied, reply.status != .inProgress {
+            let key = "\(reply.step).\(reply.direction).\(reply.attempt)"
+            if !settled.insert(key).inserted { fail("reply for \(key) applied twice") }
+            if case .succeeded = reply.status {
+                if reply.direction == .compensation {
+                    compensationsApplied[reply.step, default: 0] += 1
+                } else {
+                    actionSucceeded.insert(reply.step)
+                }
+            }
+        }
+
+        // At most one command is in flight, and only for the step under the cursor.
+        let inFlight = saga.steps.indices.filter { saga.steps[$0].awaitingReply || saga.steps[$0].retryAt != nil }
+        if inFlight.count > 1 || (inFlight.first.map { $0 != saga.cursor } ?? false) {
+            fail("steps \(inFlight) are in flight at once (cursor \(saga.cursor))")
+        }
+        if saga.status.isTerminal || saga.status == .suspended, !inFlight.isEmpty {
+            fail("a \(saga.status.rawValue) saga still waits on step \(inFlight)")
+        }
+
+        if saga.status == .completed {
+            if !saga.steps.allSatisfy({ $0.status == .succeeded || $0.status == .skipped }) {
+                fail("COMPLETED with steps \(saga.steps.map(\.status))")
+            }
+        }
+        if saga.status == .failed { checkFailed(saga) }
+    }
+
+    private mutating func checkFailed(_ saga: SagaInstance) {
+        for (index, step) in saga.steps.enumerated() where definition.steps[index].compensate != nil {
+            if step.status == .succeeded || step.status == .timedOut {
+                fail("FAILED with \(step.name) \(step.status.rawValue) and never compensated")
+            }
+            let applied = compensationsApplied[step.name, default: 0]
+            if step.status == .compensated && applied != 1 {
+                fail("\(step.name) compensated \(applied) times")
+            }
+            if actionSucceeded.contains(step.name) && step.status != .compensated && step.status != .skipped {
+                fail("\(step.name) succeeded but ended \(step.status.rawValue)")
+            }
+        }
+    }
+
+    mutating func checkFinal() {
+        let saga = harness.saga
+        for (name, count) in compensationsApplied where count > 1 { fail("\(name) compensated \(count) times") }
+        if saga.status == .failed { checkFailed(saga) }
+    }
+}
