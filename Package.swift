@@ -111,7 +111,9 @@ let package = Package(
             dependencies: [
                 "BatonStore",
                 "BatonTransport",
+                "CNATS",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ],

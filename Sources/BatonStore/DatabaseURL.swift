@@ -15,6 +15,15 @@ public struct DatabaseURL: Sendable, Equatable {
     /// Whether TLS is required (`sslmode=require`, `verify-ca` or `verify-full`).
     public var requiresTLS: Bool
 
+    public init(host: String, port: Int, username: String, password: String?, database: String, requiresTLS: Bool) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.requiresTLS = requiresTLS
+    }
+
     /// Parses a `postgres://` or `postgresql://` URL.
     /// - Parameter string: The URL text.
     /// - Throws: ``DatabaseURLError`` naming what is wrong.

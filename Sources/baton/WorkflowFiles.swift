@@ -55,7 +55,8 @@ enum WorkflowFiles {
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
-            throw DefinitionError(source: file, issues: [.init(step: nil, field: "(file)", message: "cannot read: \(error.localizedDescription)")])
+            throw DefinitionError(
+                source: file, issues: [.init(step: nil, field: "(file)", message: "cannot read: \(error.localizedDescription)")])
         }
         let format = WorkflowFormat(fileName: file) ?? .yaml
         return try WorkflowDefinition.parse(text, format: format, source: file)

@@ -16,7 +16,9 @@ struct SagaPropertyTests {
             for choice in choices {
                 chaos.step(choice)
                 if let violation = chaos.violation {
-                    Issue.record("\(violation)\nworkflow: \(chaos.definition.steps.map { "\($0.name)\($0.pivot ? "(pivot)" : "")\($0.compensate == nil ? "" : "+c")" })\nhistory:\n\(chaos.log.joined(separator: "\n"))")
+                    Issue.record(
+                        "\(violation)\nworkflow: \(chaos.definition.steps.map { "\($0.name)\($0.pivot ? "(pivot)" : "")\($0.compensate == nil ? "" : "+c")" })\nhistory:\n\(chaos.log.joined(separator: "\n"))"
+                    )
                     return
                 }
             }

@@ -33,7 +33,9 @@ struct SagaStateMachineTests {
             version: 1,
             steps: [
                 Workflows.step("debit"),
-                StepDefinition(name: "credit", participant: "svc", action: "credit", payload: ["from": "{{steps.debit.output.entry}}", "saga": "{{saga.id}}"]),
+                StepDefinition(
+                    name: "credit", participant: "svc", action: "credit",
+                    payload: ["from": "{{steps.debit.output.entry}}", "saga": "{{saga.id}}"]),
             ]
         )
         var saga = SagaHarness(definition)
@@ -267,10 +269,12 @@ struct SagaStateMachineTests {
         #expect(saga.step("b").status == .compensating)
         #expect(saga.saga.direction == .compensation)
 
-        #expect(saga.handle(.operatorAction(.skip(step: "a", reason: "wrong"))).outcome
-            == .rejected("only the step the saga is stuck on ('b') can be skipped, not 'a'"))
-        #expect(saga.handle(.operatorAction(.skip(step: "b", reason: " "))).outcome
-            == .rejected("an operator action needs a reason for the audit history"))
+        #expect(
+            saga.handle(.operatorAction(.skip(step: "a", reason: "wrong"))).outcome
+                == .rejected("only the step the saga is stuck on ('b') can be skipped, not 'a'"))
+        #expect(
+            saga.handle(.operatorAction(.skip(step: "b", reason: " "))).outcome
+                == .rejected("an operator action needs a reason for the audit history"))
         let skipped = saga.handle(.operatorAction(.skip(step: "b", reason: "refunded by hand, ticket 42")))
         #expect(skipped.outcome == .applied)
         #expect(skipped.history.map(\.kind).contains(.operatorAction))
@@ -432,8 +436,9 @@ struct SagaStateMachineTests {
     func operatorNeedsSuspended() {
         var saga = SagaHarness(Workflows.threeSteps)
         saga.start()
-        #expect(saga.handle(.operatorAction(.resolve(reason: "x"))).outcome
-            == .rejected("operator actions apply to SUSPENDED sagas; this one is PROCESSING"))
+        #expect(
+            saga.handle(.operatorAction(.resolve(reason: "x"))).outcome
+                == .rejected("operator actions apply to SUSPENDED sagas; this one is PROCESSING"))
     }
 
     @Test("resolving a saga suspended after the pivot completes it, skipping what was left")

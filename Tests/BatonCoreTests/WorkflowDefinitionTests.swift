@@ -119,9 +119,11 @@ struct WorkflowDefinitionTests {
         )
         #expect(issues(later).contains { $0.step == "first" && $0.field == "payload.credit" && $0.message.contains("runs later") })
 
-        let unknown = Self.base.replacingOccurrences(of: "{{steps.first.output.entry_id}}\" }\n", with: "{{steps.frist.output.entry_id}}\" }\n")
+        let unknown = Self.base.replacingOccurrences(
+            of: "{{steps.first.output.entry_id}}\" }\n", with: "{{steps.frist.output.entry_id}}\" }\n")
         #expect(unknown != Self.base)
-        #expect(issues(unknown).contains { $0.step == "second" && $0.field == "payload.entry" && $0.message.contains("no step named 'frist'") })
+        #expect(
+            issues(unknown).contains { $0.step == "second" && $0.field == "payload.entry" && $0.message.contains("no step named 'frist'") })
 
         let own = Self.base.replacingOccurrences(of: "action: send", with: "action: send\n    payload: { x: \"{{steps.third.output}}\" }")
         #expect(issues(own).contains { $0.step == "third" && $0.message.contains("its own output") })
@@ -147,7 +149,8 @@ struct WorkflowDefinitionTests {
         #expect(issues(schemaless).isEmpty)
     }
 
-    @Test("malformed placeholders are rejected", arguments: ["{{input.amount", "{{}}", "{{wallet.id}}", "{{steps.first}}", "{{saga.secret}}"])
+    @Test(
+        "malformed placeholders are rejected", arguments: ["{{input.amount", "{{}}", "{{wallet.id}}", "{{steps.first}}", "{{saga.secret}}"])
     func malformedPlaceholders(placeholder: String) {
         let text = Self.base.replacingOccurrences(of: "action: send", with: "action: send\n    payload: { x: \"\(placeholder)\" }")
         #expect(issues(text).contains { $0.step == "third" && $0.field == "payload.x" })
@@ -219,7 +222,8 @@ struct WorkflowDefinitionTests {
     @Test("the hash changes with meaning")
     func hashFollowsMeaning() throws {
         let original = try WorkflowDefinition.parse(Self.base, format: .yaml)
-        let changed = try WorkflowDefinition.parse(Self.base.replacingOccurrences(of: "action: send", with: "action: send\n    timeout: 31s"), format: .yaml)
+        let changed = try WorkflowDefinition.parse(
+            Self.base.replacingOccurrences(of: "action: send", with: "action: send\n    timeout: 31s"), format: .yaml)
         let commented = try WorkflowDefinition.parse("# a comment\n" + Self.base + "\n# trailing", format: .yaml)
         #expect(original.contentHash != changed.contentHash)
         #expect(original.contentHash == commented.contentHash)

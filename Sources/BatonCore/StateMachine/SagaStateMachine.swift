@@ -59,8 +59,9 @@ public struct SagaStateMachine: Sendable {
         case .applied:
             saga.updatedAt = now
         case .ignored(let reason, let detail):
-            run.record(.ignored, saga, step: event.stepName, direction: event.direction, attempt: event.attempt,
-                       detail: "\(event.summary) ignored (\(reason.rawValue)): \(detail)")
+            run.record(
+                .ignored, saga, step: event.stepName, direction: event.direction, attempt: event.attempt,
+                detail: "\(event.summary) ignored (\(reason.rawValue)): \(detail)")
         case .rejected(let reason):
             let kind: HistoryEntry.Kind = if case .cancel = event { .cancelRefused } else { .operatorActionRefused }
             run.record(kind, saga, detail: "\(event.summary) refused: \(reason)")
@@ -111,8 +112,9 @@ public struct SagaStateMachine: Sendable {
             let due = run.now + timeout(of: index, direction)
             saga.steps[index].replyDeadline = due
             run.effects.append(.scheduleTimer(stepTimeoutTimer(index, direction, attempt: current, due: due)))
-            run.record(.heartbeat, saga, step: index, direction, attempt: current,
-                       detail: "participant is still working; timeout moved to \(due.iso8601)")
+            run.record(
+                .heartbeat, saga, step: index, direction, attempt: current,
+                detail: "participant is still working; timeout moved to \(due.iso8601)")
         case .succeeded(let output):
             settleAttempt(index, direction, &run)
             if direction == .action {
@@ -133,8 +135,9 @@ public struct SagaStateMachine: Sendable {
             let error = StepError(code: code, message: message, direction: direction, attempt: current)
             saga.steps[index].error = error
             saga.lastError = "\(reply.step): \(code): \(message)"
-            run.record(.stepFailed, saga, step: index, direction, attempt: current,
-                       detail: "business failure \(code): \(message)")
+            run.record(
+                .stepFailed, saga, step: index, direction, attempt: current,
+                detail: "business failure \(code): \(message)")
             if direction == .compensation {
                 suspend("the compensation of step '\(reply.step)' failed (\(code): \(message))", &run)
             } else if isAfterPivot(index) {
@@ -188,8 +191,9 @@ public struct SagaStateMachine: Sendable {
                 direction: direction,
                 attempt: current
             )
-            run.record(.stepTimedOut, saga, step: index, direction, attempt: current,
-                       detail: "no reply within \(limit); the attempt's outcome is unknown")
+            run.record(
+                .stepTimedOut, saga, step: index, direction, attempt: current,
+                detail: "no reply within \(limit); the attempt's outcome is unknown")
             retryOrGiveUp(index, direction, requestedDelay: nil, timedOut: true, &run, &random)
             return .applied
         }
@@ -346,8 +350,9 @@ public struct SagaStateMachine: Sendable {
             )
         )
         run.effects.append(.scheduleTimer(stepTimeoutTimer(index, direction, attempt: attempt, due: due)))
-        run.record(.commandSent, saga, step: index, direction, attempt: attempt,
-                   detail: "sent \(definitionStep.participant).\(action) (attempt \(attempt))")
+        run.record(
+            .commandSent, saga, step: index, direction, attempt: attempt,
+            detail: "sent \(definitionStep.participant).\(action) (attempt \(attempt))")
     }
 
     /// Stops waiting for the current attempt's reply.
@@ -368,7 +373,8 @@ public struct SagaStateMachine: Sendable {
     ) {
         let step = saga.steps[index]
         let policy = retryPolicy(of: index, direction)
-        let used = direction == .action
+        let used =
+            direction == .action
             ? step.attempt - step.attemptBudgetStart
             : step.compensationAttempt - step.compensationBudgetStart
         let attempt = step.attempt(direction)
@@ -397,8 +403,9 @@ public struct SagaStateMachine: Sendable {
         run.effects.append(
             .scheduleTimer(SagaTimer(kind: .retryBackoff, step: step.name, direction: direction, attempt: attempt, due: due))
         )
-        run.record(.retryScheduled, saga, step: index, direction, attempt: attempt,
-                   detail: "attempt \(attempt + 1) of \(policy.maxAttempts + step.budgetStart(direction)) in \(delay)")
+        run.record(
+            .retryScheduled, saga, step: index, direction, attempt: attempt,
+            detail: "attempt \(attempt + 1) of \(policy.maxAttempts + step.budgetStart(direction)) in \(delay)")
     }
 
     /// A step before the pivot failed for good: mark it and undo what came before.
@@ -502,8 +509,9 @@ public struct SagaStateMachine: Sendable {
     }
 
     private func record(_ action: OperatorAction, _ run: inout Run) {
-        run.record(.operatorAction, saga, step: saga.cursor, saga.direction,
-                   detail: "operator \(action.name): \(action.reason)")
+        run.record(
+            .operatorAction, saga, step: saga.cursor, saga.direction,
+            detail: "operator \(action.name): \(action.reason)")
     }
 
     private func cancelDeadline(_ run: inout Run) {
