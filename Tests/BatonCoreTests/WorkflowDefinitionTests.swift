@@ -191,6 +191,16 @@ struct WorkflowDefinitionTests {
         )
     }
 
+    @Test("a malformed field does not hide rule violations elsewhere")
+    func shapeErrorsDoNotHideRuleErrors() {
+        let text = Self.base
+            .replacingOccurrences(of: "action: debit", with: "action: debit\n    timeout: 10")
+            .replacingOccurrences(
+                of: "action: send", with: "action: send\n    payload: { to: \"{{input.email}}\" }\n    compensate: { action: x }")
+        let found = Set(issues(text).map { "\($0.step ?? "-"):\($0.field)" })
+        #expect(found == ["first:timeout", "third:payload.to", "third:compensate"])
+    }
+
     @Test("identifiers that would break NATS subjects are rejected", arguments: ["led.ger", "led ger", "*", ">"])
     func subjectSafeIdentifiers(participant: String) {
         let text = Self.base.replacingOccurrences(of: "participant: notify", with: "participant: \"\(participant)\"")

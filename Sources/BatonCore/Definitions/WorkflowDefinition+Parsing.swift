@@ -49,6 +49,8 @@ extension WorkflowDefinition {
     public static func decode(_ document: JSONValue, source: String? = nil) throws(DefinitionError) -> WorkflowDefinition {
         let log = DefinitionIssueLog()
         let definition = read(document, log: log)
+        // Semantic rules run even when some fields were malformed (those read as their defaults),
+        // so one pass reports every problem: a typo in a timeout does not hide a bad reference.
         if let definition { log.add(definition.validate()) }
         guard let definition, log.issues.isEmpty else {
             throw DefinitionError(source: source, issues: log.issues)
@@ -56,6 +58,8 @@ extension WorkflowDefinition {
         return definition
     }
 
+    /// Reads the document's shape. Problems are logged; a malformed field reads as its default so
+    /// the rest can still be checked. `nil` only when the document is not a mapping.
     private static func read(_ document: JSONValue, log: DefinitionIssueLog) -> WorkflowDefinition? {
         guard
             let reader = DefinitionReader(
@@ -75,23 +79,18 @@ extension WorkflowDefinition {
         if let deadline, deadline == .zero { reader.issue("deadline", "must be longer than 0s") }
         let stepValues = reader.array("steps", required: true) ?? []
         if reader.has("steps") && stepValues.isEmpty { reader.issue("steps", "a workflow needs at least one step") }
-        let steps = stepValues.enumerated().map { index, value in readStep(value, index: index, log: log) }
-
-        guard let name, let version, reader.has("steps"), !(reader.has("deadline") && deadline == nil) else {
-            return nil
-        }
-        let readSteps = steps.compactMap { $0 }
-        guard readSteps.count == steps.count else { return nil }
+        let steps = stepValues.enumerated().compactMap { index, value in readStep(value, index: index, log: log) }
         return WorkflowDefinition(
-            name: name,
-            version: version,
+            name: name ?? "",
+            version: version ?? 1,
             description: description,
             input: input,
             deadline: deadline,
-            steps: readSteps
+            steps: steps
         )
     }
 
+    /// Reads one step; `nil` only when it is not a mapping.
     private static func readStep(_ value: JSONValue, index: Int, log: DefinitionIssueLog) -> StepDefinition? {
         // Name the step in messages by its name when it has one, by its position otherwise.
         let label = value.objectValue?["name"]?.stringValue ?? "steps[\(index)]"
@@ -104,63 +103,55 @@ extension WorkflowDefinition {
                 log: log
             )
         else { return nil }
-        let name = reader.identifier("name")
-        let participant = reader.identifier("participant")
-        let action = reader.identifier("action")
-        let payload = reader.raw("payload") ?? .object([:])
-        let timeout = readTimeout(reader)
-        // An absent retry or compensate is fine; a present but invalid one fails the step.
-        let retry = reader.raw("retry").map { readRetry($0, path: "retry", step: label, log: log) } ?? .default
-        let compensate = reader.raw("compensate").map { readCompensation($0, step: label, log: log) }
-        let pivot = reader.bool("pivot") ?? false
-
-        guard let name, let participant, let action, let timeout, let retry, compensate != .some(nil) else {
-            return nil
-        }
         return StepDefinition(
-            name: name,
-            participant: participant,
-            action: action,
-            payload: payload,
-            timeout: timeout,
-            retry: retry,
-            compensate: compensate ?? nil,
-            pivot: pivot
+            name: reader.identifier("name") ?? label,
+            participant: reader.identifier("participant") ?? "",
+            action: reader.identifier("action") ?? "",
+            payload: reader.raw("payload") ?? .object([:]),
+            timeout: readTimeout(reader),
+            retry: reader.raw("retry").map { readRetry($0, path: "retry", defaults: .default, step: label, log: log) }
+                ?? .default,
+            compensate: reader.raw("compensate").map { readCompensation($0, step: label, log: log) },
+            pivot: reader.bool("pivot") ?? false
         )
     }
 
-    private static func readCompensation(_ value: JSONValue, step: String, log: DefinitionIssueLog) -> CompensationDefinition? {
-        guard
-            let reader = DefinitionReader(
-                value,
-                path: "compensate",
-                step: step,
-                allowedKeys: ["action", "payload", "timeout", "retry"],
-                log: log
-            )
-        else { return nil }
-        let action = reader.identifier("action")
-        let payload = reader.raw("payload") ?? .object([:])
-        let timeout = readTimeout(reader)
-        let retry =
-            reader.raw("retry").map { readRetry($0, path: "compensate.retry", step: step, log: log) }
-            ?? .defaultCompensation
-        guard let action, let timeout, let retry else { return nil }
-        return CompensationDefinition(action: action, payload: payload, timeout: timeout, retry: retry)
+    private static func readCompensation(_ value: JSONValue, step: String, log: DefinitionIssueLog) -> CompensationDefinition {
+        let reader = DefinitionReader(
+            value,
+            path: "compensate",
+            step: step,
+            allowedKeys: ["action", "payload", "timeout", "retry"],
+            log: log
+        )
+        return CompensationDefinition(
+            action: reader?.identifier("action") ?? "",
+            payload: reader?.raw("payload") ?? .object([:]),
+            timeout: reader.map(readTimeout) ?? StepDefinition.defaultTimeout,
+            retry: reader?.raw("retry").map {
+                readRetry($0, path: "compensate.retry", defaults: .defaultCompensation, step: step, log: log)
+            } ?? .defaultCompensation
+        )
     }
 
-    /// The timeout, its default when absent, or `nil` when it is present but invalid.
-    private static func readTimeout(_ reader: DefinitionReader) -> SagaDuration? {
-        guard reader.has("timeout") else { return StepDefinition.defaultTimeout }
-        guard let timeout = reader.duration("timeout") else { return nil }
+    /// The timeout, or its default when absent or invalid (an invalid one is logged).
+    private static func readTimeout(_ reader: DefinitionReader) -> SagaDuration {
+        guard let timeout = reader.duration("timeout") else { return StepDefinition.defaultTimeout }
         guard timeout > .zero else {
             reader.issue("timeout", "must be longer than 0s")
-            return nil
+            return StepDefinition.defaultTimeout
         }
         return timeout
     }
 
-    private static func readRetry(_ value: JSONValue, path: String, step: String, log: DefinitionIssueLog) -> RetryPolicy? {
+    /// The retry policy; fields that are absent or invalid (logged) take their defaults.
+    private static func readRetry(
+        _ value: JSONValue,
+        path: String,
+        defaults: RetryPolicy,
+        step: String,
+        log: DefinitionIssueLog
+    ) -> RetryPolicy {
         guard
             let reader = DefinitionReader(
                 value,
@@ -169,9 +160,7 @@ extension WorkflowDefinition {
                 allowedKeys: ["max_attempts", "backoff", "initial", "max_delay", "jitter"],
                 log: log
             )
-        else { return nil }
-        let defaults = path.hasPrefix("compensate") ? RetryPolicy.defaultCompensation : .default
-        let before = log.issues.count
+        else { return defaults }
         let maxAttempts = reader.integer("max_attempts") ?? defaults.maxAttempts
         if maxAttempts < 1 { reader.issue("max_attempts", "must be 1 or more (1 means no retry)") }
         var backoff = defaults.backoff
@@ -187,7 +176,6 @@ extension WorkflowDefinition {
         if maxDelay < initial { reader.issue("max_delay", "must not be shorter than initial (\(initial))") }
         let jitter = reader.number("jitter") ?? defaults.jitter
         if !(0...1).contains(jitter) { reader.issue("jitter", "must be between 0 and 1 (a fraction of each delay)") }
-        guard log.issues.count == before else { return nil }
         return RetryPolicy(maxAttempts: maxAttempts, backoff: backoff, initial: initial, maxDelay: maxDelay, jitter: jitter)
     }
 
