@@ -77,6 +77,17 @@ struct SagaPropertyTests {
     }
 }
 
+extension SagaEvent {
+    /// Cancel or the saga deadline: events that stop a running step.
+    var isInterruption: Bool {
+        switch self {
+        case .cancel: true
+        case .timerFired(let timer): timer.kind == .sagaDeadline
+        default: false
+        }
+    }
+}
+
 /// Feeds random events to one saga and checks invariants after each.
 struct Chaos {
     let definition: WorkflowDefinition
@@ -89,6 +100,8 @@ struct Chaos {
     private var settled: Set<String> = []
     private var compensationsApplied: [String: Int] = [:]
     private var actionSucceeded: Set<String> = []
+    /// Steps with an action attempt whose outcome is unknown and not yet settled by a definitive reply.
+    private var unknownOutcome: Set<String> = []
     private var lastReply: StepReply?
     private var sentIDs: Set<String> = []
 
@@ -189,6 +202,22 @@ struct Chaos {
         }
         if let pivot = definition.pivotIndex, saga.steps[pivot].status == .succeeded { pivotSucceeded = true }
 
+        // Track steps whose action may have taken effect unseen: a timeout, or an interruption in flight.
+        if transition.outcome == .applied {
+            for entry in transition.history where entry.kind == .stepTimedOut && entry.direction == .action {
+                if let step = entry.step { unknownOutcome.insert(step) }
+            }
+            if case .reply(let reply) = event, reply.direction == .action {
+                switch reply.status {
+                case .succeeded, .failed: unknownOutcome.remove(reply.step)
+                default: break
+                }
+            }
+            if event.isInterruption, before.status == .processing, before.steps[before.cursor].awaitingReply {
+                unknownOutcome.insert(before.steps[before.cursor].name)
+            }
+        }
+
         // An attempt's final reply is applied at most once.
         if case .reply(let reply) = event, transition.outcome == .applied, reply.status != .inProgress {
             let key = "\(reply.step).\(reply.direction).\(reply.attempt)"
@@ -230,6 +259,9 @@ struct Chaos {
             }
             if actionSucceeded.contains(step.name) && step.status != .compensated && step.status != .skipped {
                 fail("\(step.name) succeeded but ended \(step.status.rawValue)")
+            }
+            if unknownOutcome.contains(step.name) && step.status != .compensated && step.status != .skipped {
+                fail("\(step.name) may have taken effect (an attempt timed out) but ended \(step.status.rawValue)")
             }
         }
     }

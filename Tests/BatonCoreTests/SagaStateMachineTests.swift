@@ -128,7 +128,7 @@ struct SagaStateMachineTests {
             #expect(saga.lastCommand.attempt == attempt)
             saga.fireLatest(.stepTimeout)
             if attempt < 3 {
-                #expect(saga.step("b").lastAttemptTimedOut)
+                #expect(saga.step("b").outcomeUnknown)
                 saga.fireLatest(.retryBackoff)
             }
         }
@@ -143,6 +143,36 @@ struct SagaStateMachineTests {
         saga.succeed()
         #expect(saga.status == .failed)
         #expect(saga.saga.steps.map(\.status) == [.compensated, .compensated, .pending])
+    }
+
+    @Test("an attempt that timed out keeps the step's outcome unknown through later retry refusals")
+    func unknownOutcomeSurvivesRetryReplies() {
+        var saga = SagaHarness(Workflows.threeSteps)
+        saga.start()
+        saga.succeed(["entry": "a"])
+        saga.fireLatest(.stepTimeout)
+        saga.fireLatest(.retryBackoff)
+        saga.reply(.retry(after: nil, message: "busy"))
+        #expect(saga.step("b").outcomeUnknown, "attempt 1 may still be applied late")
+        saga.fireLatest(.retryBackoff)
+        saga.reply(.retry(after: nil, message: "busy"))
+        // Budget spent: b is compensated (its compensation fences a late attempt 1), then a.
+        #expect(saga.status == .compensating)
+        #expect(saga.sent.filter { $0.direction == .compensation }.map(\.step) == ["b"])
+        saga.succeed()
+        #expect(saga.lastCommand.step == "a")
+    }
+
+    @Test("a definitive failed reply after a timeout settles the outcome: the step is not compensated")
+    func failedAfterTimeoutIsDefinitive() {
+        var saga = SagaHarness(Workflows.threeSteps)
+        saga.start()
+        saga.succeed(["entry": "a"])
+        saga.fireLatest(.stepTimeout)
+        saga.fireLatest(.retryBackoff)
+        saga.reply(.failed(code: "insufficient_funds", message: "no"))
+        #expect(saga.step("b").status == .failed)
+        #expect(saga.sent.filter { $0.direction == .compensation }.map(\.step) == ["a"])
     }
 
     @Test("in_progress moves the timeout forward; the old timer then fires as stale")
@@ -209,7 +239,7 @@ struct SagaStateMachineTests {
         saga.reply(.retry(after: nil, message: "smtp down"))
         #expect(saga.status == .suspended)
         #expect(saga.saga.suspensionReason?.contains("after the pivot") == true)
-        #expect(saga.step("notify").status == .failed)
+        #expect(saga.step("notify").status == .timedOut, "attempt 2 timed out, so its outcome stays unknown")
         #expect(saga.sent.allSatisfy { $0.direction == .action }, "nothing is compensated past a succeeded pivot")
 
         // The operator retries with a fresh budget, and the saga completes.

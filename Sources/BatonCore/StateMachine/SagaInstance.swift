@@ -65,8 +65,10 @@ public struct StepState: Sendable, Hashable, Codable {
     public var replyDeadline: Date?
     /// While waiting out a retry delay: when the next attempt is sent.
     public var retryAt: Date?
-    /// Whether the latest attempt ended without a reply in time (its effect is unknown).
-    public var lastAttemptTimedOut: Bool
+    /// Whether the action may have taken effect without Baton knowing: set when an action attempt
+    /// times out (or is interrupted in flight), cleared only by a definitive reply (`succeeded` or
+    /// `failed`). A `retry` reply does not clear it: an earlier attempt may still be applied late.
+    public var outcomeUnknown: Bool
     public var startedAt: Date?
     public var finishedAt: Date?
 
@@ -77,7 +79,7 @@ public struct StepState: Sendable, Hashable, Codable {
         self.compensationAttempt = 0
         self.attemptBudgetStart = 0
         self.compensationBudgetStart = 0
-        self.lastAttemptTimedOut = false
+        self.outcomeUnknown = false
     }
 
     /// The attempt number of the given direction.

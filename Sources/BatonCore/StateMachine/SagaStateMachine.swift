@@ -118,6 +118,7 @@ public struct SagaStateMachine: Sendable {
         case .succeeded(let output):
             settleAttempt(index, direction, &run)
             if direction == .action {
+                saga.steps[index].outcomeUnknown = false
                 saga.steps[index].status = .succeeded
                 saga.steps[index].output = output
                 saga.steps[index].error = nil
@@ -132,6 +133,7 @@ public struct SagaStateMachine: Sendable {
             }
         case .failed(let code, let message):
             settleAttempt(index, direction, &run)
+            if direction == .action { saga.steps[index].outcomeUnknown = false }
             let error = StepError(code: code, message: message, direction: direction, attempt: current)
             saga.steps[index].error = error
             saga.lastError = "\(reply.step): \(code): \(message)"
@@ -143,14 +145,14 @@ public struct SagaStateMachine: Sendable {
             } else if isAfterPivot(index) {
                 // After the pivot there is no way back: a failure is retried forward like a
                 // transient one, and a spent budget suspends the saga.
-                retryOrGiveUp(index, direction, requestedDelay: nil, timedOut: false, &run, &random)
+                retryOrGiveUp(index, direction, requestedDelay: nil, &run, &random)
             } else {
                 fail(index, timedOut: false, &run)
             }
         case .retry(let after, let message):
             settleAttempt(index, direction, &run)
             saga.steps[index].error = StepError(code: "retry", message: message, direction: direction, attempt: current)
-            retryOrGiveUp(index, direction, requestedDelay: after, timedOut: false, &run, &random)
+            retryOrGiveUp(index, direction, requestedDelay: after, &run, &random)
         }
         return .applied
     }
@@ -183,7 +185,7 @@ public struct SagaStateMachine: Sendable {
                 return .ignored(.stale, "a heartbeat moved the timeout to \(replyDeadline.iso8601)")
             }
             saga.steps[index].replyDeadline = nil
-            saga.steps[index].lastAttemptTimedOut = true
+            if direction == .action { saga.steps[index].outcomeUnknown = true }
             let limit = timeout(of: index, direction)
             saga.steps[index].error = StepError(
                 code: "timeout",
@@ -194,7 +196,7 @@ public struct SagaStateMachine: Sendable {
             run.record(
                 .stepTimedOut, saga, step: index, direction, attempt: current,
                 detail: "no reply within \(limit); the attempt's outcome is unknown")
-            retryOrGiveUp(index, direction, requestedDelay: nil, timedOut: true, &run, &random)
+            retryOrGiveUp(index, direction, requestedDelay: nil, &run, &random)
             return .applied
         }
     }
@@ -358,7 +360,6 @@ public struct SagaStateMachine: Sendable {
     /// Stops waiting for the current attempt's reply.
     private mutating func settleAttempt(_ index: Int, _ direction: StepDirection, _ run: inout Run) {
         saga.steps[index].replyDeadline = nil
-        saga.steps[index].lastAttemptTimedOut = false
         run.effects.append(.cancelTimer(SagaTimer.Key(kind: .stepTimeout, step: saga.steps[index].name, direction: direction)))
     }
 
@@ -367,7 +368,6 @@ public struct SagaStateMachine: Sendable {
         _ index: Int,
         _ direction: StepDirection,
         requestedDelay: SagaDuration?,
-        timedOut: Bool,
         _ run: inout Run,
         _ random: inout some RandomNumberGenerator
     ) {
@@ -378,6 +378,7 @@ public struct SagaStateMachine: Sendable {
             ? step.attempt - step.attemptBudgetStart
             : step.compensationAttempt - step.compensationBudgetStart
         let attempt = step.attempt(direction)
+        let timedOut = step.outcomeUnknown
         guard used < policy.maxAttempts else {
             if direction == .compensation {
                 suspend(
@@ -391,7 +392,7 @@ public struct SagaStateMachine: Sendable {
                 // The pivot cannot be undone and its outcome is unknown: neither going back nor
                 // forward is safe without a person checking.
                 saga.steps[index].status = .timedOut
-                suspend("the pivot '\(step.name)' timed out \(used) times; its outcome is unknown", &run)
+                suspend("the pivot '\(step.name)' spent its \(used) attempts and at least one timed out; its outcome is unknown", &run)
             } else {
                 fail(index, timedOut: timedOut, &run)
             }
@@ -413,7 +414,8 @@ public struct SagaStateMachine: Sendable {
         saga.steps[index].status = timedOut ? .timedOut : .failed
         saga.steps[index].finishedAt = run.now
         if let error = saga.steps[index].error { saga.lastError = "\(saga.steps[index].name): \(error.message)" }
-        // A timed-out step may have taken effect, so it is compensated along with the earlier ones.
+        // A step whose outcome is unknown may have taken effect, so it is compensated along with the
+        // earlier ones.
         startCompensation(downFrom: timedOut ? index : index - 1, &run)
     }
 
@@ -428,12 +430,13 @@ public struct SagaStateMachine: Sendable {
             outcomeUnknown = true
         } else if step.retryAt != nil {
             run.effects.append(.cancelTimer(SagaTimer.Key(kind: .retryBackoff, step: step.name, direction: .action)))
-            outcomeUnknown = step.lastAttemptTimedOut
+            outcomeUnknown = step.outcomeUnknown
         } else {
             outcomeUnknown = false
         }
         saga.steps[index].replyDeadline = nil
         saga.steps[index].retryAt = nil
+        saga.steps[index].outcomeUnknown = outcomeUnknown
         if step.status == .running {
             saga.steps[index].status = outcomeUnknown ? .timedOut : .failed
             saga.steps[index].finishedAt = run.now
@@ -536,8 +539,11 @@ public struct SagaStateMachine: Sendable {
             return "the saga is past its pivot '\(pivotName)' and can only move forward"
         }
         let pivotState = saga.steps[pivot]
-        if saga.cursor == pivot && (pivotState.awaitingReply || pivotState.lastAttemptTimedOut) {
+        if saga.cursor == pivot && pivotState.awaitingReply {
             return "the pivot '\(pivotName)' is in flight and its outcome decides the saga"
+        }
+        if saga.cursor == pivot && pivotState.outcomeUnknown {
+            return "an attempt of the pivot '\(pivotName)' timed out and may still take effect"
         }
         return nil
     }
