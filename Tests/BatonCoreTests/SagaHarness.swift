@@ -13,7 +13,8 @@ struct SagaHarness {
 
     init(_ definition: WorkflowDefinition, input: JSONValue = ["amount": 100], correlationID: String? = "corr-1") {
         let saga = SagaInstance(id: "saga-1", definition: definition, input: input, correlationID: correlationID, now: now)
-        machine = SagaStateMachine(definition: definition, saga: saga)
+        // The harness builds the saga from the same definition, so they always match.
+        machine = try! SagaStateMachine(definition: definition, saga: saga)
     }
 
     var saga: SagaInstance { machine.saga }

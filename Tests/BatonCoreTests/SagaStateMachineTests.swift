@@ -489,6 +489,15 @@ struct SagaStateMachineTests {
         #expect(saga.saga.steps.map(\.status) == [.succeeded, .succeeded, .succeeded, .skipped, .skipped])
     }
 
+    @Test("a definition other than the saga's is refused")
+    func definitionMismatch() {
+        let saga = SagaInstance(id: "s", definition: Workflows.threeSteps, input: [:], now: Date())
+        #expect(throws: DefinitionMismatchError.self) { try SagaStateMachine(definition: Workflows.transfer, saga: saga) }
+        var renamed = Workflows.threeSteps
+        renamed.steps[1].name = "b2"
+        #expect(throws: DefinitionMismatchError.self) { try SagaStateMachine(definition: renamed, saga: saga) }
+    }
+
     @Test("a saga state survives a JSON round trip (it is stored)")
     func codable() throws {
         var saga = SagaHarness(Workflows.transfer)

@@ -268,7 +268,7 @@ extension JSONValue {
         case let value as String:
             self = .string(value)
         case let value as Date:
-            self = .string(ISO8601DateFormatter().string(from: value))
+            self = .string(value.formatted(.iso8601))
         case let value as [Any]:
             self = .array(try value.map { try JSONValue(yamlObject: $0) })
         case let value as [String: Any]:

@@ -23,10 +23,22 @@ public struct SagaStateMachine: Sendable {
     public private(set) var saga: SagaInstance
 
     /// - Parameters:
-    ///   - definition: The definition the saga pinned (its hash must match the saga's).
+    ///   - definition: The definition the saga pinned.
     ///   - saga: The saga's current state.
-    public init(definition: WorkflowDefinition, saga: SagaInstance) {
-        precondition(definition.steps.count == saga.steps.count, "saga \(saga.id) does not match its definition")
+    /// - Throws: ``DefinitionMismatchError`` when the definition is not the one the saga runs (another
+    ///   workflow or version, or other steps): applying events against it could send wrong commands.
+    public init(definition: WorkflowDefinition, saga: SagaInstance) throws(DefinitionMismatchError) {
+        guard
+            definition.name == saga.workflow,
+            definition.version == saga.workflowVersion,
+            definition.steps.map(\.name) == saga.steps.map(\.name)
+        else {
+            throw DefinitionMismatchError(
+                sagaID: saga.id,
+                expected: "\(saga.workflow) v\(saga.workflowVersion) with steps \(saga.steps.map(\.name))",
+                given: "\(definition.name) v\(definition.version) with steps \(definition.steps.map(\.name))"
+            )
+        }
         self.definition = definition
         self.saga = saga
     }
@@ -563,6 +575,17 @@ public struct SagaStateMachine: Sendable {
     }
 }
 
+/// A definition handed to the state machine that is not the one its saga runs.
+public struct DefinitionMismatchError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var sagaID: String
+    public var expected: String
+    public var given: String
+
+    public var description: String {
+        "saga \(sagaID) runs \(expected), but was given \(given)"
+    }
+}
+
 /// The effects gathered while one event is applied.
 private struct Run {
     let now: Date
@@ -679,5 +702,5 @@ extension Date {
         date.addingTimeInterval(Double(duration.milliseconds) / 1000)
     }
 
-    var iso8601: String { ISO8601DateFormatter().string(from: self) }
+    var iso8601: String { formatted(.iso8601) }
 }
