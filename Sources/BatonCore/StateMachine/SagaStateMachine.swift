@@ -10,10 +10,11 @@ import Foundation
 /// Rules:
 /// - Steps run in order; each attempt's command carries its attempt number, and only a reply or a
 ///   timer for the current attempt changes anything (others are recorded and ignored).
-/// - A `retry` reply or a timeout is retried by the step's policy. A `failed` reply, or a spent
-///   budget, fails the step: before the pivot the saga compensates; after it the saga is suspended.
-/// - Compensation runs in reverse order over every step that `SUCCEEDED` or `TIMED_OUT` (a timed-out
-///   step may have taken effect) and has a compensation; never over a succeeded pivot.
+/// - A `retry` reply or a timeout is retried by the step's policy. Before the pivot, a `failed` reply
+///   or a spent budget fails the step and the saga compensates; after the pivot every failure is
+///   retried forward and a spent budget suspends the saga.
+/// - Compensation runs in reverse order over every step that `SUCCEEDED` or `TIMED_OUT` (its outcome
+///   is unknown, so it may have taken effect) and has a compensation; never over a succeeded pivot.
 /// - A compensation that returns `failed` or spends its budget suspends the saga for an operator.
 /// - Cancel and the saga deadline start compensation; both are refused once the pivot has succeeded
 ///   or while its outcome is unknown.
