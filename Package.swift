@@ -107,6 +107,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "BatonCommandTests",
+            dependencies: ["baton"]
+        ),
+        .testTarget(
             name: "BatonIntegrationTests",
             dependencies: [
                 "BatonStore",
