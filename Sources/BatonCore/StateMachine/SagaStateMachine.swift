@@ -386,11 +386,8 @@ public struct SagaStateMachine: Sendable {
     ) {
         let step = saga.steps[index]
         let policy = retryPolicy(of: index, direction)
-        let used =
-            direction == .action
-            ? step.attempt - step.attemptBudgetStart
-            : step.compensationAttempt - step.compensationBudgetStart
         let attempt = step.attempt(direction)
+        let used = attempt - step.budgetStart(direction)
         let timedOut = step.outcomeUnknown
         guard used < policy.maxAttempts else {
             if direction == .compensation {
