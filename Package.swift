@@ -40,6 +40,7 @@ let package = Package(
             name: "BatonStore",
             dependencies: [
                 "BatonCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -113,6 +114,7 @@ let package = Package(
         .testTarget(
             name: "BatonIntegrationTests",
             dependencies: [
+                "BatonCore",
                 "BatonStore",
                 "BatonTransport",
                 "CNATS",

@@ -164,6 +164,11 @@ public struct SagaTransition: Sendable, Hashable {
     public var outcome: Outcome
     public var effects: [SagaEffect]
 
+    public init(outcome: Outcome, effects: [SagaEffect]) {
+        self.outcome = outcome
+        self.effects = effects
+    }
+
     /// The commands to publish.
     public var commands: [StepCommand] {
         effects.compactMap { if case .sendCommand(let command) = $0 { command } else { nil } }

@@ -40,6 +40,41 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         self.updatedAt = now
     }
 
+    /// A saga as it was stored (the store reads sagas back through this).
+    public init(
+        id: String,
+        workflow: String,
+        workflowVersion: Int,
+        workflowHash: String,
+        correlationID: String?,
+        input: JSONValue,
+        status: SagaStatus,
+        direction: StepDirection,
+        cursor: Int,
+        steps: [StepState],
+        deadline: Date?,
+        suspensionReason: String?,
+        lastError: String?,
+        createdAt: Date,
+        updatedAt: Date
+    ) {
+        self.id = id
+        self.workflow = workflow
+        self.workflowVersion = workflowVersion
+        self.workflowHash = workflowHash
+        self.correlationID = correlationID
+        self.input = input
+        self.status = status
+        self.direction = direction
+        self.cursor = cursor
+        self.steps = steps
+        self.deadline = deadline
+        self.suspensionReason = suspensionReason
+        self.lastError = lastError
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     /// The outputs of the steps that produced one, by step name (for templates).
     public var stepOutputs: [String: JSONValue] {
         var outputs: [String: JSONValue] = [:]
@@ -69,6 +104,8 @@ public struct StepState: Sendable, Hashable, Codable {
     /// times out (or is interrupted in flight), cleared only by a definitive reply (`succeeded` or
     /// `failed`). A `retry` reply does not clear it: an earlier attempt may still be applied late.
     public var outcomeUnknown: Bool
+    /// When the latest command of this step (either direction) was sent: "awaiting a reply since".
+    public var commandSentAt: Date?
     public var startedAt: Date?
     public var finishedAt: Date?
 

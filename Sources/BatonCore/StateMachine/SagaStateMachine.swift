@@ -333,6 +333,7 @@ public struct SagaStateMachine: Sendable {
             template = definitionStep.compensate?.payload ?? .null
         }
         if step.startedAt == nil { step.startedAt = run.now }
+        step.commandSentAt = run.now
         let due = run.now + timeout(of: index, direction)
         step.replyDeadline = due
         step.retryAt = nil
@@ -696,9 +697,5 @@ extension ReplyStatus {
 }
 
 extension Date {
-    static func + (date: Date, duration: SagaDuration) -> Date {
-        date.addingTimeInterval(Double(duration.milliseconds) / 1000)
-    }
-
     var iso8601: String { formatted(.iso8601) }
 }

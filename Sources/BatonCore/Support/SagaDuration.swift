@@ -1,3 +1,5 @@
+import Foundation
+
 /// A length of time in a workflow definition (`250ms`, `30s`, `5m`, `1h30m`, `2d`), held in
 /// milliseconds.
 ///
@@ -71,5 +73,17 @@ extension String {
         let start = firstIndex(where: { !$0.isWhitespace }) ?? endIndex
         let end = lastIndex(where: { !$0.isWhitespace }).map { index(after: $0) } ?? start
         return self[start..<max(start, end)]
+    }
+}
+
+extension Date {
+    /// The time `duration` after `date`.
+    public static func + (date: Date, duration: SagaDuration) -> Date {
+        date.addingTimeInterval(Double(duration.milliseconds) / 1000)
+    }
+
+    /// The time `duration` before `date`.
+    public static func - (date: Date, duration: SagaDuration) -> Date {
+        date.addingTimeInterval(-Double(duration.milliseconds) / 1000)
     }
 }

@@ -1,0 +1,99 @@
+import BatonCore
+import Foundation
+import PostgresNIO
+
+extension SagaStore {
+    /// Registers a workflow definition under its name and version.
+    ///
+    /// Registering the same content again is a no-op, so every replica registers `workflows/` at
+    /// start-up. A name and version are immutable once registered: sagas pin them.
+    /// - Throws: ``SagaStoreError/definitionConflict(name:version:registeredHash:newHash:)`` when the
+    ///   version is registered with different content.
+    public func registerDefinition(
+        _ definition: WorkflowDefinition, source: String?, now: Date
+    ) async throws
+        -> DefinitionRegistration
+    {
+        let hash = definition.contentHash
+        let json = String(decoding: definition.canonicalJSON, as: UTF8.self)
+        let inserted = try await query(
+            """
+            INSERT INTO baton.workflow_definitions (name, version, content_hash, definition, source, registered_at)
+            VALUES (\(definition.name), \(definition.version), \(hash), \(json)::jsonb, \(source), \(now))
+            ON CONFLICT (name, version) DO NOTHING
+            RETURNING registered_at
+            """)
+        for try await registeredAt in inserted.decode(Date.self) {
+            return .registered(
+                StoredDefinition(definition: definition, contentHash: hash, source: source, registeredAt: registeredAt))
+        }
+        guard let existing = try await self.definition(name: definition.name, version: definition.version) else {
+            throw SagaStoreError.corruptRow("workflow \(definition.name) v\(definition.version) conflicted but cannot be read")
+        }
+        guard existing.contentHash == hash else {
+            throw SagaStoreError.definitionConflict(
+                name: definition.name, version: definition.version, registeredHash: existing.contentHash, newHash: hash)
+        }
+        return .alreadyRegistered(existing)
+    }
+
+    /// One version of a workflow, or `nil` when it is not registered.
+    public func definition(name: String, version: Int) async throws -> StoredDefinition? {
+        try await definitions(
+            """
+            SELECT name, version, content_hash, definition, source, registered_at FROM baton.workflow_definitions
+            WHERE name = \(name) AND version = \(version)
+            """
+        ).first
+    }
+
+    /// The highest version of a workflow, or `nil` when none is registered.
+    public func latestDefinition(name: String) async throws -> StoredDefinition? {
+        try await definitions(
+            """
+            SELECT name, version, content_hash, definition, source, registered_at FROM baton.workflow_definitions
+            WHERE name = \(name) ORDER BY version DESC LIMIT 1
+            """
+        ).first
+    }
+
+    /// Every version of a workflow, newest first.
+    public func definitionVersions(name: String) async throws -> [StoredDefinition] {
+        try await definitions(
+            """
+            SELECT name, version, content_hash, definition, source, registered_at FROM baton.workflow_definitions
+            WHERE name = \(name) ORDER BY version DESC
+            """)
+    }
+
+    /// The newest version of every workflow, by name.
+    public func latestDefinitions() async throws -> [StoredDefinition] {
+        try await definitions(
+            """
+            SELECT DISTINCT ON (name) name, version, content_hash, definition, source, registered_at
+            FROM baton.workflow_definitions ORDER BY name, version DESC
+            """)
+    }
+
+    private func definitions(_ sql: PostgresQuery) async throws -> [StoredDefinition] {
+        var found: [StoredDefinition] = []
+        for try await row in try await query(sql) {
+            let column = RowReader(row)
+            let name: String = try column("name")
+            let version: Int = try column("version")
+            let hash: String = try column("content_hash")
+            guard let definition = try column.json("definition", as: WorkflowDefinition.self) else {
+                throw SagaStoreError.corruptRow("workflow \(name) v\(version) has no definition")
+            }
+            // Sagas trust a stored definition to be the one they pinned: check it still is.
+            guard definition.contentHash == hash else {
+                throw SagaStoreError.corruptRow("workflow \(name) v\(version) no longer matches its content hash")
+            }
+            found.append(
+                StoredDefinition(
+                    definition: definition, contentHash: hash, source: try column("source"),
+                    registeredAt: try column("registered_at")))
+        }
+        return found
+    }
+}

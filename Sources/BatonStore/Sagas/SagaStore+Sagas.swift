@@ -1,0 +1,332 @@
+import BatonCore
+import Foundation
+import PostgresNIO
+
+extension SagaStore {
+    /// Stores a new, already started saga with everything its start caused, in one transaction.
+    ///
+    /// With an idempotency key, a second call with the same key and the same request hash returns the
+    /// saga the first call created (and stores nothing); with another request hash it throws
+    /// ``SagaStoreError/idempotencyConflict(key:existingSagaID:)``. Concurrent calls with one key
+    /// create one saga: the unique index makes the later insert wait for the earlier one.
+    @discardableResult
+    public func createSaga(_ new: NewSaga, now: Date) async throws -> SagaCreation {
+        guard let id = UUID(sagaID: new.saga.id), SagaID.isValid(new.saga.id) else {
+            throw SagaStoreError.invalidSagaID(new.saga.id)
+        }
+        let write = try SagaWriteSet(old: nil, new: new.saga, transition: new.transition, idempotency: new.idempotency, now: now)
+        let document = try write.encoded()
+        let saga = new.saga
+        do {
+            return try await transaction { connection in
+                let query: PostgresQuery = """
+                    WITH w AS (SELECT \(document)::jsonb AS doc),
+                    saga AS (
+                        INSERT INTO baton.sagas (
+                            id, workflow, workflow_version, workflow_hash, status, direction, position, current_step,
+                            input, correlation_id, idempotency_key, request_hash, deadline, suspension_reason, last_error,
+                            attempts, retries, awaiting_reply_since, history_length, revision, created_at, updated_at,
+                            finished_at)
+                        SELECT \(id), \(saga.workflow), \(saga.workflowVersion), \(saga.workflowHash), s.status,
+                            s.direction, s.position, s.current_step, (w.doc->>'input')::jsonb, s.correlation_id,
+                            s.idempotency_key, s.request_hash, baton.from_epoch_us(s.deadline), s.suspension_reason,
+                            s.last_error, s.attempts, s.retries, baton.from_epoch_us(s.awaiting_reply_since),
+                            s.history_length, 1, baton.from_epoch_us(s.created_at), baton.from_epoch_us(s.updated_at),
+                            baton.from_epoch_us(s.finished_at)
+                        FROM w, \(unescaped: Self.sagaRecord)
+                        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                        RETURNING id, revision
+                    ),
+                    steps AS (
+                        INSERT INTO baton.saga_steps (
+                            saga_id, position, name, status, attempt, compensation_attempt, attempt_budget_start,
+                            compensation_budget_start, output, error, reply_deadline, retry_at, outcome_unknown,
+                            command_sent_at, started_at, finished_at)
+                        SELECT saga.id, x.position, x.name, x.status, x.attempt, x.compensation_attempt,
+                            x.attempt_budget_start, x.compensation_budget_start, x.output::jsonb, x.error::jsonb,
+                            baton.from_epoch_us(x.reply_deadline), baton.from_epoch_us(x.retry_at), x.outcome_unknown,
+                            baton.from_epoch_us(x.command_sent_at), baton.from_epoch_us(x.started_at),
+                            baton.from_epoch_us(x.finished_at)
+                        FROM saga, w, \(unescaped: Self.stepRecords)
+                    ),
+                    \(unescaped: Self.effects)
+                    SELECT (SELECT revision FROM saga), (SELECT count(*) FROM notified)
+                    """
+                guard try await Self.revision(of: connection.query(query, logger: logger)) != nil else {
+                    return try await existingSaga(for: new.idempotency, on: connection)
+                }
+                return .created(
+                    SagaRecord(
+                        saga: saga,
+                        revision: 1,
+                        idempotencyKey: new.idempotency?.key,
+                        historyLength: write.saga.historyLength,
+                        finishedAt: write.saga.finishedAt.map(Date.init(epochMicroseconds:))
+                    ))
+            }
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23503" {
+            // The only foreign key a new saga can miss is its workflow definition's.
+            throw SagaStoreError.definitionNotFound(name: saga.workflow, version: saga.workflowVersion)
+        }
+    }
+
+    /// The saga an idempotency key created, when the request matches.
+    private func existingSaga(for idempotency: IdempotencyKey?, on connection: PostgresConnection) async throws -> SagaCreation {
+        guard let idempotency else {
+            throw SagaStoreError.corruptRow("a saga insert without an idempotency key was dropped")
+        }
+        let rows = try await connection.query(
+            "SELECT id, request_hash FROM baton.sagas WHERE idempotency_key = \(idempotency.key)", logger: logger)
+        for try await (id, requestHash) in rows.decode((UUID, String).self) {
+            guard requestHash == idempotency.requestHash else {
+                throw SagaStoreError.idempotencyConflict(key: idempotency.key, existingSagaID: id.sagaID)
+            }
+            guard let record = try await loadSaga(id, on: connection, lock: false) else { break }
+            return .existing(record)
+        }
+        throw SagaStoreError.corruptRow("idempotency key '\(idempotency.key)' conflicted but no saga holds it")
+    }
+
+    /// Changes one saga under its row lock, with everything the change causes, in one transaction.
+    ///
+    /// The saga row is locked (`SELECT … FOR UPDATE`) before `decide` sees it, so concurrent updates
+    /// of one saga (two replies, a reply and a timer, a cancel) run one after the other, each on the
+    /// state the previous one committed: none is lost. `decide` runs while the lock is held; keep it
+    /// to pure computation (the state machine). If it throws, or any write fails, nothing is stored.
+    ///
+    /// - Parameters:
+    ///   - inboxMessageID: The id of the message that caused the change (a reply's). When given and the
+    ///     inbox already holds it, the saga is left alone and ``SagaUpdateResult/alreadyReceived`` is
+    ///     returned; otherwise it is recorded in the same transaction as the change.
+    ///   - now: The time of the write (outbox rows, `finished_at`).
+    ///   - decide: Given the saga as stored, its new state and the transition that produced it.
+    /// - Throws: ``SagaStoreError/sagaNotFound(id:)``; whatever `decide` throws; database errors.
+    @discardableResult
+    public func updateSaga(
+        id: String,
+        inboxMessageID: String? = nil,
+        now: Date,
+        _ decide: (SagaRecord) throws -> SagaChange
+    ) async throws -> SagaUpdateResult {
+        guard let uuid = UUID(sagaID: id) else { throw SagaStoreError.sagaNotFound(id: id) }
+        return try await transaction { connection in
+            guard let record = try await loadSaga(uuid, on: connection, lock: true) else {
+                throw SagaStoreError.sagaNotFound(id: id)
+            }
+            if let inboxMessageID {
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO baton.inbox (message_id, saga_id, received_at) VALUES (\(inboxMessageID), \(uuid), \(now))
+                    ON CONFLICT (message_id) DO NOTHING RETURNING 1
+                    """,
+                    logger: logger
+                )
+                var inserted = false
+                for try await _ in rows { inserted = true }
+                if !inserted { return .alreadyReceived }
+            }
+            return try await apply(try decide(record), to: record, on: connection, now: now)
+        }
+    }
+
+    /// Writes `change` over `record`, whose row the transaction on `connection` has locked.
+    func apply(
+        _ change: SagaChange, to record: SagaRecord, on connection: PostgresConnection, now: Date
+    ) async throws
+        -> SagaUpdateResult
+    {
+        guard change.saga.id == record.saga.id else {
+            preconditionFailure("a change for saga \(change.saga.id) was applied to saga \(record.saga.id)")
+        }
+        let write = try SagaWriteSet(old: record, new: change.saga, transition: change.transition, idempotency: nil, now: now)
+        let document = try write.encoded()
+        let id = UUID(sagaID: record.saga.id)
+        let query: PostgresQuery = """
+            WITH w AS (SELECT \(document)::jsonb AS doc),
+            saga AS (
+                UPDATE baton.sagas t SET
+                    status = s.status, direction = s.direction, position = s.position, current_step = s.current_step,
+                    input = (w.doc->>'input')::jsonb, correlation_id = s.correlation_id,
+                    deadline = baton.from_epoch_us(s.deadline), suspension_reason = s.suspension_reason,
+                    last_error = s.last_error, attempts = s.attempts, retries = s.retries,
+                    awaiting_reply_since = baton.from_epoch_us(s.awaiting_reply_since), history_length = s.history_length,
+                    revision = t.revision + 1, updated_at = baton.from_epoch_us(s.updated_at),
+                    finished_at = baton.from_epoch_us(s.finished_at)
+                FROM w, \(unescaped: Self.sagaRecord)
+                WHERE t.id = \(id)
+                RETURNING t.id, t.revision
+            ),
+            steps AS (
+                UPDATE baton.saga_steps t SET
+                    status = x.status, attempt = x.attempt, compensation_attempt = x.compensation_attempt,
+                    attempt_budget_start = x.attempt_budget_start, compensation_budget_start = x.compensation_budget_start,
+                    output = x.output::jsonb, error = x.error::jsonb, reply_deadline = baton.from_epoch_us(x.reply_deadline),
+                    retry_at = baton.from_epoch_us(x.retry_at), outcome_unknown = x.outcome_unknown,
+                    command_sent_at = baton.from_epoch_us(x.command_sent_at), started_at = baton.from_epoch_us(x.started_at),
+                    finished_at = baton.from_epoch_us(x.finished_at)
+                FROM saga, w, \(unescaped: Self.stepRecords)
+                WHERE t.saga_id = saga.id AND t.position = x.position
+            ),
+            \(unescaped: Self.effects)
+            SELECT (SELECT revision FROM saga), (SELECT count(*) FROM notified)
+            """
+        guard let revision = try await Self.revision(of: connection.query(query, logger: logger)) else {
+            throw SagaStoreError.sagaNotFound(id: record.saga.id)
+        }
+        let updated = SagaRecord(
+            saga: change.saga,
+            revision: revision,
+            idempotencyKey: record.idempotencyKey,
+            historyLength: write.saga.historyLength,
+            finishedAt: write.saga.finishedAt.map(Date.init(epochMicroseconds:))
+        )
+        return .updated(updated, change.transition)
+    }
+
+    /// A saga with its steps, as stored.
+    /// - Returns: `nil` when there is no such saga (including when `id` is not a saga id at all).
+    public func saga(id: String) async throws -> SagaRecord? {
+        guard let uuid = UUID(sagaID: id) else { return nil }
+        do {
+            return try await client.withConnection { connection in try await loadSaga(uuid, on: connection, lock: false) }
+        } catch {
+            throw SagaStoreError.translating(error)
+        }
+    }
+
+    /// Reads a saga and its steps; with `lock`, takes the saga's row lock for the transaction.
+    func loadSaga(_ id: UUID, on connection: PostgresConnection, lock: Bool) async throws -> SagaRecord? {
+        let sagaRows = try await connection.query(
+            """
+            SELECT id, workflow, workflow_version, workflow_hash, status, direction, position, input, correlation_id,
+                idempotency_key, deadline, suspension_reason, last_error, history_length, revision, created_at,
+                updated_at, finished_at
+            FROM baton.sagas WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
+            """,
+            logger: logger
+        )
+        var found: SagaRecord?
+        for try await row in sagaRows {
+            let column = RowReader(row)
+            found = SagaRecord(
+                saga: SagaInstance(
+                    id: try column("id", as: UUID.self).sagaID,
+                    workflow: try column("workflow"),
+                    workflowVersion: try column("workflow_version"),
+                    workflowHash: try column("workflow_hash"),
+                    correlationID: try column("correlation_id"),
+                    input: try column.json("input", as: JSONValue.self) ?? .null,
+                    status: try column.enumeration("status", as: SagaStatus.self),
+                    direction: try column.enumeration("direction", as: StepDirection.self),
+                    cursor: try column("position"),
+                    steps: [],
+                    deadline: try column("deadline"),
+                    suspensionReason: try column("suspension_reason"),
+                    lastError: try column("last_error"),
+                    createdAt: try column("created_at"),
+                    updatedAt: try column("updated_at")
+                ),
+                revision: try column("revision"),
+                idempotencyKey: try column("idempotency_key"),
+                historyLength: try column("history_length"),
+                finishedAt: try column("finished_at")
+            )
+        }
+        guard var record = found else { return nil }
+
+        let stepRows = try await connection.query(
+            """
+            SELECT position, name, status, attempt, compensation_attempt, attempt_budget_start, compensation_budget_start,
+                output, error, reply_deadline, retry_at, outcome_unknown, command_sent_at, started_at, finished_at
+            FROM baton.saga_steps WHERE saga_id = \(id) ORDER BY position
+            """,
+            logger: logger
+        )
+        for try await row in stepRows {
+            let column = RowReader(row)
+            var step = StepState(name: try column("name"))
+            step.status = try column.enumeration("status", as: StepStatus.self)
+            step.attempt = try column("attempt")
+            step.compensationAttempt = try column("compensation_attempt")
+            step.attemptBudgetStart = try column("attempt_budget_start")
+            step.compensationBudgetStart = try column("compensation_budget_start")
+            step.output = try column.json("output", as: JSONValue.self)
+            step.error = try column.json("error", as: StepError.self)
+            step.replyDeadline = try column("reply_deadline")
+            step.retryAt = try column("retry_at")
+            step.outcomeUnknown = try column("outcome_unknown")
+            step.commandSentAt = try column("command_sent_at")
+            step.startedAt = try column("started_at")
+            step.finishedAt = try column("finished_at")
+            record.saga.steps.append(step)
+        }
+        return record
+    }
+
+    // MARK: - SQL shared by creation and update
+
+    /// `jsonb_to_record` over the write set's saga part, as `s`.
+    private static let sagaRecord = """
+        jsonb_to_record(w.doc->'saga') AS s(
+            status text, direction text, position int, current_step text, correlation_id text, idempotency_key text,
+            request_hash text, deadline bigint, suspension_reason text, last_error text, attempts int, retries int,
+            awaiting_reply_since bigint, history_length int, created_at bigint, updated_at bigint, finished_at bigint)
+        """
+
+    /// `jsonb_to_recordset` over the write set's steps, as `x`.
+    private static let stepRecords = """
+        jsonb_to_recordset(w.doc->'steps') AS x(
+            position int, name text, status text, attempt int, compensation_attempt int, attempt_budget_start int,
+            compensation_budget_start int, output text, error text, reply_deadline bigint, retry_at bigint,
+            outcome_unknown boolean, command_sent_at bigint, started_at bigint, finished_at bigint)
+        """
+
+    /// The common-table expressions that append history, queue commands, cancel and schedule timers
+    /// and send the wake-up notifications. They join `saga` (the saga CTE), so they write nothing when
+    /// that wrote nothing; `notified` must be read by the final SELECT, or PostgreSQL skips it.
+    private static let effects = """
+        history AS (
+            INSERT INTO baton.saga_history (
+                saga_id, seq, kind, step, direction, attempt, status_before, status_after, detail, at)
+            SELECT saga.id, x.seq, x.kind, x.step, x.direction, x.attempt, x.status_before, x.status_after, x.detail,
+                baton.from_epoch_us(x.at)
+            FROM saga, w, jsonb_to_recordset(w.doc->'history') AS x(
+                seq int, kind text, step text, direction text, attempt int, status_before text, status_after text,
+                detail text, at bigint)
+        ),
+        outbox AS (
+            INSERT INTO baton.outbox (saga_id, subject, message_id, command, created_at)
+            SELECT saga.id, x.subject, x.message_id, x.command::jsonb, baton.from_epoch_us((w.doc->>'now')::bigint)
+            FROM saga, w, ROWS FROM (jsonb_to_recordset(w.doc->'outbox') AS (subject text, message_id text, command text))
+                WITH ORDINALITY AS x(subject, message_id, command, n)
+            ORDER BY x.n
+        ),
+        cancelled AS (
+            DELETE FROM baton.timers t USING saga, w
+            WHERE t.saga_id = saga.id
+                AND ((w.doc->>'cancel_all_timers')::boolean
+                    OR t.timer_key IN (SELECT jsonb_array_elements_text(w.doc->'cancelled_timers')))
+        ),
+        scheduled AS (
+            INSERT INTO baton.timers (saga_id, timer_key, kind, step, direction, attempt, due_at, claimable_at)
+            SELECT saga.id, x.timer_key, x.kind, x.step, x.direction, x.attempt, baton.from_epoch_us(x.due_at),
+                baton.from_epoch_us(x.due_at)
+            FROM saga, w, jsonb_to_recordset(w.doc->'scheduled_timers') AS x(
+                timer_key text, kind text, step text, direction text, attempt int, due_at bigint)
+            ON CONFLICT (saga_id, timer_key) DO UPDATE SET
+                kind = excluded.kind, step = excluded.step, direction = excluded.direction, attempt = excluded.attempt,
+                due_at = excluded.due_at, claimable_at = excluded.claimable_at, claim_token = NULL, claims = 0
+        ),
+        notified AS (
+            SELECT pg_notify('\(StoreWakeup.channel)', n)
+            FROM saga, w, jsonb_array_elements_text(w.doc->'notifications') AS n
+        )
+        """
+
+    /// The revision the statement's final SELECT returned, or `nil` when its saga CTE wrote no row.
+    private static func revision(of rows: PostgresRowSequence) async throws -> Int64? {
+        var revision: Int64?
+        for try await (value, _) in rows.decode((Int64?, Int64).self) { revision = value }
+        return revision
+    }
+}

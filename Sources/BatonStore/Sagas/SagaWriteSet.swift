@@ -1,0 +1,224 @@
+import BatonCore
+import Foundation
+
+/// Everything one transition writes, as a single JSON document bound to one parameter.
+///
+/// The write statement reads its parts with `jsonb_to_record(set)` and so inserts any number of
+/// steps, history entries, outbox rows and timers in one round trip. Timestamps are integer
+/// microseconds since the Unix epoch; JSON values that may be JSON `null` (step outputs) travel as
+/// JSON text, because a JSON `null` in a row set reads back as SQL `NULL`.
+struct SagaWriteSet: Encodable {
+    struct Saga: Encodable {
+        var status: String
+        var direction: String
+        var position: Int
+        var currentStep: String
+        var correlationID: String?
+        var idempotencyKey: String?
+        var requestHash: String?
+        var deadline: Int64?
+        var suspensionReason: String?
+        var lastError: String?
+        var attempts: Int
+        var retries: Int
+        var awaitingReplySince: Int64?
+        var historyLength: Int
+        var createdAt: Int64
+        var updatedAt: Int64
+        var finishedAt: Int64?
+    }
+
+    struct Step: Encodable {
+        var position: Int
+        var name: String
+        var status: String
+        var attempt: Int
+        var compensationAttempt: Int
+        var attemptBudgetStart: Int
+        var compensationBudgetStart: Int
+        /// JSON text of the output.
+        var output: String?
+        /// JSON text of the error.
+        var error: String?
+        var replyDeadline: Int64?
+        var retryAt: Int64?
+        var outcomeUnknown: Bool
+        var commandSentAt: Int64?
+        var startedAt: Int64?
+        var finishedAt: Int64?
+    }
+
+    struct History: Encodable {
+        var seq: Int
+        var kind: String
+        var step: String?
+        var direction: String?
+        var attempt: Int?
+        var statusBefore: String
+        var statusAfter: String
+        var detail: String
+        var at: Int64
+    }
+
+    struct Outbox: Encodable {
+        var subject: String
+        var messageID: String
+        /// JSON text of the ``StepCommand``.
+        var command: String
+    }
+
+    struct Timer: Encodable {
+        var timerKey: String
+        var kind: String
+        var step: String?
+        var direction: String?
+        var attempt: Int
+        var dueAt: Int64
+    }
+
+    var saga: Saga
+    /// JSON text of the saga's input. (Text, not a nested value: the snake_case key strategy would
+    /// rewrite the keys of a nested object.)
+    var input: String
+    var steps: [Step]
+    var history: [History]
+    var outbox: [Outbox]
+    /// Keys of timers to delete.
+    var cancelledTimers: [String]
+    /// Delete every timer of the saga (it finished).
+    var cancelAllTimers: Bool
+    var scheduledTimers: [Timer]
+    /// When the write happens (outbox rows' `created_at`).
+    var now: Int64
+    /// Payloads for `pg_notify` on ``StoreWakeup/channel``, sent when the transaction commits.
+    var notifications: [String]
+
+    /// The write that takes a saga from `old` (nil when it is being created) to `new`.
+    /// - Parameters:
+    ///   - historyLength: How many history entries the saga has before this write.
+    ///   - now: When the write happens (for `finished_at`).
+    init(
+        old: SagaRecord?,
+        new: SagaInstance,
+        transition: SagaTransition,
+        idempotency: IdempotencyKey?,
+        now: Date
+    ) throws {
+        self.now = now.epochMicroseconds
+        let historyLength = old?.historyLength ?? 0
+        let history = transition.history
+        let finishedAt: Date? = new.status.isTerminal ? (old?.finishedAt ?? now) : nil
+        saga = Saga(
+            status: new.status.rawValue,
+            direction: new.direction.rawValue,
+            position: new.cursor,
+            currentStep: new.steps.indices.contains(new.cursor) ? new.steps[new.cursor].name : "",
+            correlationID: new.correlationID,
+            idempotencyKey: idempotency?.key ?? old?.idempotencyKey,
+            requestHash: idempotency?.requestHash,
+            deadline: new.deadline?.epochMicroseconds,
+            suspensionReason: new.suspensionReason,
+            lastError: new.lastError,
+            attempts: new.steps.reduce(0) { $0 + $1.attempt + $1.compensationAttempt },
+            retries: new.steps.reduce(0) { $0 + max(0, $1.attempt - 1) + max(0, $1.compensationAttempt - 1) },
+            awaitingReplySince: new.steps.filter(\.awaitingReply).compactMap(\.commandSentAt).min()?.epochMicroseconds,
+            historyLength: historyLength + history.count,
+            createdAt: new.createdAt.epochMicroseconds,
+            updatedAt: new.updatedAt.epochMicroseconds,
+            finishedAt: finishedAt?.epochMicroseconds
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        func json(_ value: some Encodable) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
+        input = try json(new.input)
+
+        steps = try new.steps.enumerated().compactMap { position, step in
+            // Only steps that changed are written; a new saga writes all of them.
+            if let old, old.saga.steps.indices.contains(position), old.saga.steps[position] == step { return nil }
+            return Step(
+                position: position,
+                name: step.name,
+                status: step.status.rawValue,
+                attempt: step.attempt,
+                compensationAttempt: step.compensationAttempt,
+                attemptBudgetStart: step.attemptBudgetStart,
+                compensationBudgetStart: step.compensationBudgetStart,
+                output: try step.output.map(json),
+                error: try step.error.map(json),
+                replyDeadline: step.replyDeadline?.epochMicroseconds,
+                retryAt: step.retryAt?.epochMicroseconds,
+                outcomeUnknown: step.outcomeUnknown,
+                commandSentAt: step.commandSentAt?.epochMicroseconds,
+                startedAt: step.startedAt?.epochMicroseconds,
+                finishedAt: step.finishedAt?.epochMicroseconds
+            )
+        }
+        self.history = history.enumerated().map { offset, entry in
+            History(
+                seq: historyLength + offset + 1,
+                kind: entry.kind.rawValue,
+                step: entry.step,
+                direction: entry.direction?.rawValue,
+                attempt: entry.attempt,
+                statusBefore: entry.statusBefore.rawValue,
+                statusAfter: entry.statusAfter.rawValue,
+                detail: entry.detail,
+                at: entry.at.epochMicroseconds
+            )
+        }
+        outbox = try transition.commands.map { Outbox(subject: $0.subject, messageID: $0.messageID, command: try json($0)) }
+
+        // Timer effects apply in order, and a later one for the same slot wins: reduce them to one
+        // final action per slot so the delete and the upsert never touch the same row.
+        var finalTimers: [String: SagaTimer?] = [:]
+        var order: [String] = []
+        for effect in transition.effects {
+            let key: String
+            let timer: SagaTimer?
+            switch effect {
+            case .scheduleTimer(let scheduled): (key, timer) = (scheduled.key.storageKey, scheduled)
+            case .cancelTimer(let slot): (key, timer) = (slot.storageKey, nil)
+            default: continue
+            }
+            if finalTimers[key] == nil { order.append(key) }
+            finalTimers[key] = .some(timer)
+        }
+        cancelAllTimers = new.status.isTerminal
+        cancelledTimers = cancelAllTimers ? [] : order.filter { finalTimers[$0] == .some(nil) }
+        scheduledTimers =
+            cancelAllTimers
+            ? []
+            : order.compactMap { key in
+                guard case .some(.some(let timer)) = finalTimers[key] else { return nil }
+                return Timer(
+                    timerKey: key,
+                    kind: timer.kind.rawValue,
+                    step: timer.step,
+                    direction: timer.direction?.rawValue,
+                    attempt: timer.attempt,
+                    dueAt: timer.due.epochMicroseconds
+                )
+            }
+
+        var notifications: [String] = []
+        if !outbox.isEmpty { notifications.append(StoreWakeup.outbox.payload) }
+        if let soonest = scheduledTimers.map(\.dueAt).min() {
+            notifications.append(StoreWakeup.timer(due: Date(epochMicroseconds: soonest)).payload)
+        }
+        self.notifications = notifications
+    }
+
+    /// The document as JSON text, with snake_case keys (the column names).
+    func encoded() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
+extension SagaTimer.Key {
+    /// The timer's slot as stored: `saga_deadline`, or `step_timeout:debit:action`.
+    var storageKey: String {
+        [kind.rawValue, step, direction?.rawValue].compactMap { $0 }.joined(separator: ":")
+    }
+}
