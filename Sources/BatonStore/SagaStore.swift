@@ -37,7 +37,7 @@ public struct SagaStore: Sendable {
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
-            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            return try await client.withStoreTransaction(logger: logger) { connection in try await body(connection) }
         } catch {
             throw SagaStoreError.translating(error)
         }

@@ -10,7 +10,43 @@ extension SagaStore {
     /// One page of sagas, newest first.
     /// - Parameter now: The time "running longer than" counts from.
     public func listSagas(_ list: SagaListQuery, now: Date) async throws -> SagaPage {
-        let limit = min(max(list.limit, 1), SagaListQuery.maximumLimit)
+        let limit = Self.pageSize(list)
+        var sagas: [SagaSummary] = []
+        var lastKey: SagaPageCursor?
+        var more = false
+        for try await row in try await query(Self.listQuery(list, now: now)) {
+            guard sagas.count < limit else {
+                more = true
+                break
+            }
+            let column = RowReader(row)
+            let id = try column("id", as: UUID.self)
+            sagas.append(
+                SagaSummary(
+                    id: id.sagaID,
+                    workflow: try column("workflow"),
+                    workflowVersion: try column("workflow_version"),
+                    status: try column.enumeration("status", as: SagaStatus.self),
+                    currentStep: try column("current_step"),
+                    correlationID: try column("correlation_id"),
+                    attempts: try column("attempts"),
+                    retries: try column("retries"),
+                    lastError: try column("last_error"),
+                    suspensionReason: try column("suspension_reason"),
+                    awaitingReplySince: try column("awaiting_reply_since"),
+                    createdAt: try column("created_at"),
+                    updatedAt: try column("updated_at"),
+                    finishedAt: try column("finished_at")
+                ))
+            lastKey = SagaPageCursor(createdAtMicroseconds: try column("created_us"), id: id)
+        }
+        return SagaPage(sagas: sagas, next: more ? lastKey : nil)
+    }
+
+    static func pageSize(_ list: SagaListQuery) -> Int { min(max(list.limit, 1), SagaListQuery.maximumLimit) }
+
+    /// The list query: one row more than the page size, so that a next page is known to exist.
+    static func listQuery(_ list: SagaListQuery, now: Date) -> PostgresQuery {
         var builder = QueryBuilder()
         var conditions: [String] = []
         if !list.statuses.isEmpty {
@@ -42,38 +78,9 @@ extension SagaStore {
             FROM baton.sagas
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: "\n  AND "))
             ORDER BY created_at DESC, id DESC
-            LIMIT \(builder.bind(limit + 1))
+            LIMIT \(builder.bind(pageSize(list) + 1))
             """
-        var sagas: [SagaSummary] = []
-        var lastKey: SagaPageCursor?
-        var more = false
-        for try await row in try await query(builder.query(sql)) {
-            guard sagas.count < limit else {
-                more = true
-                break
-            }
-            let column = RowReader(row)
-            let id = try column("id", as: UUID.self)
-            sagas.append(
-                SagaSummary(
-                    id: id.sagaID,
-                    workflow: try column("workflow"),
-                    workflowVersion: try column("workflow_version"),
-                    status: try column.enumeration("status", as: SagaStatus.self),
-                    currentStep: try column("current_step"),
-                    correlationID: try column("correlation_id"),
-                    attempts: try column("attempts"),
-                    retries: try column("retries"),
-                    lastError: try column("last_error"),
-                    suspensionReason: try column("suspension_reason"),
-                    awaitingReplySince: try column("awaiting_reply_since"),
-                    createdAt: try column("created_at"),
-                    updatedAt: try column("updated_at"),
-                    finishedAt: try column("finished_at")
-                ))
-            lastKey = SagaPageCursor(createdAtMicroseconds: try column("created_us"), id: id)
-        }
-        return SagaPage(sagas: sagas, next: more ? lastKey : nil)
+        return builder.query(sql)
     }
 
     /// A saga's history in order, from the entry after `afterSeq`.
@@ -107,10 +114,12 @@ extension SagaStore {
         return entries
     }
 
+    static let activeCountsQuery: PostgresQuery =
+        "SELECT status, count(*) FROM baton.sagas WHERE \(unescaped: activeStatusesSQL) GROUP BY status"
+
     /// How many sagas are in flight, by status (statuses with none are left out).
     public func activeSagaCounts() async throws -> [SagaStatus: Int] {
-        let rows = try await query(
-            "SELECT status, count(*) FROM baton.sagas WHERE \(unescaped: Self.activeStatusesSQL) GROUP BY status")
+        let rows = try await query(Self.activeCountsQuery)
         var counts: [SagaStatus: Int] = [:]
         for try await (status, count) in rows.decode((String, Int).self) {
             if let status = SagaStatus(rawValue: status) { counts[status] = count }

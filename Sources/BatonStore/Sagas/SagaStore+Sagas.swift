@@ -52,7 +52,7 @@ extension SagaStore {
                     \(unescaped: Self.effects)
                     SELECT (SELECT revision FROM saga), (SELECT count(*) FROM notified)
                     """
-                guard try await Self.revision(of: connection.query(query, logger: logger)) != nil else {
+                guard try await Self.revision(of: connection.run(query, logger: logger)) != nil else {
                     return try await existingSaga(for: new.idempotency, on: connection)
                 }
                 return .created(
@@ -75,7 +75,7 @@ extension SagaStore {
         guard let idempotency else {
             throw SagaStoreError.corruptRow("a saga insert without an idempotency key was dropped")
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT id, request_hash FROM baton.sagas WHERE idempotency_key = \(idempotency.key)", logger: logger)
         for try await (id, requestHash) in rows.decode((UUID, String).self) {
             guard requestHash == idempotency.requestHash else {
@@ -114,7 +114,7 @@ extension SagaStore {
                 throw SagaStoreError.sagaNotFound(id: id)
             }
             if let inboxMessageID {
-                let rows = try await connection.query(
+                let rows = try await connection.run(
                     """
                     INSERT INTO baton.inbox (message_id, saga_id, received_at) VALUES (\(inboxMessageID), \(uuid), \(now))
                     ON CONFLICT (message_id) DO NOTHING RETURNING 1
@@ -170,7 +170,7 @@ extension SagaStore {
             \(unescaped: Self.effects)
             SELECT (SELECT revision FROM saga), (SELECT count(*) FROM notified)
             """
-        guard let revision = try await Self.revision(of: connection.query(query, logger: logger)) else {
+        guard let revision = try await Self.revision(of: connection.run(query, logger: logger)) else {
             throw SagaStoreError.sagaNotFound(id: record.saga.id)
         }
         let updated = SagaRecord(
@@ -196,7 +196,7 @@ extension SagaStore {
 
     /// Reads a saga and its steps; with `lock`, takes the saga's row lock for the transaction.
     func loadSaga(_ id: UUID, on connection: PostgresConnection, lock: Bool) async throws -> SagaRecord? {
-        let sagaRows = try await connection.query(
+        let sagaRows = try await connection.run(
             """
             SELECT id, workflow, workflow_version, workflow_hash, status, direction, position, input, correlation_id,
                 idempotency_key, deadline, suspension_reason, last_error, history_length, revision, created_at,
@@ -234,7 +234,7 @@ extension SagaStore {
         }
         guard var record = found else { return nil }
 
-        let stepRows = try await connection.query(
+        let stepRows = try await connection.run(
             """
             SELECT position, name, status, attempt, compensation_attempt, attempt_budget_start, compensation_budget_start,
                 output, error, reply_deadline, retry_at, outcome_unknown, command_sent_at, started_at, finished_at

@@ -43,16 +43,7 @@ extension SagaStore {
         _ publish: ([OutboxMessage]) async throws -> OutboxPublishResult
     ) async throws -> Int {
         try await transaction { connection in
-            let rows = try await connection.query(
-                """
-                SELECT id, command, created_at, publish_attempts FROM baton.outbox
-                WHERE published_at IS NULL
-                ORDER BY id
-                LIMIT \(max(limit, 1))
-                FOR UPDATE SKIP LOCKED
-                """,
-                logger: logger
-            )
+            let rows = try await connection.run(Self.outboxClaimQuery(limit: limit), logger: logger)
             var batch: [OutboxMessage] = []
             for try await row in rows {
                 let column = RowReader(row)
@@ -67,13 +58,13 @@ extension SagaStore {
             guard !batch.isEmpty else { return 0 }
             let result = try await publish(batch)
             if !result.published.isEmpty {
-                try await connection.query(
+                try await connection.run(
                     "UPDATE baton.outbox SET published_at = \(now) WHERE id = ANY(\(result.published))", logger: logger)
             }
             if !result.failed.isEmpty {
                 let ids = Array(result.failed.keys)
                 let reasons = ids.map { result.failed[$0] ?? "" }
-                try await connection.query(
+                try await connection.run(
                     """
                     UPDATE baton.outbox o SET publish_attempts = o.publish_attempts + 1, last_error = f.reason
                     FROM unnest(\(ids)::bigint[], \(reasons)::text[]) AS f(id, reason)
@@ -84,6 +75,17 @@ extension SagaStore {
             }
             return batch.count
         }
+    }
+
+    /// The oldest unpublished rows that no other relay holds, locked for this transaction.
+    static func outboxClaimQuery(limit: Int) -> PostgresQuery {
+        """
+        SELECT id, command, created_at, publish_attempts FROM baton.outbox
+        WHERE published_at IS NULL
+        ORDER BY id
+        LIMIT \(max(limit, 1))
+        FOR UPDATE SKIP LOCKED
+        """
     }
 
     /// How many commands wait to be published, and when the oldest was queued.

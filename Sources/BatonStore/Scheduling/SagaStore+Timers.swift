@@ -30,19 +30,7 @@ extension SagaStore {
     public func claimDueTimers(now: Date, limit: Int, lease: SagaDuration) async throws -> [ClaimedTimer] {
         let token = UUID()
         let leaseExpires = now + lease
-        let rows = try await query(
-            """
-            UPDATE baton.timers t SET claimable_at = \(leaseExpires), claim_token = \(token), claims = t.claims + 1
-            FROM (
-                SELECT saga_id, timer_key FROM baton.timers
-                WHERE claimable_at <= \(now)
-                ORDER BY claimable_at
-                LIMIT \(max(limit, 1))
-                FOR UPDATE SKIP LOCKED
-            ) due
-            WHERE t.saga_id = due.saga_id AND t.timer_key = due.timer_key
-            RETURNING t.saga_id, t.kind, t.step, t.direction, t.attempt, t.due_at
-            """)
+        let rows = try await query(Self.timerClaimQuery(now: now, limit: limit, leaseExpires: leaseExpires, token: token))
         var claimed: [ClaimedTimer] = []
         for try await row in rows {
             let column = RowReader(row)
@@ -63,6 +51,22 @@ extension SagaStore {
         return claimed.sorted { $0.timer.due < $1.timer.due }
     }
 
+    /// Moves up to `limit` due timers that no other scheduler is claiming to the end of a lease.
+    static func timerClaimQuery(now: Date, limit: Int, leaseExpires: Date, token: UUID) -> PostgresQuery {
+        """
+        UPDATE baton.timers t SET claimable_at = \(leaseExpires), claim_token = \(token), claims = t.claims + 1
+        FROM (
+            SELECT saga_id, timer_key FROM baton.timers
+            WHERE claimable_at <= \(now)
+            ORDER BY claimable_at
+            LIMIT \(max(limit, 1))
+            FOR UPDATE SKIP LOCKED
+        ) due
+        WHERE t.saga_id = due.saga_id AND t.timer_key = due.timer_key
+        RETURNING t.saga_id, t.kind, t.step, t.direction, t.attempt, t.due_at
+        """
+    }
+
     /// Fires a claimed timer: under the saga's row lock, deletes the timer (only if it is still the
     /// one claimed) and applies what `decide` returns, in one transaction.
     ///
@@ -78,7 +82,7 @@ extension SagaStore {
         return try await transaction { connection in
             // The saga first, then its timer: the order every transition takes its locks in.
             guard let record = try await loadSaga(sagaID, on: connection, lock: true) else { return .superseded }
-            let deleted = try await connection.query(
+            let deleted = try await connection.run(
                 """
                 DELETE FROM baton.timers
                 WHERE saga_id = \(sagaID) AND timer_key = \(claimed.timer.key.storageKey) AND claim_token = \(claimed.claimToken)

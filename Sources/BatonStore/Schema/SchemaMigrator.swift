@@ -24,54 +24,50 @@ public struct SchemaMigrator: Sendable {
     @discardableResult
     public func migrate(_ client: PostgresClient, logger: Logger) async throws -> MigrationReport {
         let migrations = self.migrations.sorted { $0.version < $1.version }
-        do {
-            return try await client.withTransaction(logger: logger) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
-                try await connection.query("CREATE SCHEMA IF NOT EXISTS baton", logger: logger)
-                try await connection.query(
+        return try await client.withStoreTransaction(logger: logger) { connection in
+            try await connection.run("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+            try await connection.run("CREATE SCHEMA IF NOT EXISTS baton", logger: logger)
+            try await connection.run(
+                """
+                CREATE TABLE IF NOT EXISTS baton.schema_migrations (
+                    version     integer     PRIMARY KEY,
+                    name        text        NOT NULL,
+                    checksum    text        NOT NULL,
+                    applied_at  timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                logger: logger
+            )
+            var applied: [Int: String] = [:]
+            let rows = try await connection.run("SELECT version, checksum FROM baton.schema_migrations", logger: logger)
+            for try await (version, checksum) in rows.decode((Int, String).self) { applied[version] = checksum }
+
+            for migration in migrations {
+                if let checksum = applied[migration.version], checksum != migration.checksum {
+                    throw MigrationError.checksumMismatch(version: migration.version, name: migration.name)
+                }
+            }
+            var report = MigrationReport(
+                applied: [],
+                newerVersionsInDatabase: applied.keys.filter { $0 > (migrations.last?.version ?? 0) }.sorted()
+            )
+            for migration in migrations where applied[migration.version] == nil {
+                logger.info(
+                    "applying schema migration",
+                    metadata: ["migration.version": "\(migration.version)", "migration.name": "\(migration.name)"])
+                for statement in migration.statements {
+                    try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.run(
                     """
-                    CREATE TABLE IF NOT EXISTS baton.schema_migrations (
-                        version     integer     PRIMARY KEY,
-                        name        text        NOT NULL,
-                        checksum    text        NOT NULL,
-                        applied_at  timestamptz NOT NULL DEFAULT now()
-                    )
+                    INSERT INTO baton.schema_migrations (version, name, checksum)
+                    VALUES (\(migration.version), \(migration.name), \(migration.checksum))
                     """,
                     logger: logger
                 )
-                var applied: [Int: String] = [:]
-                let rows = try await connection.query("SELECT version, checksum FROM baton.schema_migrations", logger: logger)
-                for try await (version, checksum) in rows.decode((Int, String).self) { applied[version] = checksum }
-
-                for migration in migrations {
-                    if let checksum = applied[migration.version], checksum != migration.checksum {
-                        throw MigrationError.checksumMismatch(version: migration.version, name: migration.name)
-                    }
-                }
-                var report = MigrationReport(
-                    applied: [],
-                    newerVersionsInDatabase: applied.keys.filter { $0 > (migrations.last?.version ?? 0) }.sorted()
-                )
-                for migration in migrations where applied[migration.version] == nil {
-                    logger.info(
-                        "applying schema migration",
-                        metadata: ["migration.version": "\(migration.version)", "migration.name": "\(migration.name)"])
-                    for statement in migration.statements {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                    }
-                    try await connection.query(
-                        """
-                        INSERT INTO baton.schema_migrations (version, name, checksum)
-                        VALUES (\(migration.version), \(migration.name), \(migration.checksum))
-                        """,
-                        logger: logger
-                    )
-                    report.applied.append(migration.version)
-                }
-                return report
+                report.applied.append(migration.version)
             }
-        } catch let error as PostgresTransactionError {
-            throw error.closureError ?? error
+            return report
         }
     }
 }

@@ -40,12 +40,17 @@ enum StoreFixture {
 
     /// Runs `body` with a store on a fresh, migrated database.
     static func withStore<Result: Sendable>(_ body: (SagaStore) async throws -> Result) async throws -> Result {
+        try await withDatabase { _, store in try await body(store) }
+    }
+
+    /// Like ``withStore(_:)``, also giving the database's URL (to connect a second client).
+    static func withDatabase<Result: Sendable>(_ body: (DatabaseURL, SagaStore) async throws -> Result) async throws -> Result {
         let url = try await createDatabase()
         return try await withClient(url) { client in
             let store = SagaStore(client: client, logger: logger)
             try await store.migrate()
             _ = try await store.registerDefinition(definition, source: definitionSource, now: epoch)
-            return try await body(store)
+            return try await body(url, store)
         }
     }
 
@@ -139,6 +144,12 @@ enum StoreFixture {
         for try await value in try await store.client.query(query).decode(Value.self) { return value }
         return nil
     }
+}
+
+/// Collects values from concurrent tasks.
+actor Collector<Value: Sendable> {
+    private(set) var values: [Value] = []
+    func append(contentsOf more: [Value]) { values.append(contentsOf: more) }
 }
 
 extension SagaUpdateResult {

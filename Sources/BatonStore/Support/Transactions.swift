@@ -1,0 +1,55 @@
+import Logging
+import PostgresNIO
+
+/// The connection a transaction ran on was closed (by the server, the network, or a failover)
+/// before the transaction finished: nothing of it was committed, unless the loss came during
+/// `COMMIT` itself, in which case the outcome is unknown to the client.
+public struct DatabaseConnectionLost: Error, Sendable, CustomStringConvertible {
+    public var description: String { "the database connection was closed in the middle of a transaction" }
+}
+
+extension PostgresConnection {
+    /// Runs one statement of a transaction.
+    ///
+    /// PostgresNIO 1.33.2 never completes a query written to a connection the server has already
+    /// closed: the write fails before it reaches the handler that would fail the query, so the
+    /// caller waits forever. A transaction that held its connection while doing other work (a relay
+    /// publishing a batch) meets exactly that when PostgreSQL terminates its backend. Checking first
+    /// turns it into an error; a close in the microseconds between the check and the write is not
+    /// covered.
+    @discardableResult
+    func run(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        guard !isClosed else { throw DatabaseConnectionLost() }
+        return try await self.query(query, logger: logger)
+    }
+}
+
+extension PostgresClient {
+    /// Runs `body` in a transaction on one pooled connection: `COMMIT` when it returns, `ROLLBACK`
+    /// when it throws. Used instead of PostgresNIO's `withTransaction`, whose `COMMIT`/`ROLLBACK`
+    /// would hang on a connection the server closed meanwhile (see ``PostgresConnection/run(_:logger:)``).
+    func withStoreTransaction<Result: Sendable>(
+        logger: Logger,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await withConnection { connection in
+            _ = try await connection.run("BEGIN", logger: logger)
+            let result: Result
+            do {
+                result = try await body(connection)
+            } catch {
+                if !connection.isClosed {
+                    do {
+                        _ = try await connection.run("ROLLBACK", logger: logger)
+                    } catch {
+                        // A connection that cannot roll back must not go back to the pool mid-transaction.
+                        try? await connection.close()
+                    }
+                }
+                throw error
+            }
+            _ = try await connection.run("COMMIT", logger: logger)
+            return result
+        }
+    }
+}
