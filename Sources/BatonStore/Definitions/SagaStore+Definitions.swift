@@ -9,6 +9,7 @@ extension SagaStore {
     /// start-up. A name and version are immutable once registered: sagas pin them.
     /// - Throws: ``SagaStoreError/definitionConflict(name:version:registeredHash:newHash:)`` when the
     ///   version is registered with different content.
+    @discardableResult
     public func registerDefinition(
         _ definition: WorkflowDefinition, source: String?, now: Date
     ) async throws
