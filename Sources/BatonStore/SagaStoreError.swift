@@ -36,13 +36,9 @@ public enum SagaStoreError: Error, Sendable, Equatable, CustomStringConvertible 
         }
     }
 
-    /// Turns what a transaction threw into the error callers should see: the store's own errors
-    /// and the closure's errors unwrapped, values PostgreSQL cannot hold named as such.
+    /// Turns what a store call threw into the error callers should see: values PostgreSQL cannot
+    /// hold are named as such; everything else passes through.
     static func translating(_ error: any Error) -> any Error {
-        var error = error
-        if let transaction = error as? PostgresTransactionError {
-            error = transaction.closureError ?? transaction.commitError ?? transaction.beginError ?? transaction
-        }
         if let psql = error as? PSQLError, let code = psql.serverInfo?[.sqlState],
             unstorableSQLStates.contains(code)
         {

@@ -93,6 +93,8 @@ extension SagaStore {
     /// of one saga (two replies, a reply and a timer, a cancel) run one after the other, each on the
     /// state the previous one committed: none is lost. `decide` runs while the lock is held; keep it
     /// to pure computation (the state machine). If it throws, or any write fails, nothing is stored.
+    /// A saga's id, workflow, input and correlation id are fixed when it is created; the store does
+    /// not rewrite them.
     ///
     /// - Parameters:
     ///   - inboxMessageID: The id of the message that caused the change (a reply's). When given and the
@@ -146,7 +148,6 @@ extension SagaStore {
             saga AS (
                 UPDATE baton.sagas t SET
                     status = s.status, direction = s.direction, position = s.position, current_step = s.current_step,
-                    input = (w.doc->>'input')::jsonb, correlation_id = s.correlation_id,
                     deadline = baton.from_epoch_us(s.deadline), suspension_reason = s.suspension_reason,
                     last_error = s.last_error, attempts = s.attempts, retries = s.retries,
                     awaiting_reply_since = baton.from_epoch_us(s.awaiting_reply_since), history_length = s.history_length,

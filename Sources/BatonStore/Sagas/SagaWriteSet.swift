@@ -77,9 +77,10 @@ struct SagaWriteSet: Encodable {
     }
 
     var saga: Saga
-    /// JSON text of the saga's input. (Text, not a nested value: the snake_case key strategy would
-    /// rewrite the keys of a nested object.)
-    var input: String
+    /// JSON text of the saga's input, when the saga is being created: a saga's input never changes,
+    /// and rewriting it would copy a large (TOASTed) input on every transition. (Text, not a nested
+    /// value: the snake_case key strategy would rewrite the keys of a nested object.)
+    var input: String?
     var steps: [Step]
     var history: [History]
     var outbox: [Outbox]
@@ -130,7 +131,7 @@ struct SagaWriteSet: Encodable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         func json(_ value: some Encodable) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
-        input = try json(new.input)
+        input = old == nil ? try json(new.input) : nil
 
         steps = try new.steps.enumerated().compactMap { position, step in
             // Only steps that changed are written; a new saga writes all of them.

@@ -33,10 +33,7 @@ struct RowReader {
 
     func optionalEnumeration<Value: RawRepresentable>(_ column: String, as type: Value.Type) throws -> Value?
     where Value.RawValue == String {
-        guard let text = try self(column, as: String?.self) else { return nil }
-        guard let value = Value(rawValue: text) else {
-            throw SagaStoreError.corruptRow("column \(column): unknown value '\(text)'")
-        }
-        return value
+        guard try self(column, as: String?.self) != nil else { return nil }
+        return try enumeration(column, as: type)
     }
 }

@@ -96,6 +96,38 @@ struct TimerTests {
         }
     }
 
+    @Test("a claimed timeout for attempt 1 is a no-op once attempt 2 holds the slot")
+    func staleAttempt() async throws {
+        try await Fixture.withStore { store in
+            let new = try Fixture.startedSaga()
+            try await store.createSaga(new, now: Fixture.epoch)
+            let due = Fixture.epoch + .seconds(5)
+            let stale = try await store.claimDueTimers(now: due, limit: 10, lease: .seconds(60))
+            #expect(stale.map(\.timer.attempt) == [1])
+
+            // Before the claimed timeout fires, attempt 1 answers "retry", the delay passes and
+            // attempt 2 goes out, arming the same slot for attempt 2.
+            try await Fixture.handle(
+                Fixture.reply(.retry(after: nil, message: "busy"), to: new.saga), sagaID: new.saga.id, in: store, now: due)
+            let backoff = try await store.claimDueTimers(now: due + .seconds(1), limit: 10, lease: .seconds(60))
+            #expect(backoff.map(\.timer.kind) == [.retryBackoff])
+            guard case .fired = try await Self.fire(backoff[0], in: store, now: due + .seconds(1)) else {
+                Issue.record("the retry delay fires")
+                return
+            }
+            let armed = try await store.timers(sagaID: new.saga.id).filter { $0.kind == .stepTimeout }
+            #expect(armed.map(\.attempt) == [2])
+            let revision = try await store.saga(id: new.saga.id)?.revision
+
+            guard case .superseded = try await Self.fire(stale[0], in: store, now: due + .seconds(2)) else {
+                Issue.record("attempt 1's timeout must not time out attempt 2")
+                return
+            }
+            #expect(try await store.saga(id: new.saga.id)?.revision == revision)
+            #expect(try await store.timers(sagaID: new.saga.id).filter { $0.kind == .stepTimeout } == armed)
+        }
+    }
+
     @Test("a timer whose scheduler died is claimed again after the lease, and only the new claim fires it")
     func lapsedLease() async throws {
         try await Fixture.withStore { store in
