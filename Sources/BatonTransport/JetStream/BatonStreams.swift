@@ -1,0 +1,43 @@
+/// The streams Baton needs, created idempotently by the orchestrator and by workers at start-up.
+///
+/// Commands and replies use work-queue retention: a message is removed once its consumer
+/// acknowledges it, so the stream's size is the backlog, and nothing needs pruning. (Each
+/// participant's worker consumer filters its own `baton.cmd.<participant>.>`, so the filters never
+/// overlap, as work queues require.) The PostgreSQL outbox and history keep what was sent, for as
+/// long as operators want it.
+///
+/// The duplicate window is two minutes: long enough to cover an outbox relay that dies after
+/// publishing and before recording it (another relay republishes within seconds), short enough
+/// that the server's memory of ids stays small under load. A duplicate arriving later still meets
+/// the participant's idempotency barrier and the orchestrator's attempt fencing.
+///
+/// Dead letters use limits retention for 14 days: they are kept for people to inspect and replay,
+/// whether or not anyone consumes them.
+public enum BatonStreams {
+    public static let commands = StreamConfiguration(
+        name: "BATON_COMMANDS",
+        description: "Commands from the Baton orchestrator to participants",
+        subjects: ["baton.cmd.>"],
+        retention: .workQueue,
+        duplicateWindow: .seconds(120)
+    )
+
+    public static let replies = StreamConfiguration(
+        name: "BATON_REPLIES",
+        description: "Participants' replies to Baton commands",
+        subjects: ["baton.reply.>"],
+        retention: .workQueue,
+        duplicateWindow: .seconds(120)
+    )
+
+    public static let deadLetters = StreamConfiguration(
+        name: "BATON_DLQ",
+        description: "Messages Baton could not process, with the reason",
+        subjects: ["baton.dlq.>"],
+        retention: .limits,
+        duplicateWindow: .seconds(120),
+        maxAge: .seconds(14 * 24 * 3600)
+    )
+
+    public static let all = [commands, replies, deadLetters]
+}

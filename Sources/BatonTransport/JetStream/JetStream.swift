@@ -1,0 +1,130 @@
+import CNATS
+import Foundation
+
+/// JetStream over one connection: streams, consumers, acknowledged publishes, pull subscriptions.
+public final class JetStream: @unchecked Sendable {
+    // @unchecked Sendable: libnats' `jsCtx` is safe to share between threads (its calls take the
+    // connection's locks); the handle never changes after init and is destroyed once, in deinit.
+    let handle: OpaquePointer
+    public let connection: NATSConnection
+
+    public init(_ connection: NATSConnection) throws {
+        var context: OpaquePointer?
+        try NATSError.check(natsConnection_JetStream(&context, connection.handle, nil), "opening a JetStream context")
+        self.handle = context!
+        self.connection = connection
+    }
+
+    deinit { jsCtx_Destroy(handle) }
+
+    private var address: UInt { UInt(bitPattern: handle) }
+
+    /// Creates the stream, or brings an existing one to this configuration.
+    public func ensureStream(_ configuration: StreamConfiguration) async throws {
+        let address = self.address
+        try await BlockingCalls.run {
+            let strings = CStringArena()
+            var config = jsStreamConfig()
+            try NATSError.check(jsStreamConfig_Init(&config), "initializing a stream configuration")
+            config.Name = strings.make(configuration.name)
+            config.Description = strings.make(configuration.description)
+            config.Subjects = strings.array(configuration.subjects)
+            config.SubjectsLen = Int32(configuration.subjects.count)
+            config.Retention = configuration.retention == .workQueue ? js_WorkQueuePolicy : js_LimitsPolicy
+            config.Storage = js_FileStorage
+            config.Duplicates = configuration.duplicateWindow.nanoseconds
+            config.MaxAge = configuration.maxAge?.nanoseconds ?? 0
+            config.Replicas = Int64(configuration.replicas)
+            let context = OpaquePointer(bitPattern: address)
+            var code = jsErrCode(0)
+            let added = js_AddStream(nil, context, &config, nil, &code)
+            if added == NATS_OK { return }
+            guard code == JSStreamNameExistErr else {
+                throw NATSError(added, jetStreamCode: code, context: "creating stream \(configuration.name)")
+            }
+            code = jsErrCode(0)
+            try NATSError.check(
+                js_UpdateStream(nil, context, &config, nil, &code), jetStreamCode: code, "updating stream \(configuration.name)")
+        }
+    }
+
+    /// Creates the durable consumer, or brings an existing one to this configuration.
+    public func ensureConsumer(stream: String, _ configuration: ConsumerConfiguration) async throws {
+        let address = self.address
+        try await BlockingCalls.run {
+            let strings = CStringArena()
+            var config = jsConsumerConfig()
+            try NATSError.check(jsConsumerConfig_Init(&config), "initializing a consumer configuration")
+            config.Durable = strings.make(configuration.durable)
+            config.FilterSubject = strings.make(configuration.filterSubject)
+            config.AckPolicy = js_AckExplicit
+            config.DeliverPolicy = js_DeliverAll
+            config.AckWait = configuration.ackWait.nanoseconds
+            config.MaxDeliver = Int64(configuration.maxDeliver)
+            config.MaxAckPending = Int64(configuration.maxAckPending)
+            let context = OpaquePointer(bitPattern: address)
+            var code = jsErrCode(0)
+            let added = js_AddConsumer(nil, context, stream, &config, nil, &code)
+            if added == NATS_OK { return }
+            guard code == JSConsumerNameExistErr || code == JSConsumerExistingActiveErr || code == jsErrCode(10148) else {
+                throw NATSError(added, jetStreamCode: code, context: "creating consumer \(configuration.durable) on \(stream)")
+            }
+            code = jsErrCode(0)
+            try NATSError.check(
+                js_UpdateConsumer(nil, context, stream, &config, nil, &code), jetStreamCode: code,
+                "updating consumer \(configuration.durable) on \(stream)")
+        }
+    }
+
+    /// Publishes and waits for the stream's acknowledgement.
+    /// - Throws: ``NATSError`` when no stream takes the subject or no ack comes within `timeout`.
+    @discardableResult
+    public func publish(_ message: OutgoingMessage, timeout: Duration = .seconds(5)) async throws -> PublishAck {
+        let address = self.address
+        return try await BlockingCalls.run {
+            var msg: OpaquePointer?
+            try message.payload.withUnsafeBytes { bytes in
+                try NATSError.check(
+                    natsMsg_Create(
+                        &msg, message.subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count)),
+                    "creating a message for \(message.subject)")
+            }
+            defer { natsMsg_Destroy(msg) }
+            for header in message.headers {
+                try NATSError.check(natsMsgHeader_Add(msg, header.name, header.value), "setting header \(header.name)")
+            }
+            let strings = CStringArena()
+            var options = jsPubOptions()
+            try NATSError.check(jsPubOptions_Init(&options), "initializing publish options")
+            options.MaxWait = timeout.milliseconds
+            options.MsgId = strings.make(message.messageID)
+            var ack: UnsafeMutablePointer<jsPubAck>?
+            var code = jsErrCode(0)
+            try NATSError.check(
+                js_PublishMsg(&ack, OpaquePointer(bitPattern: address), msg, &options, &code), jetStreamCode: code,
+                "publishing to \(message.subject)")
+            defer { jsPubAck_Destroy(ack) }
+            guard let ack else { throw NATSError(NATS_ERR, context: "publishing to \(message.subject): no acknowledgement") }
+            return PublishAck(stream: String(cString: ack.pointee.Stream), sequence: ack.pointee.Sequence, duplicate: ack.pointee.Duplicate)
+        }
+    }
+
+    /// Binds to an existing durable consumer (see ``ensureConsumer(stream:_:)``) for pulling.
+    public func pullSubscription(stream: String, consumer: String, filterSubject: String) async throws -> PullSubscription {
+        let address = self.address
+        let subscription = try await BlockingCalls.run {
+            let strings = CStringArena()
+            var options = jsSubOptions()
+            try NATSError.check(jsSubOptions_Init(&options), "initializing subscription options")
+            options.Stream = strings.make(stream)
+            options.Consumer = strings.make(consumer)
+            var subscription: OpaquePointer?
+            var code = jsErrCode(0)
+            try NATSError.check(
+                js_PullSubscribe(&subscription, OpaquePointer(bitPattern: address), filterSubject, consumer, nil, &options, &code),
+                jetStreamCode: code, "binding to consumer \(consumer) on \(stream)")
+            return UInt(bitPattern: subscription)
+        }
+        return PullSubscription(handle: OpaquePointer(bitPattern: subscription)!, connection: connection, jetStream: self)
+    }
+}

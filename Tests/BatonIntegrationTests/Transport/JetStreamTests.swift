@@ -1,0 +1,191 @@
+import BatonTransport
+import Foundation
+import Testing
+
+/// The transport against the real nats-server `scripts/test` starts. Each test uses a stream and
+/// subjects of its own, since all tests share the server.
+@Suite("JetStream transport")
+struct JetStreamTests {
+    struct Fixture {
+        let connection: NATSConnection
+        let jetStream: JetStream
+        let stream: String
+        let subjects: String
+
+        static func make() async throws -> Fixture {
+            let connection = try await NATSConnection.connect(.init(urlList: try TestServers.natsURL, name: "baton-test"))
+            let jetStream = try JetStream(connection)
+            let tag = UUID().uuidString.prefix(8).lowercased()
+            let fixture = Fixture(connection: connection, jetStream: jetStream, stream: "TEST_\(tag)", subjects: "test\(tag)")
+            try await jetStream.ensureStream(fixture.streamConfiguration)
+            return fixture
+        }
+
+        var streamConfiguration: StreamConfiguration {
+            StreamConfiguration(
+                name: stream, description: "test", subjects: ["\(subjects).>"], retention: .workQueue, duplicateWindow: .seconds(60))
+        }
+
+        func consumer(ackWait: Duration = .seconds(30)) async throws -> PullSubscription {
+            try await jetStream.ensureConsumer(
+                stream: stream, ConsumerConfiguration(durable: "workers", filterSubject: "\(subjects).>", ackWait: ackWait))
+            return try await jetStream.pullSubscription(stream: stream, consumer: "workers", filterSubject: "\(subjects).>")
+        }
+
+        @discardableResult
+        func publish(_ index: Int, id: String? = nil) async throws -> PublishAck {
+            try await jetStream.publish(
+                OutgoingMessage(
+                    subject: "\(subjects).work", headers: [("Baton-Step", "step-\(index)")], payload: Data("payload \(index)".utf8),
+                    messageID: id))
+        }
+    }
+
+    @Test("connection state is reported, and a closed connection says so")
+    func connectionState() async throws {
+        let connection = try await NATSConnection.connect(.init(urlList: try TestServers.natsURL, name: "baton-test"))
+        #expect(connection.state == .connected)
+        try await connection.flush()
+        connection.close()
+        #expect(connection.state == .closed)
+        await #expect(throws: NATSError.self) {
+            try await NATSConnection.connect(
+                .init(urls: ["nats://127.0.0.1:1"], name: "nowhere", connectTimeout: .milliseconds(500)))
+        }
+    }
+
+    @Test("streams and consumers are created idempotently")
+    func idempotentSetup() async throws {
+        let fixture = try await Fixture.make()
+        try await fixture.jetStream.ensureStream(fixture.streamConfiguration)
+        var changed = fixture.streamConfiguration
+        changed.duplicateWindow = .seconds(30)
+        try await fixture.jetStream.ensureStream(changed)
+        _ = try await fixture.consumer()
+        _ = try await fixture.consumer(ackWait: .seconds(10))
+    }
+
+    @Test("a message round-trips with its headers, payload and delivery metadata, and an ack removes it")
+    func roundTrip() async throws {
+        let fixture = try await Fixture.make()
+        let ack = try await fixture.jetStream.publish(
+            OutgoingMessage(
+                subject: "\(fixture.subjects).ledger.debit",
+                headers: [
+                    ("Baton-Saga-Id", "0190f5a4-7b1c-7d2e-8f00-000000000000"), ("Baton-Attempt", "2"), ("X-Many", "a"), ("X-Many", "b"),
+                ],
+                payload: Data(#"{"amount":100}"#.utf8), messageID: "saga.debit.action.2"))
+        #expect(ack.stream == fixture.stream)
+        #expect(!ack.duplicate)
+
+        let subscription = try await fixture.consumer()
+        let messages = try await subscription.fetch(batch: 10, maxWait: .seconds(2))
+        #expect(messages.count == 1)
+        let message = try #require(messages.first)
+        #expect(message.subject == "\(fixture.subjects).ledger.debit")
+        #expect(message.header("Baton-Saga-Id") == "0190f5a4-7b1c-7d2e-8f00-000000000000")
+        #expect(message.header("Baton-Attempt") == "2")
+        #expect(message.headers["X-Many"] == ["a", "b"])
+        #expect(message.header("Nats-Msg-Id") == "saga.debit.action.2")
+        #expect(String(decoding: message.payload, as: UTF8.self) == #"{"amount":100}"#)
+        #expect(message.metadata?.deliveryCount == 1)
+        #expect(message.metadata?.streamSequence == ack.sequence)
+        #expect(message.metadata?.stream == fixture.stream)
+        #expect(message.metadata?.consumer == "workers")
+        try message.ack()
+        try await fixture.connection.flush()
+        #expect(try await subscription.fetch(batch: 10, maxWait: .milliseconds(300)).isEmpty)
+    }
+
+    @Test("a second publish with the same Nats-Msg-Id is dropped by the stream")
+    func duplicatePublish() async throws {
+        let fixture = try await Fixture.make()
+        let first = try await fixture.publish(1, id: "same-id")
+        let second = try await fixture.publish(1, id: "same-id")
+        #expect(!first.duplicate)
+        #expect(second.duplicate)
+        #expect(second.sequence == first.sequence)
+        let subscription = try await fixture.consumer()
+        let messages = try await subscription.fetch(batch: 10, maxWait: .seconds(1))
+        #expect(messages.count == 1)
+    }
+
+    @Test("a message whose worker died before acking is delivered again")
+    func redeliveryAfterWorkerDeath() async throws {
+        let fixture = try await Fixture.make()
+        try await fixture.publish(1)
+        // A worker takes the message and dies (its connection closes) without acking.
+        let first = try await fixture.consumer(ackWait: .seconds(1))
+        let taken = try await first.fetch(batch: 1, maxWait: .seconds(2))
+        #expect(taken.first?.metadata?.deliveryCount == 1)
+        fixture.connection.close()
+
+        let survivor = try await Fixture.reconnect(fixture)
+        var redelivered: [JetStreamMessage] = []
+        for _ in 0..<5 where redelivered.isEmpty {
+            redelivered = try await survivor.fetch(batch: 1, maxWait: .seconds(1))
+        }
+        #expect(redelivered.first?.header("Baton-Step") == "step-1")
+        #expect(redelivered.first?.metadata?.deliveryCount == 2)
+        try redelivered.first?.ack()
+    }
+
+    @Test("nak with a delay redelivers later; term never redelivers")
+    func nakAndTerm() async throws {
+        let fixture = try await Fixture.make()
+        try await fixture.publish(1)
+        try await fixture.publish(2)
+        let subscription = try await fixture.consumer()
+        let both = try await subscription.fetch(batch: 2, maxWait: .seconds(2))
+        #expect(both.count == 2)
+        try both[0].nak(delay: .milliseconds(300))
+        try both[1].term()
+        try await fixture.connection.flush()
+
+        var again: [JetStreamMessage] = []
+        for _ in 0..<5 where again.isEmpty { again = try await subscription.fetch(batch: 2, maxWait: .seconds(1)) }
+        #expect(again.map { $0.header("Baton-Step") } == ["step-1"])
+        #expect(again.first?.metadata?.deliveryCount == 2)
+        try again.first?.ack()
+        try await fixture.connection.flush()
+        #expect(try await subscription.fetch(batch: 2, maxWait: .milliseconds(500)).isEmpty)
+    }
+
+    @Test("the message sequence yields until its task is cancelled; two pullers share one consumer")
+    func sharedConsumer() async throws {
+        let fixture = try await Fixture.make()
+        for index in 0..<20 { try await fixture.publish(index) }
+        let first = try await fixture.consumer()
+        let second = try await Fixture.reconnect(fixture)
+        let seen = try await withThrowingTaskGroup(of: [String].self) { group in
+            for subscription in [first, second] {
+                group.addTask {
+                    var steps: [String] = []
+                    for try await message in subscription.messages(batch: 1, maxWait: .milliseconds(300)) {
+                        steps.append(message.header("Baton-Step") ?? "")
+                        try message.ack()
+                        try await Task.sleep(for: .milliseconds(5))
+                        if steps.count >= 20 { break }
+                    }
+                    return steps
+                }
+            }
+            // Both pull until the stream is drained, then stop when cancelled.
+            try await Task.sleep(for: .seconds(2))
+            group.cancelAll()
+            return try await group.reduce(into: [[String]]()) { $0.append($1) }
+        }
+        #expect(seen.flatMap { $0 }.count == 20)
+        #expect(Set(seen.flatMap { $0 }).count == 20)
+        #expect(seen.allSatisfy { !$0.isEmpty }, "each puller took a share: \(seen.map(\.count))")
+    }
+}
+
+extension JetStreamTests.Fixture {
+    /// A second process's view: a new connection bound to the same durable consumer.
+    static func reconnect(_ fixture: JetStreamTests.Fixture) async throws -> PullSubscription {
+        let connection = try await NATSConnection.connect(.init(urlList: try TestServers.natsURL, name: "baton-test-2"))
+        return try await JetStream(connection).pullSubscription(
+            stream: fixture.stream, consumer: "workers", filterSubject: "\(fixture.subjects).>")
+    }
+}
