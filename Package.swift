@@ -110,6 +110,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "BatonTransportTests",
+            dependencies: ["BatonCore", "BatonTransport"]
+        ),
+        .testTarget(
             name: "BatonCommandTests",
             dependencies: ["baton"]
         ),

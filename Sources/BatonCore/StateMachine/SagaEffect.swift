@@ -28,6 +28,30 @@ public struct StepCommand: Sendable, Hashable, Codable {
     public var payload: JSONValue
     public var correlationID: String?
 
+    public init(
+        sagaID: String,
+        step: String,
+        participant: String,
+        action: String,
+        direction: StepDirection,
+        attempt: Int,
+        idempotencyKey: String,
+        deadline: Date,
+        payload: JSONValue,
+        correlationID: String?
+    ) {
+        self.sagaID = sagaID
+        self.step = step
+        self.participant = participant
+        self.action = action
+        self.direction = direction
+        self.attempt = attempt
+        self.idempotencyKey = idempotencyKey
+        self.deadline = deadline
+        self.payload = payload
+        self.correlationID = correlationID
+    }
+
     /// `baton.cmd.<participant>.<action>`.
     public var subject: String { "baton.cmd.\(participant).\(action)" }
 
