@@ -1,0 +1,78 @@
+import BatonTransport
+import Foundation
+import Testing
+
+/// A NATS outage, with a nats-server of the test's own (the shared one must stay up for the others).
+@Suite("NATS outages")
+struct ReconnectTests {
+    /// A free loopback port, found by binding to port 0.
+    static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw CocoaError(.fileReadUnknown) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func startServer(port: Int) throws -> Process {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["nats-server", "-a", "127.0.0.1", "-p", String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        return server
+    }
+
+    /// Waits (up to `limit`) for the connection to reach `state`.
+    static func wait(
+        for state: NATSConnection.State, on connection: NATSConnection, limit: Duration = .seconds(15)
+    ) async throws
+        -> Bool
+    {
+        let clock = ContinuousClock()
+        let end = clock.now + limit
+        while clock.now < end {
+            if connection.state == state { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return connection.state == state
+    }
+
+    @Test("the connection reports reconnecting while the server is down, and connected again when it returns")
+    func outage() async throws {
+        let port = try Self.freePort()
+        var server = try Self.startServer(port: port)
+        defer { if server.isRunning { server.terminate() } }
+        var options = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "outage-test")
+        options.reconnectInitialWait = .milliseconds(50)
+        options.reconnectMaxWait = .milliseconds(200)
+        var connection: NATSConnection?
+        for _ in 0..<50 where connection == nil {
+            connection = try? await NATSConnection.connect(options)
+            if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let client = try #require(connection, "the test's nats-server did not start")
+        #expect(client.state == .connected)
+
+        server.terminate()
+        server.waitUntilExit()
+        #expect(try await Self.wait(for: .reconnecting, on: client))
+
+        server = try Self.startServer(port: port)
+        #expect(try await Self.wait(for: .connected, on: client))
+        try await client.flush()
+
+        client.close()
+        #expect(client.state == .closed)
+    }
+}
