@@ -1,3 +1,5 @@
+import BatonCore
+
 /// Names and constants of the wire protocol (`docs/protocol.md`).
 public enum WireProtocol {
     /// The major version this build speaks.
@@ -49,6 +51,24 @@ struct HeaderReader {
             throw ProtocolViolation("header \(name) must be a positive integer, got '\(text)'")
         }
         return value
+    }
+
+    /// `Baton-Direction`: `action` or `compensation`.
+    func direction() throws(ProtocolViolation) -> StepDirection {
+        let text = try required(WireProtocol.Header.direction)
+        guard let direction = StepDirection(rawValue: text) else {
+            throw ProtocolViolation("header \(WireProtocol.Header.direction) must be action or compensation, got '\(text)'")
+        }
+        return direction
+    }
+
+    /// The participant and action of a `<prefix><participant>.<action>` subject.
+    static func participantAndAction(of subject: String, prefix: String) throws(ProtocolViolation) -> (String, String) {
+        let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
+        guard tokens.count == 4, subject.hasPrefix(prefix) else {
+            throw ProtocolViolation("subject \(subject) is not \(prefix)<participant>.<action>")
+        }
+        return (String(tokens[2]), String(tokens[3]))
     }
 
     func checkVersion() throws(ProtocolViolation) {

@@ -70,19 +70,10 @@ public struct ReplyMessage: Sendable, Hashable {
         typealias Header = WireProtocol.Header
         let reader = HeaderReader(headers: headers)
         try reader.checkVersion()
-        let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
-        guard tokens.count == 4, subject.hasPrefix(WireProtocol.replyPrefix) else {
-            throw ProtocolViolation("subject \(subject) is not baton.reply.<participant>.<action>")
-        }
-        participant = String(tokens[2])
-        action = String(tokens[3])
+        (participant, action) = try HeaderReader.participantAndAction(of: subject, prefix: WireProtocol.replyPrefix)
         sagaID = try reader.required(Header.sagaID)
         step = try reader.required(Header.step)
-        let direction = try reader.required(Header.direction)
-        guard let parsed = StepDirection(rawValue: direction) else {
-            throw ProtocolViolation("header \(Header.direction) must be action or compensation, got '\(direction)'")
-        }
-        self.direction = parsed
+        direction = try reader.direction()
         attempt = try reader.positiveInteger(Header.attempt)
         correlationID = reader.optional(Header.correlationID)
         traceparent = reader.optional(Header.traceparent)
