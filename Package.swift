@@ -84,6 +84,7 @@ let package = Package(
             name: "BatonWorker",
             dependencies: [
                 "BatonCore",
+                "BatonStore",
                 "BatonTransport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,6 +124,7 @@ let package = Package(
                 "BatonCore",
                 "BatonStore",
                 "BatonTransport",
+                "BatonWorker",
                 "CNATS",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

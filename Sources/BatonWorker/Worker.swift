@@ -1,3 +1,192 @@
-// BatonWorker: the worker SDK participants use to consume commands from JetStream, run handlers
-// behind an idempotency barrier in their own PostgreSQL, and publish typed replies.
-// Filled in by the transport issue.
+import BatonCore
+import BatonTransport
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A participant's worker: a `Service` that consumes the participant's commands from JetStream,
+/// runs the registered handler, publishes the typed reply and only then acknowledges the command.
+///
+/// Every process of a participant binds to one durable consumer (named after the participant), so
+/// they split the work. A command that cannot be processed at all (not following the protocol, or
+/// naming an action with no handler) goes to the dead letters with the reason and is terminated;
+/// the worker keeps consuming. On graceful shutdown it stops fetching and finishes the commands in
+/// hand.
+public struct Worker: Service {
+    public struct Configuration: Sendable {
+        /// The participant name in workflow definitions (`ledger`): commands arrive on
+        /// `baton.cmd.<participant>.<action>`.
+        public var participant: String
+        public var nats: NATSConnection.Options
+        /// Commands handled at once by this process.
+        public var concurrency: Int
+        /// How long JetStream waits for an ack or a heartbeat before redelivering a command.
+        public var ackWait: Duration
+
+        public init(participant: String, nats: NATSConnection.Options, concurrency: Int = 8, ackWait: Duration = .seconds(30)) {
+            self.participant = participant
+            self.nats = nats
+            self.concurrency = concurrency
+            self.ackWait = ackWait
+        }
+    }
+
+    public let configuration: Configuration
+    let handlers: WorkerHandlers
+    let logger: Logger
+
+    public init(configuration: Configuration, handlers: WorkerHandlers, logger: Logger) {
+        self.configuration = configuration
+        self.handlers = handlers
+        self.logger = logger
+    }
+
+    /// The durable consumer every process of the participant shares.
+    public var consumer: ConsumerConfiguration {
+        ConsumerConfiguration(
+            durable: configuration.participant, filterSubject: "baton.cmd.\(configuration.participant).>",
+            ackWait: configuration.ackWait)
+    }
+
+    public func run() async throws {
+        let connection = try await NATSConnection.connect(configuration.nats)
+        defer { connection.close() }
+        let jetStream = try JetStream(connection)
+        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+        try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
+        let subscription = try await jetStream.pullSubscription(
+            stream: BatonStreams.commands.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "")
+        logger.info("worker started", metadata: ["participant": "\(configuration.participant)"])
+
+        let stopping = StopFlag()
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var inFlight = 0
+                while !stopping.isSet && !Task.isCancelled {
+                    if inFlight >= configuration.concurrency {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    let batch = try await subscription.fetch(
+                        batch: configuration.concurrency - inFlight, maxWait: .milliseconds(500))
+                    for message in batch {
+                        if stopping.isSet {
+                            // Not started: hand it back to the other processes at once.
+                            try? message.nak()
+                            continue
+                        }
+                        group.addTask { await process(message, jetStream: jetStream) }
+                        inFlight += 1
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            stopping.set()
+        }
+        logger.info("worker stopped", metadata: ["participant": "\(configuration.participant)"])
+    }
+
+    /// Handles one delivered command from start to ack.
+    func process(_ message: JetStreamMessage, jetStream: JetStream) async {
+        let command: CommandMessage
+        do {
+            command = try CommandMessage(subject: message.subject, headers: message.headers, payload: message.payload)
+        } catch {
+            await deadLetter(message, reason: error.reason, jetStream: jetStream)
+            return
+        }
+        guard let handler = handlers.handler(action: command.action, direction: command.direction) else {
+            await deadLetter(
+                message,
+                reason: "participant \(configuration.participant) has no \(command.direction.rawValue) handler for '\(command.action)'",
+                jetStream: jetStream)
+            return
+        }
+        var scoped = self.logger
+        scoped[metadataKey: "saga.id"] = "\(command.sagaID)"
+        scoped[metadataKey: "saga.step"] = "\(command.step)"
+        scoped[metadataKey: "saga.direction"] = "\(command.direction.rawValue)"
+        scoped[metadataKey: "saga.attempt"] = "\(command.attempt)"
+        if let correlationID = command.correlationID { scoped[metadataKey: "correlation.id"] = "\(correlationID)" }
+        let logger = scoped
+        if let delivery = message.metadata, delivery.deliveryCount > 1 {
+            logger.debug("command redelivered", metadata: ["delivery.count": "\(delivery.deliveryCount)"])
+        }
+
+        let status = await withTaskGroup(of: ReplyStatus?.self) { group in
+            group.addTask {
+                do {
+                    return try await handler(HandlerContext(command: command, logger: logger))
+                } catch {
+                    // Whatever escapes a handler (its database is down, say) had no effect: retry.
+                    return .retry(after: nil, message: String(describing: error))
+                }
+            }
+            group.addTask {
+                await heartbeat(for: command, message: message, jetStream: jetStream, logger: logger)
+                return nil
+            }
+            var status: ReplyStatus = .retry(after: nil, message: "the handler did not finish")
+            for await result in group {
+                if let result {
+                    status = result
+                    group.cancelAll()
+                }
+            }
+            return status
+        }
+
+        do {
+            try await jetStream.publish(ReplyMessage(answering: command, status: status).outgoing)
+            try message.ack()
+            logger.debug("command answered", metadata: ["reply.status": "\(status.wireName)"])
+        } catch {
+            // Unacknowledged, the command comes back; the barrier then returns the stored result.
+            logger.warning("reply not published; the command will be redelivered", metadata: ["error": "\(error)"])
+            try? message.nak(delay: .seconds(1))
+        }
+    }
+
+    /// Until cancelled: at half the time left before the command's deadline (and JetStream's ack
+    /// wait), tell both that the work goes on.
+    func heartbeat(for command: CommandMessage, message: JetStreamMessage, jetStream: JetStream, logger: Logger) async {
+        let untilDeadline = Duration.milliseconds(Int64(max(0, command.deadline.timeIntervalSinceNow) * 1000))
+        let interval = max(.milliseconds(100), min(untilDeadline, configuration.ackWait) / 2)
+        var beat = 0
+        while true {
+            do { try await Task.sleep(for: interval) } catch { return }
+            beat += 1
+            do {
+                try message.inProgress()
+                try await jetStream.publish(ReplyMessage(answering: command, status: .inProgress, heartbeat: beat).outgoing)
+                logger.debug("heartbeat sent", metadata: ["heartbeat": "\(beat)"])
+            } catch {
+                logger.warning("heartbeat not sent", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func deadLetter(_ message: JetStreamMessage, reason: String, jetStream: JetStream) async {
+        logger.error(
+            "command sent to the dead letters", metadata: ["reason": "\(reason)", "subject": "\(message.subject)"])
+        do {
+            try await jetStream.publish(
+                DeadLetter.message(
+                    subject: message.subject, headers: message.headers, payload: message.payload, reason: reason,
+                    source: "worker:\(configuration.participant)"))
+            try message.term()
+        } catch {
+            logger.warning("dead letter not published; the command will be redelivered", metadata: ["error": "\(error)"])
+            try? message.nak(delay: .seconds(1))
+        }
+    }
+}
+
+/// Set once, when graceful shutdown begins.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
+}

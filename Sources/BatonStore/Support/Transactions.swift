@@ -18,7 +18,7 @@ extension PostgresConnection {
     /// turns it into an error; a close in the microseconds between the check and the write is not
     /// covered.
     @discardableResult
-    func run(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+    public func run(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
         guard !isClosed else { throw DatabaseConnectionLost() }
         return try await self.query(query, logger: logger)
     }
@@ -28,7 +28,7 @@ extension PostgresClient {
     /// Runs `body` in a transaction on one pooled connection: `COMMIT` when it returns, `ROLLBACK`
     /// when it throws. Used instead of PostgresNIO's `withTransaction`, whose `COMMIT`/`ROLLBACK`
     /// would hang on a connection the server closed meanwhile (see ``PostgresConnection/run(_:logger:)``).
-    func withStoreTransaction<Result: Sendable>(
+    public func withStoreTransaction<Result: Sendable>(
         logger: Logger,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {

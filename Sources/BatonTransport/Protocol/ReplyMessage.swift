@@ -51,17 +51,8 @@ public struct ReplyMessage: Sendable, Hashable {
         ]
         if let correlationID { headers.append((Header.correlationID, correlationID)) }
         if let traceparent { headers.append((Header.traceparent, traceparent)) }
-        var body: [String: JSONValue] = ["status": .string(status.wireName)]
-        switch status {
-        case .succeeded(let output): body["output"] = output
-        case .failed(let code, let message): body["error"] = ["code": .string(code), "message": .string(message)]
-        case .retry(let after, let message):
-            body["message"] = .string(message)
-            if let after { body["retry_after"] = .string(after.description) }
-        case .inProgress: break
-        }
         return OutgoingMessage(
-            subject: subject, headers: headers, payload: Data(JSONValue.object(body).canonicalJSON.utf8), messageID: messageID)
+            subject: subject, headers: headers, payload: Data(ReplyBody.encode(status).canonicalJSON.utf8), messageID: messageID)
     }
 
     /// Reads a delivered reply.
@@ -85,17 +76,38 @@ public struct ReplyMessage: Sendable, Hashable {
         } catch {
             throw ProtocolViolation("the body is not JSON")
         }
+        status = try ReplyBody.decode(body)
+    }
+}
+
+/// The JSON body of a reply: `{"status": …}` with that status's fields.
+public enum ReplyBody {
+    public static func encode(_ status: ReplyStatus) -> JSONValue {
+        var body: [String: JSONValue] = ["status": .string(status.wireName)]
+        switch status {
+        case .succeeded(let output): body["output"] = output
+        case .failed(let code, let message): body["error"] = ["code": .string(code), "message": .string(message)]
+        case .retry(let after, let message):
+            body["message"] = .string(message)
+            if let after { body["retry_after"] = .string(after.description) }
+        case .inProgress: break
+        }
+        return .object(body)
+    }
+
+    /// - Throws: ``ProtocolViolation`` saying what is wrong with the body.
+    public static func decode(_ body: JSONValue) throws(ProtocolViolation) -> ReplyStatus {
         guard case .object(let fields) = body, case .string(let status)? = fields["status"] else {
             throw ProtocolViolation("the body must be a JSON object with a string \"status\"")
         }
         switch status {
         case "succeeded":
-            self.status = .succeeded(output: fields["output"] ?? .null)
+            return .succeeded(output: fields["output"] ?? .null)
         case "failed":
             guard case .object(let error)? = fields["error"], case .string(let code)? = error["code"], !code.isEmpty else {
                 throw ProtocolViolation("a failed reply needs \"error\": {\"code\": string, \"message\": string}")
             }
-            self.status = .failed(code: code, message: error["message"]?.stringValue ?? "")
+            return .failed(code: code, message: error["message"]?.stringValue ?? "")
         case "retry":
             var after: SagaDuration?
             if let text = fields["retry_after"] {
@@ -104,9 +116,9 @@ public struct ReplyMessage: Sendable, Hashable {
                 }
                 after = parsed
             }
-            self.status = .retry(after: after, message: fields["message"]?.stringValue ?? "")
+            return .retry(after: after, message: fields["message"]?.stringValue ?? "")
         case "in_progress":
-            self.status = .inProgress
+            return .inProgress
         default:
             throw ProtocolViolation("unknown reply status '\(status)': expected succeeded, failed, retry or in_progress")
         }
