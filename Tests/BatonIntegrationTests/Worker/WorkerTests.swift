@@ -74,21 +74,20 @@ struct WorkerTests {
         }
     }
 
-    /// Runs workers for `body`, then stops them.
+    /// Runs one worker per set of handlers for `body`, then stops them.
     static func withWorkers(
         _ orchestrator: Orchestrator,
-        count: Int = 1,
+        _ handlers: [WorkerHandlers],
         ackWait: Duration = .seconds(30),
-        handlers: (Int) -> WorkerHandlers,
         _ body: () async throws -> Void
     ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in 0..<count {
+            for (index, handlers) in handlers.enumerated() {
                 let worker = Worker(
                     configuration: .init(
                         participant: orchestrator.participant, nats: .init(urlList: try TestServers.natsURL, name: "worker-\(index)"),
                         ackWait: ackWait),
-                    handlers: handlers(index), logger: logger)
+                    handlers: handlers, logger: logger)
                 group.addTask { try await worker.run() }
             }
             try await body()
@@ -105,7 +104,7 @@ struct WorkerTests {
         handlers.action("decline") { _ in throw BusinessFailure(code: "insufficient_funds", message: "balance too low") }
         handlers.action("busy") { _ in throw RetryLater(after: .seconds(2), message: "try later") }
         handlers.action("crash") { _ in throw CocoaError(.fileNoSuchFile) }
-        try await Self.withWorkers(orchestrator, handlers: { _ in handlers }) {
+        try await Self.withWorkers(orchestrator, [handlers]) {
             let echo = orchestrator.command("echo", step: "a", payload: ["amount": 5])
             for command in [
                 echo, orchestrator.command("decline", step: "b"), orchestrator.command("busy", step: "c"),
@@ -132,7 +131,7 @@ struct WorkerTests {
         let orchestrator = try await Orchestrator.make()
         var handlers = WorkerHandlers()
         handlers.action("echo") { context in context.payload }
-        try await Self.withWorkers(orchestrator, handlers: { _ in handlers }) {
+        try await Self.withWorkers(orchestrator, [handlers]) {
             var missingHeader = orchestrator.command("echo", step: "broken").outgoing
             missingHeader.headers.removeAll { $0.name == "Baton-Attempt" }
             try await orchestrator.jetStream.publish(missingHeader)
@@ -160,17 +159,15 @@ struct WorkerTests {
     func sharedLoad() async throws {
         let orchestrator = try await Orchestrator.make()
         let commands = 24
-        try await Self.withWorkers(
-            orchestrator, count: 2,
-            handlers: { index in
-                var handlers = WorkerHandlers()
-                handlers.action("work") { _ in
-                    try await Task.sleep(for: .milliseconds(20))
-                    return .integer(Int64(index))
-                }
-                return handlers
+        let workers = (0..<2).map { index in
+            var handlers = WorkerHandlers()
+            handlers.action("work") { _ in
+                try await Task.sleep(for: .milliseconds(20))
+                return .integer(Int64(index))
             }
-        ) {
+            return handlers
+        }
+        try await Self.withWorkers(orchestrator, workers) {
             for index in 0..<commands {
                 try await orchestrator.jetStream.publish(orchestrator.command("work", step: "s\(index)").outgoing)
             }
@@ -189,7 +186,7 @@ struct WorkerTests {
             try await Task.sleep(for: .milliseconds(1500))
             return "done"
         }
-        try await Self.withWorkers(orchestrator, ackWait: .seconds(1), handlers: { _ in handlers }) {
+        try await Self.withWorkers(orchestrator, [handlers], ackWait: .seconds(1)) {
             try await orchestrator.jetStream.publish(orchestrator.command("slow", deadline: .seconds(1)).outgoing)
             let replies = try await orchestrator.replies(1)
             #expect(replies.contains { $0.status == .inProgress })
