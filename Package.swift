@@ -127,6 +127,7 @@ let package = Package(
                 "BatonWorker",
                 "CNATS",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

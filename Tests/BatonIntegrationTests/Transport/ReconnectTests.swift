@@ -23,10 +23,10 @@ struct ReconnectTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func startServer(port: Int) throws -> Process {
+    static func startServer(port: Int, arguments: [String] = []) throws -> Process {
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["nats-server", "-a", "127.0.0.1", "-p", String(port)]
+        server.arguments = ["nats-server", "-a", "127.0.0.1", "-p", String(port)] + arguments
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
@@ -74,5 +74,38 @@ struct ReconnectTests {
 
         client.close()
         #expect(client.state == .closed)
+    }
+
+    @Test("user and password, or a token, are sent; without them the server refuses")
+    func credentials() async throws {
+        for (arguments, good, bad) in [
+            (
+                ["--user", "baton", "--pass", "s3cret"],
+                { (options: inout NATSConnection.Options) in (options.user, options.password) = ("baton", "s3cret") },
+                { (options: inout NATSConnection.Options) in (options.user, options.password) = ("baton", "wrong") }
+            ),
+            (
+                ["--auth", "t0ken"],
+                { (options: inout NATSConnection.Options) in options.token = "t0ken" },
+                { (options: inout NATSConnection.Options) in options.token = "nope" }
+            ),
+        ] {
+            let port = try Self.freePort()
+            let server = try Self.startServer(port: port, arguments: arguments)
+            defer { server.terminate() }
+            var options = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "auth-test", maxReconnectAttempts: 0)
+            good(&options)
+            var connection: NATSConnection?
+            for _ in 0..<50 where connection == nil {
+                connection = try? await NATSConnection.connect(options)
+                if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(connection?.state == .connected, "\(arguments)")
+            connection?.close()
+
+            var refused = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "auth-test", maxReconnectAttempts: 0)
+            bad(&refused)
+            await #expect(throws: NATSError.self) { try await NATSConnection.connect(refused) }
+        }
     }
 }

@@ -3,6 +3,7 @@ import BatonTransport
 import BatonWorker
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 
 /// The worker SDK against the real nats-server: commands in, typed replies out, poison to the dead
@@ -100,7 +101,13 @@ struct WorkerTests {
     func replies() async throws {
         let orchestrator = try await Orchestrator.make()
         var handlers = WorkerHandlers()
-        handlers.action("echo") { context in ["got": context.payload, "key": .string(context.idempotencyKey)] }
+        handlers.action("echo") { context in
+            [
+                "got": context.payload, "key": .string(context.idempotencyKey),
+                "logged": .string(
+                    "\(context.logger[metadataKey: "saga.id"] ?? "-") \(context.logger[metadataKey: "correlation.id"] ?? "-")"),
+            ]
+        }
         handlers.action("decline") { _ in throw BusinessFailure(code: "insufficient_funds", message: "balance too low") }
         handlers.action("busy") { _ in throw RetryLater(after: .seconds(2), message: "try later") }
         handlers.action("crash") { _ in throw CocoaError(.fileNoSuchFile) }
@@ -113,7 +120,12 @@ struct WorkerTests {
                 try await orchestrator.jetStream.publish(command.outgoing)
             }
             let replies = Dictionary(uniqueKeysWithValues: try await orchestrator.replies(4).map { ($0.step, $0) })
-            #expect(replies["a"]?.status == .succeeded(output: ["got": ["amount": 5], "key": .string(echo.idempotencyKey)]))
+            #expect(
+                replies["a"]?.status
+                    == .succeeded(
+                        output: [
+                            "got": ["amount": 5], "key": .string(echo.idempotencyKey), "logged": .string("\(echo.sagaID) corr-a"),
+                        ]))
             #expect(replies["a"]?.sagaID == echo.sagaID)
             #expect(replies["a"]?.attempt == 1)
             #expect(replies["a"]?.correlationID == "corr-a")
@@ -192,5 +204,30 @@ struct WorkerTests {
             #expect(replies.contains { $0.status == .inProgress })
             #expect(replies.last?.status == .succeeded(output: "done"))
         }
+    }
+
+    @Test("on graceful shutdown a worker finishes the command in hand, answers it, and stops")
+    func gracefulShutdown() async throws {
+        let orchestrator = try await Orchestrator.make()
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        var handlers = WorkerHandlers()
+        handlers.action("slow") { _ in
+            signal.yield()
+            try await Task.sleep(for: .milliseconds(500))
+            return "finished"
+        }
+        let worker = Worker(
+            configuration: .init(participant: orchestrator.participant, nats: .init(urlList: try TestServers.natsURL, name: "graceful")),
+            handlers: handlers, logger: Self.logger)
+        let group = ServiceGroup(services: [worker], logger: Self.logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await orchestrator.jetStream.publish(orchestrator.command("slow").outgoing)
+            for await _ in started { break }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let replies = try await orchestrator.replies(1)
+        #expect(replies.last?.status == .succeeded(output: "finished"))
     }
 }
