@@ -64,6 +64,7 @@ let package = Package(
             name: "BatonEngine",
             dependencies: [
                 "BatonCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "BatonStore",
                 "BatonTransport",
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +123,7 @@ let package = Package(
             name: "BatonIntegrationTests",
             dependencies: [
                 "BatonCore",
+                "BatonEngine",
                 "BatonStore",
                 "BatonTransport",
                 "BatonWorker",

@@ -23,12 +23,22 @@ public struct Worker: Service {
         public var concurrency: Int
         /// How long JetStream waits for an ack or a heartbeat before redelivering a command.
         public var ackWait: Duration
+        /// Send `in_progress` (and `+WPI`) while a handler runs. Turn off only to let long work time
+        /// out on purpose.
+        public var heartbeats: Bool
 
-        public init(participant: String, nats: NATSConnection.Options, concurrency: Int = 8, ackWait: Duration = .seconds(30)) {
+        public init(
+            participant: String,
+            nats: NATSConnection.Options,
+            concurrency: Int = 8,
+            ackWait: Duration = .seconds(30),
+            heartbeats: Bool = true
+        ) {
             self.participant = participant
             self.nats = nats
             self.concurrency = concurrency
             self.ackWait = ackWait
+            self.heartbeats = heartbeats
         }
     }
 
@@ -124,9 +134,11 @@ public struct Worker: Service {
                     return .retry(after: nil, message: String(describing: error))
                 }
             }
-            group.addTask {
-                await heartbeat(for: command, message: message, jetStream: jetStream, logger: logger)
-                return nil
+            if configuration.heartbeats {
+                group.addTask {
+                    await heartbeat(for: command, message: message, jetStream: jetStream, logger: logger)
+                    return nil
+                }
             }
             var status: ReplyStatus = .retry(after: nil, message: "the handler did not finish")
             for await result in group {

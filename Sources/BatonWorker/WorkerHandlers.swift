@@ -76,7 +76,7 @@ public struct WorkerHandlers: Sendable {
     }
 
     /// Maps a handler's result and errors to a reply.
-    static func replying(_ body: @escaping @Sendable (HandlerContext) async throws -> JSONValue) -> Handler {
+    public static func replying(_ body: @escaping @Sendable (HandlerContext) async throws -> JSONValue) -> Handler {
         { context in
             do {
                 return .succeeded(output: try await body(context))

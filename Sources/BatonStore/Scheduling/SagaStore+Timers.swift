@@ -73,6 +73,7 @@ extension SagaStore {
     /// This is the store's fence: a timer that was cancelled or rescheduled for a newer attempt after
     /// it was claimed fires as a no-op (``TimerFiring/superseded``) without calling `decide`. The
     /// state machine fences again by attempt.
+    @discardableResult
     public func fireTimer(
         _ claimed: ClaimedTimer,
         now: Date,

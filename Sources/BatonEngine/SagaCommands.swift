@@ -1,0 +1,111 @@
+import BatonCore
+import BatonStore
+import Crypto
+import Foundation
+import Logging
+
+/// What people (through the API or the CLI) can ask of sagas: start one, cancel one, act on a
+/// suspended one. Each is one transaction through the state machine.
+public struct SagaCommands: Sendable {
+    let catalog: DefinitionCatalog
+    let logger: Logger
+
+    public init(catalog: DefinitionCatalog, logger: Logger) {
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    var store: SagaStore { catalog.store }
+
+    /// A submission refused before anything was stored.
+    public enum SubmissionError: Error, Sendable, Equatable, CustomStringConvertible {
+        case unknownWorkflow(String)
+        case unknownVersion(workflow: String, version: Int)
+        /// The input does not match the workflow's input schema: every problem found.
+        case invalidInput([String])
+
+        public var description: String {
+            switch self {
+            case .unknownWorkflow(let name): "no workflow named '\(name)' is registered"
+            case .unknownVersion(let name, let version): "workflow '\(name)' has no version \(version)"
+            case .invalidInput(let problems): "the input does not match the workflow's input schema: " + problems.joined(separator: "; ")
+            }
+        }
+    }
+
+    /// Starts a saga of `workflow` (its newest version unless `version` is given).
+    ///
+    /// With an idempotency key, the same request again returns the saga the first one created;
+    /// another request with the key throws ``SagaStoreError/idempotencyConflict(key:existingSagaID:)``.
+    public func submit(
+        workflow: String,
+        version: Int? = nil,
+        input: JSONValue,
+        idempotencyKey: String? = nil,
+        correlationID: String? = nil
+    ) async throws -> SagaCreation {
+        let stored: StoredDefinition
+        if let version {
+            guard let found = try await store.definition(name: workflow, version: version) else {
+                if try await store.latestDefinition(name: workflow) == nil { throw SubmissionError.unknownWorkflow(workflow) }
+                throw SubmissionError.unknownVersion(workflow: workflow, version: version)
+            }
+            stored = found
+        } else {
+            guard let latest = try await store.latestDefinition(name: workflow) else { throw SubmissionError.unknownWorkflow(workflow) }
+            stored = latest
+        }
+        let definition = stored.definition
+        let problems = definition.input?.violations(of: input) ?? []
+        guard problems.isEmpty else { throw SubmissionError.invalidInput(problems) }
+
+        let now = Date.now
+        var random = SystemRandomNumberGenerator()
+        let id = SagaID.make(now: now, random: &random)
+        var machine = try SagaStateMachine(
+            definition: definition,
+            saga: SagaInstance(id: id, definition: definition, input: input, correlationID: correlationID, now: now))
+        let transition = machine.handle(.start, now: now, random: &random)
+        let idempotency = idempotencyKey.map {
+            IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))
+        }
+        let creation = try await store.createSaga(NewSaga(saga: machine.saga, transition: transition, idempotency: idempotency), now: now)
+        if case .created = creation {
+            logger.info(
+                "saga started",
+                metadata: ["saga.id": "\(id)", "workflow": "\(workflow)", "correlation.id": "\(correlationID ?? "")"])
+        }
+        return creation
+    }
+
+    /// The hash an idempotency key is bound to: the request as the client sent it (the version
+    /// it asked for, not the one it got), in canonical JSON.
+    static func requestHash(workflow: String, version: Int?, input: JSONValue) -> String {
+        let request: JSONValue = [
+            "workflow": .string(workflow), "version": version.map { .integer(Int64($0)) } ?? .null, "input": input,
+        ]
+        return SHA256.hash(data: Data(request.canonicalJSON.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Asks saga `id` to stop and undo what it did.
+    /// - Returns: The saga after the request, and the outcome (`rejected` with the reason when it is
+    ///   past its pivot or finished).
+    public func cancel(id: String, reason: String) async throws -> (SagaRecord, SagaTransition.Outcome) {
+        try await request(.cancel(reason: reason), id: id)
+    }
+
+    /// An operator's action on a suspended saga.
+    public func act(on id: String, _ action: OperatorAction) async throws -> (SagaRecord, SagaTransition.Outcome) {
+        try await request(.operatorAction(action), id: id)
+    }
+
+    private func request(_ event: SagaEvent, id: String) async throws -> (SagaRecord, SagaTransition.Outcome) {
+        if let saga = try await store.saga(id: id) {
+            try await catalog.load(name: saga.saga.workflow, version: saga.saga.workflowVersion)
+        }
+        guard case .updated(let record, let transition) = try await catalog.apply(event, to: id) else {
+            throw SagaStoreError.sagaNotFound(id: id)
+        }
+        return (record, transition.outcome)
+    }
+}

@@ -1,0 +1,81 @@
+import BatonCore
+import BatonStore
+import BatonTransport
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Publishes committed commands from the outbox to JetStream and marks them published.
+///
+/// Woken by `NOTIFY` when a transaction queues commands; otherwise it sleeps (with a slow safety
+/// poll), never busy-polls. While NATS is down it backs off and loses nothing: unpublished rows stay
+/// in the outbox. Any number of replicas may run it: rows are claimed with `SKIP LOCKED`.
+public struct OutboxRelay: Service {
+    let store: SagaStore
+    let jetStream: JetStream
+    let logger: Logger
+    public var batchSize = 64
+    /// The longest sleep without a wake-up (a safety net for a lost notification).
+    public var idlePoll: Duration = .seconds(5)
+
+    public init(store: SagaStore, jetStream: JetStream, logger: Logger) {
+        self.store = store
+        self.jetStream = jetStream
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let doorbell = Doorbell()
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await listenForWakeups(store, logger: logger) { wakeup in
+                        if wakeup == nil || wakeup == .outbox { doorbell.ring() }
+                    }
+                }
+                var backoff = Backoff()
+                while !Task.isCancelled {
+                    do {
+                        let (claimed, failed) = try await relayBatch()
+                        if failed == 0 {
+                            backoff.reset()
+                            if claimed == batchSize { continue }
+                            await doorbell.wait(atMost: idlePoll)
+                        } else {
+                            try? await Task.sleep(for: backoff.next())
+                        }
+                    } catch {
+                        if Task.isCancelled { break }
+                        logger.warning("outbox relay failed; backing off", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: backoff.next())
+                    }
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Publishes one batch. - Returns: rows claimed, and how many of them failed to publish.
+    func relayBatch() async throws -> (claimed: Int, failed: Int) {
+        var failures = 0
+        let claimed = try await store.relayOutbox(limit: batchSize, now: .now) { batch in
+            var published: [Int64] = []
+            var failed: [Int64: String] = [:]
+            for message in batch {
+                do {
+                    try await jetStream.publish(CommandMessage(message.command).outgoing)
+                    published.append(message.id)
+                } catch {
+                    // NATS is likely down: leave the rest of the batch for the next try.
+                    failed[message.id] = String(describing: error)
+                    logger.warning(
+                        "command not published", metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(error)"])
+                    break
+                }
+            }
+            failures = failed.count
+            return OutboxPublishResult(published: published, failed: failed)
+        }
+        return (claimed, failures)
+    }
+}

@@ -1,0 +1,81 @@
+import BatonCore
+import BatonStore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The durable scheduler: fires due timers (step timeouts, retry delays, saga deadlines) through
+/// the state machine, and sleeps until the next one is due or a `NOTIFY` says a sooner one was
+/// scheduled. Replicas claim timers with `SKIP LOCKED` under a lease; a claim is fenced by its
+/// token, so a timer fires once however many replicas run.
+public struct TimerScheduler: Service {
+    let catalog: DefinitionCatalog
+    let logger: Logger
+    public var batchSize = 64
+    /// How long a claim lasts before another replica may take the timer.
+    public var lease: SagaDuration = .seconds(30)
+    /// The longest sleep without a wake-up.
+    public var idlePoll: Duration = .seconds(30)
+
+    public init(catalog: DefinitionCatalog, logger: Logger) {
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    var store: SagaStore { catalog.store }
+
+    public func run() async throws {
+        let doorbell = Doorbell()
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await listenForWakeups(store, logger: logger) { wakeup in
+                        if case .outbox? = wakeup { return }
+                        doorbell.ring()
+                    }
+                }
+                var backoff = Backoff()
+                while !Task.isCancelled {
+                    do {
+                        let fired = try await fireDue()
+                        backoff.reset()
+                        if fired == batchSize { continue }
+                        let next = try await store.nextTimerDue()
+                        let sleep = next.map { Duration.milliseconds(Int64(max(0, $0.timeIntervalSinceNow) * 1000) + 1) } ?? idlePoll
+                        if sleep > .zero { await doorbell.wait(atMost: min(sleep, idlePoll)) }
+                    } catch {
+                        if Task.isCancelled { break }
+                        logger.warning("scheduler failed; backing off", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: backoff.next())
+                    }
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Claims and fires the timers due now. - Returns: how many were claimed.
+    func fireDue() async throws -> Int {
+        let claimed = try await store.claimDueTimers(now: .now, limit: batchSize, lease: lease)
+        for timer in claimed {
+            do {
+                try await fire(timer)
+            } catch {
+                // Its lease lapses and it is claimed again.
+                logger.warning(
+                    "timer not fired; it will be retried", metadata: ["saga.id": "\(timer.sagaID)", "error": "\(error)"])
+            }
+        }
+        return claimed.count
+    }
+
+    func fire(_ claimed: ClaimedTimer) async throws {
+        let event = SagaEvent.timerFired(claimed.timer)
+        do {
+            try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+        } catch let missing as DefinitionNotCached {
+            try await catalog.load(name: missing.name, version: missing.version)
+            try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+        }
+    }
+}

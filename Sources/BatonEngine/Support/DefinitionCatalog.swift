@@ -1,0 +1,74 @@
+import BatonCore
+import BatonStore
+import Foundation
+import Synchronization
+
+/// The workflow definitions sagas run, by name and version, kept in memory: a definition never
+/// changes once registered, so the cache needs no invalidation, only filling.
+///
+/// Lookups are synchronous so that they can happen under a saga's row lock; a miss is filled from
+/// the store by ``load(name:version:)`` outside it.
+public final class DefinitionCatalog: Sendable {
+    private let definitions = Mutex<[String: WorkflowDefinition]>([:])
+    let store: SagaStore
+
+    public init(store: SagaStore) { self.store = store }
+
+    private static func key(_ name: String, _ version: Int) -> String { "\(name)@\(version)" }
+
+    /// The cached definition, if any.
+    public func cached(name: String, version: Int) -> WorkflowDefinition? {
+        definitions.withLock { $0[Self.key(name, version)] }
+    }
+
+    /// The definition, from the cache or the store.
+    /// - Throws: ``SagaStoreError/definitionNotFound(name:version:)``.
+    @discardableResult
+    public func load(name: String, version: Int) async throws -> WorkflowDefinition {
+        if let cached = cached(name: name, version: version) { return cached }
+        guard let stored = try await store.definition(name: name, version: version) else {
+            throw SagaStoreError.definitionNotFound(name: name, version: version)
+        }
+        definitions.withLock { $0[Self.key(name, version)] = stored.definition }
+        return stored.definition
+    }
+}
+
+/// A saga's definition was not in the catalog when its row was locked (another replica registered
+/// it since this one started): load it, then try again.
+struct DefinitionNotCached: Error {
+    var name: String
+    var version: Int
+}
+
+extension DefinitionCatalog {
+    /// Hands `event` to the state machine for a stored saga (under its row lock).
+    func transition(_ record: SagaRecord, _ event: SagaEvent, now: Date) throws -> SagaChange {
+        let saga = record.saga
+        guard let definition = cached(name: saga.workflow, version: saga.workflowVersion) else {
+            throw DefinitionNotCached(name: saga.workflow, version: saga.workflowVersion)
+        }
+        var machine = try SagaStateMachine(definition: definition, saga: saga)
+        var random = SystemRandomNumberGenerator()
+        let transition = machine.handle(event, now: now, random: &random)
+        return SagaChange(saga: machine.saga, transition: transition)
+    }
+
+    /// Applies `event` to saga `id`, loading its definition first if it was not cached.
+    func apply(
+        _ event: SagaEvent,
+        to id: String,
+        inboxMessageID: String? = nil
+    ) async throws -> SagaUpdateResult {
+        do {
+            return try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
+                try transition(record, event, now: .now)
+            }
+        } catch let missing as DefinitionNotCached {
+            try await load(name: missing.name, version: missing.version)
+            return try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
+                try transition(record, event, now: .now)
+            }
+        }
+    }
+}

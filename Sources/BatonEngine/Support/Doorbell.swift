@@ -1,0 +1,51 @@
+import Synchronization
+
+/// Wakes a service that sleeps until its next piece of work: rung by `LISTEN/NOTIFY` wake-ups,
+/// waited on with a limit (the time of the next due timer, or a slow safety poll).
+///
+/// A ring while nobody waits is remembered, so a wake-up that arrives between "found no work"
+/// and "going to sleep" is never lost.
+final class Doorbell: Sendable {
+    private struct State {
+        var rung = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func ring() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.rung = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when rung, when `limit` has passed, or when the task is cancelled.
+    func wait(atMost limit: Duration) async {
+        let alarm = Task {
+            try? await Task.sleep(for: limit)
+            self.ring()
+        }
+        defer { alarm.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ringNow = state.withLock { state -> Bool in
+                    if state.rung {
+                        state.rung = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if ringNow { continuation.resume() }
+            }
+        } onCancel: {
+            ring()
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import BatonCore
+import BatonEngine
+import BatonStore
+import BatonTransport
+import BatonWorker
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// An orchestrator and its participants, all real: a database of its own on the test PostgreSQL, a
+/// JetStream nats-server of its own (the orchestrator consumes every reply, `baton.reply.>`, which
+/// on the shared server would collide with other tests' consumers), the engine's services, and
+/// worker SDK participants whose behaviour each test scripts.
+final class EngineHarness: Sendable {
+    static let logger = Logger(label: "baton.test.e2e")
+
+    static let workflowSource = """
+        name: e2e-order
+        version: 1
+        input:
+          required: [amount]
+          properties:
+            amount: { type: integer }
+        steps:
+          - name: reserve
+            participant: inventory
+            action: reserve
+            payload: { amount: "{{input.amount}}" }
+            timeout: 1s
+            retry: { max_attempts: 3, initial: 100ms, jitter: 0 }
+            compensate:
+              action: release
+              payload: { reservation: "{{steps.reserve.output.reservation}}" }
+              timeout: 1s
+          - name: charge
+            participant: payments
+            action: charge
+            payload: { amount: "{{input.amount}}" }
+            pivot: true
+            timeout: 2s
+          - name: notify
+            participant: notifications
+            action: send
+            payload: { amount: "{{input.amount}}" }
+            timeout: 2s
+            retry: { max_attempts: 2, initial: 100ms, jitter: 0 }
+        """
+
+    /// What each participant does, by action; and a count of every call, by action.
+    let behaviour = Mutex<[String: @Sendable (HandlerContext) async throws -> JSONValue]>([:])
+    let calls = Mutex<[String: Int]>([:])
+
+    let store: SagaStore
+    let commands: SagaCommands
+
+    private init(store: SagaStore, commands: SagaCommands) {
+        self.store = store
+        self.commands = commands
+    }
+
+    func on(_ action: String, _ body: @escaping @Sendable (HandlerContext) async throws -> JSONValue) {
+        behaviour.withLock { $0[action] = body }
+    }
+
+    func callCount(_ action: String) -> Int { calls.withLock { $0[action] ?? 0 } }
+
+    /// Runs `body` with the whole system up, then stops it.
+    static func run(heartbeats: Bool = true, _ body: (EngineHarness) async throws -> Void) async throws {
+        let port = try ReconnectTests.freePort()
+        let storage = FileManager.default.temporaryDirectory.appending(path: "baton-e2e-\(UUID().uuidString)")
+        let server = try ReconnectTests.startServer(port: port, arguments: ["-js", "-sd", storage.path])
+        defer {
+            server.terminate()
+            try? FileManager.default.removeItem(at: storage)
+        }
+        let natsURL = "nats://127.0.0.1:\(port)"
+        var connection: NATSConnection?
+        for _ in 0..<50 where connection == nil {
+            connection = try? await NATSConnection.connect(.init(urlList: natsURL, name: "baton-engine"))
+            if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let jetStream = try JetStream(try #require(connection, "the test's nats-server did not start"))
+        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+
+        let url = try await StoreFixture.createDatabase()
+        try await StoreFixture.withClient(url) { client in
+            let store = SagaStore(client: client, logger: logger)
+            try await store.migrate()
+            try await store.registerDefinition(
+                try WorkflowDefinition.parse(workflowSource, format: .yaml), source: workflowSource, now: .now)
+            let catalog = DefinitionCatalog(store: store)
+            let harness = EngineHarness(store: store, commands: SagaCommands(catalog: catalog, logger: logger))
+
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: logger).run() }
+                group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: logger).run() }
+                group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
+                for (participant, actions) in [
+                    ("inventory", [("reserve", StepDirection.action), ("release", .compensation)]),
+                    ("payments", [("charge", .action)]), ("notifications", [("send", .action)]),
+                ] {
+                    var handlers = WorkerHandlers()
+                    for (action, direction) in actions {
+                        handlers.register(
+                            action, direction: direction,
+                            WorkerHandlers.replying { context in
+                                harness.calls.withLock { $0[action, default: 0] += 1 }
+                                guard let behaviour = harness.behaviour.withLock({ $0[action] }) else { return ["ok": true] }
+                                return try await behaviour(context)
+                            })
+                    }
+                    let worker = Worker(
+                        configuration: .init(
+                            participant: participant, nats: .init(urlList: natsURL, name: participant), heartbeats: heartbeats),
+                        handlers: handlers, logger: logger)
+                    group.addTask { try await worker.run() }
+                }
+                try await body(harness)
+                group.cancelAll()
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    /// Submits a saga and waits until it is finished (or suspended), up to `limit`.
+    func runSaga(input: JSONValue = ["amount": 100], limit: Duration = .seconds(30)) async throws -> SagaRecord {
+        let created = try await commands.submit(workflow: "e2e-order", input: input)
+        return try await waitUntilSettled(created.record.saga.id, limit: limit)
+    }
+
+    func waitUntilSettled(_ id: String, limit: Duration = .seconds(30)) async throws -> SagaRecord {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if let record = try await store.saga(id: id), record.saga.status.isTerminal || record.saga.status == .suspended {
+                return record
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try #require(try await store.saga(id: id))
+    }
+
+    /// The kinds of the saga's history, in order.
+    func history(_ id: String) async throws -> [HistoryEntry] {
+        try await store.history(sagaID: id).map(\.entry)
+    }
+}
