@@ -78,8 +78,16 @@ public struct Worker: Service {
                         try await group.next()
                         inFlight -= 1
                     }
-                    let batch = try await subscription.fetch(
-                        batch: configuration.concurrency - inFlight, maxWait: .milliseconds(500))
+                    let batch: [JetStreamMessage]
+                    do {
+                        batch = try await subscription.fetch(batch: configuration.concurrency - inFlight, maxWait: .milliseconds(500))
+                    } catch {
+                        if Task.isCancelled || stopping.isSet { break }
+                        // NATS is away (libnats reconnects by itself): try again shortly.
+                        logger.warning("fetching commands failed; retrying", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
+                        continue
+                    }
                     for message in batch {
                         if stopping.isSet {
                             // Not started: hand it back to the other processes at once.

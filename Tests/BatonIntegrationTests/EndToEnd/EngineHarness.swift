@@ -27,23 +27,23 @@ final class EngineHarness: Sendable {
             participant: inventory
             action: reserve
             payload: { amount: "{{input.amount}}" }
-            timeout: 1s
+            timeout: 3s
             retry: { max_attempts: 3, initial: 100ms, jitter: 0 }
             compensate:
               action: release
               payload: { reservation: "{{steps.reserve.output.reservation}}" }
-              timeout: 1s
+              timeout: 3s
           - name: charge
             participant: payments
             action: charge
             payload: { amount: "{{input.amount}}" }
             pivot: true
-            timeout: 2s
+            timeout: 3s
           - name: notify
             participant: notifications
             action: send
             payload: { amount: "{{input.amount}}" }
-            timeout: 2s
+            timeout: 3s
             retry: { max_attempts: 2, initial: 100ms, jitter: 0 }
         """
 
@@ -87,8 +87,12 @@ final class EngineHarness: Sendable {
         try await StoreFixture.withClient(url) { client in
             let store = SagaStore(client: client, logger: logger)
             try await store.migrate()
-            try await store.registerDefinition(
-                try WorkflowDefinition.parse(workflowSource, format: .yaml), source: workflowSource, now: .now)
+            var definition = try WorkflowDefinition.parse(workflowSource, format: .yaml)
+            try await store.registerDefinition(definition, source: workflowSource, now: .now)
+            // The same steps under a saga deadline.
+            definition.name = "e2e-deadline"
+            definition.deadline = SagaDuration(milliseconds: 2000)
+            try await store.registerDefinition(definition, source: nil, now: .now)
             let catalog = DefinitionCatalog(store: store)
             let harness = EngineHarness(store: store, commands: SagaCommands(catalog: catalog, logger: logger))
 
@@ -124,8 +128,12 @@ final class EngineHarness: Sendable {
     }
 
     /// Submits a saga and waits until it is finished (or suspended), up to `limit`.
-    func runSaga(input: JSONValue = ["amount": 100], limit: Duration = .seconds(30)) async throws -> SagaRecord {
-        let created = try await commands.submit(workflow: "e2e-order", input: input)
+    func runSaga(
+        workflow: String = "e2e-order", input: JSONValue = ["amount": 100], limit: Duration = .seconds(30)
+    ) async throws
+        -> SagaRecord
+    {
+        let created = try await commands.submit(workflow: workflow, input: input)
         return try await waitUntilSettled(created.record.saga.id, limit: limit)
     }
 
@@ -140,7 +148,17 @@ final class EngineHarness: Sendable {
         return try #require(try await store.saga(id: id))
     }
 
-    /// The kinds of the saga's history, in order.
+    /// Waits until `condition` holds for the saga (up to 30 s).
+    func wait(for id: String, until condition: (SagaRecord) -> Bool) async throws -> SagaRecord {
+        let end = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < end {
+            if let record = try await store.saga(id: id), condition(record) { return record }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try #require(try await store.saga(id: id))
+    }
+
+    /// The saga's history, in order.
     func history(_ id: String) async throws -> [HistoryEntry] {
         try await store.history(sagaID: id).map(\.entry)
     }

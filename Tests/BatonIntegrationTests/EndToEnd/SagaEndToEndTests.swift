@@ -1,11 +1,13 @@
 import BatonCore
+import BatonEngine
 import BatonStore
 import BatonWorker
 import Foundation
 import Testing
 
-/// Sagas run by the real engine services through real workers over JetStream.
-@Suite("Sagas end to end")
+/// Sagas run by the real engine services through real workers over JetStream. One at a time: their
+/// step timeouts are real seconds, and each brings up a whole system.
+@Suite("Sagas end to end", .serialized)
 struct SagaEndToEndTests {
     @Test("a saga runs every step to COMPLETED, each step once")
     func happyPath() async throws {
@@ -42,8 +44,8 @@ struct SagaEndToEndTests {
     func timeoutThenRetry() async throws {
         try await EngineHarness.run(heartbeats: false) { harness in
             harness.on("reserve") { context in
-                // The first attempt answers too late (the step's timeout is 1s).
-                if context.command.attempt == 1 { try await Task.sleep(for: .milliseconds(1800)) }
+                // The first attempt answers too late (the step's timeout is 3s).
+                if context.command.attempt == 1 { try await Task.sleep(for: .milliseconds(4000)) }
                 return ["reservation": .string("r-\(context.command.attempt)")]
             }
             let record = try await harness.runSaga()
@@ -51,10 +53,117 @@ struct SagaEndToEndTests {
             #expect(record.saga.steps[0].attempt == 2)
             #expect(record.saga.steps[0].output == ["reservation": "r-2"])
             // The stale reply is recorded as ignored once it arrives.
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(for: .milliseconds(2000))
             let history = try await harness.history(record.saga.id)
             #expect(history.contains { $0.kind == .stepTimedOut })
             #expect(history.contains { $0.kind == .ignored && $0.attempt == 1 })
+        }
+    }
+
+    @Test("retry_after is honoured before the next attempt")
+    func retryAfter() async throws {
+        try await EngineHarness.run { harness in
+            let sent = Collector<Date>()
+            harness.on("reserve") { context in
+                await sent.append(contentsOf: [Date()])
+                if context.command.attempt == 1 { throw RetryLater(after: SagaDuration(milliseconds: 800), message: "warming up") }
+                return ["reservation": "r"]
+            }
+            let record = try await harness.runSaga()
+            #expect(record.saga.status == .completed)
+            let times = await sent.values
+            #expect(times.count == 2)
+            if times.count == 2 { #expect(times[1].timeIntervalSince(times[0]) >= 0.8) }
+        }
+    }
+
+    @Test("in_progress heartbeats keep a slow step from timing out")
+    func heartbeatsExtendTheDeadline() async throws {
+        try await EngineHarness.run { harness in
+            harness.on("reserve") { _ in
+                try await Task.sleep(for: .milliseconds(4500))  // the step's timeout is 3s
+                return ["reservation": "slow"]
+            }
+            let record = try await harness.runSaga()
+            #expect(record.saga.status == .completed)
+            #expect(record.saga.steps[0].attempt == 1)
+            #expect(try await harness.history(record.saga.id).contains { $0.kind == .heartbeat })
+        }
+    }
+
+    @Test("the saga deadline compensates what was done")
+    func sagaDeadline() async throws {
+        try await EngineHarness.run(heartbeats: true) { harness in
+            harness.on("reserve") { _ in ["reservation": "r-d"] }
+            harness.on("charge") { _ in
+                try await Task.sleep(for: .milliseconds(100))
+                throw RetryLater(after: SagaDuration(milliseconds: 3000), message: "processor busy")
+            }
+            let record = try await harness.runSaga(workflow: "e2e-deadline")
+            #expect(record.saga.status == .failed)
+            #expect(record.saga.steps[0].status == .compensated)
+            #expect(try await harness.history(record.saga.id).contains { $0.kind == .deadlineReached })
+        }
+    }
+
+    @Test("cancel before the pivot compensates; after the pivot it is refused and the saga completes")
+    func cancel() async throws {
+        try await EngineHarness.run { harness in
+            harness.on("reserve") { context in
+                if context.payload.value(at: ["amount"]) == 1 { try await Task.sleep(for: .milliseconds(600)) }
+                return ["reservation": "r-c"]
+            }
+            harness.on("send") { _ in
+                try await Task.sleep(for: .milliseconds(600))
+                return ["sent": true]
+            }
+            let early = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 1])
+            let (_, refusedOrApplied) = try await harness.commands.cancel(id: early.record.saga.id, reason: "customer changed their mind")
+            #expect(refusedOrApplied == .applied)
+            let cancelled = try await harness.waitUntilSettled(early.record.saga.id)
+            #expect(cancelled.saga.status == .failed)
+            #expect(cancelled.saga.steps[0].status == .compensated)
+
+            let late = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 2])
+            _ = try await harness.wait(for: late.record.saga.id) { $0.saga.steps[1].status == .succeeded }
+            let (_, outcome) = try await harness.commands.cancel(id: late.record.saga.id, reason: "too late")
+            guard case .rejected = outcome else {
+                Issue.record("cancel after the pivot must be refused, got \(outcome)")
+                return
+            }
+            #expect(try await harness.waitUntilSettled(late.record.saga.id).saga.status == .completed)
+        }
+    }
+
+    @Test("a step after the pivot that keeps failing is retried forward, suspends, and an operator resolves it")
+    func suspendedAfterPivot() async throws {
+        try await EngineHarness.run { harness in
+            harness.on("send") { _ in throw BusinessFailure(code: "mailbox_full", message: "cannot deliver") }
+            let record = try await harness.runSaga()
+            #expect(record.saga.status == .suspended)
+            #expect(harness.callCount("send") == 2)
+            #expect(harness.callCount("release") == 0)
+            let (resolved, outcome) = try await harness.commands.act(on: record.saga.id, .resolve(reason: "sent by hand"))
+            #expect(outcome == .applied)
+            #expect(resolved.saga.status == .completed)
+            #expect(try await harness.history(record.saga.id).contains { $0.kind == .operatorAction })
+        }
+    }
+
+    @Test("a submission repeated with its idempotency key starts one saga; another body with the key is refused")
+    func idempotentSubmission() async throws {
+        try await EngineHarness.run { harness in
+            let first = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
+            let again = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
+            #expect(again.record.saga.id == first.record.saga.id)
+            await #expect(throws: SagaStoreError.self) {
+                try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 6], idempotencyKey: "order-1")
+            }
+            await #expect(throws: SagaCommands.SubmissionError.invalidInput(["input.amount is required"])) {
+                try await harness.commands.submit(workflow: "e2e-order", input: [:])
+            }
+            #expect(try await harness.waitUntilSettled(first.record.saga.id).saga.status == .completed)
+            #expect(harness.callCount("reserve") == 1)
         }
     }
 }
