@@ -7,6 +7,6 @@ struct Baton: AsyncParsableCommand {
         commandName: "baton",
         abstract: "Baton: an orchestrated saga engine for payments and banking flows.",
         discussion: "See docs/ for the architecture, the workflow format and the wire protocol.",
-        subcommands: [WorkflowsCommand.self]
+        subcommands: [ServeCommand.self, WorkflowsCommand.self]
     )
 }

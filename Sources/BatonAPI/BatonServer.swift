@@ -1,0 +1,97 @@
+import BatonCore
+import BatonEngine
+import BatonStore
+import BatonTransport
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// One `baton serve` process: the HTTP API and the engine's services (outbox relay, reply
+/// consumer, durable scheduler) over one database and one NATS. Any number of them can run side
+/// by side; none is a leader.
+///
+/// Start-up: migrate the schema, register the workflow definitions given, connect to NATS and
+/// create the streams, then run every service until graceful shutdown, which drains them.
+public struct BatonServer: Service {
+    public struct Configuration: Sendable {
+        public var nats: NATSConnection.Options
+        public var host: String
+        public var port: Int
+        public var api: BatonAPI.Configuration
+        /// Definitions to register at start (the contents of `workflows/`), with their source text.
+        public var definitions: [(definition: WorkflowDefinition, source: String)]
+
+        public init(
+            nats: NATSConnection.Options,
+            host: String = "127.0.0.1",
+            port: Int = 8080,
+            api: BatonAPI.Configuration = .init(),
+            definitions: [(definition: WorkflowDefinition, source: String)] = []
+        ) {
+            self.nats = nats
+            self.host = host
+            self.port = port
+            self.api = api
+            self.definitions = definitions
+        }
+    }
+
+    let client: PostgresClient
+    let configuration: Configuration
+    let logger: Logger
+    let onListening: @Sendable (Int) async -> Void
+
+    /// - Parameters:
+    ///   - client: The database client; run it in the same service group, before this service.
+    ///   - onListening: Called with the HTTP port once the server listens (port 0 picks a free one).
+    public init(
+        client: PostgresClient,
+        configuration: Configuration,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        self.client = client
+        self.configuration = configuration
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let store = SagaStore(client: client, logger: logger)
+        try await store.migrate()
+        for (definition, source) in configuration.definitions {
+            switch try await store.registerDefinition(definition, source: source, now: .now) {
+            case .registered: logger.info("workflow registered", metadata: ["workflow": "\(definition.name) v\(definition.version)"])
+            case .alreadyRegistered: break
+            }
+        }
+        let connection = try await NATSConnection.connect(configuration.nats)
+        defer { connection.close() }
+        let jetStream = try JetStream(connection)
+        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+
+        let catalog = DefinitionCatalog(store: store)
+        let commands = SagaCommands(catalog: catalog, logger: logger)
+        let api = BatonAPI(store: store, commands: commands, configuration: configuration.api) {
+            let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
+            return ["postgres": postgres, "nats": connection.state == .connected]
+        }
+        let onListening = self.onListening
+        let application = Application(
+            router: api.router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "baton"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: logger).run() }
+            group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: logger).run() }
+            group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
+            group.addTask { try await application.runService() }
+            try await group.waitForAll()
+        }
+        logger.info("baton serve stopped")
+    }
+}

@@ -1,0 +1,81 @@
+import BatonCore
+import BatonStore
+import Foundation
+import Hummingbird
+
+/// How the API writes Baton's values as JSON. Times are RFC 3339 in UTC with milliseconds.
+enum Render {
+    static let timeStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    static func time(_ date: Date?) -> JSONValue { date.map { .string($0.formatted(timeStyle)) } ?? .null }
+
+    static func string(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: value.canonicalJSON)))
+    }
+
+    static func links(_ id: String) -> JSONValue {
+        ["self": .string("/v1/sagas/\(id)"), "history": .string("/v1/sagas/\(id)/history"), "cancel": .string("/v1/sagas/\(id)/cancel")]
+    }
+
+    static func saga(_ record: SagaRecord) -> JSONValue {
+        let saga = record.saga
+        let steps: [JSONValue] = saga.steps.map { step in
+            [
+                "name": .string(step.name), "status": .string(step.status.rawValue), "attempt": .integer(Int64(step.attempt)),
+                "compensation_attempt": .integer(Int64(step.compensationAttempt)), "output": step.output ?? .null,
+                "error": step.error.map { error in
+                    [
+                        "code": .string(error.code), "message": .string(error.message), "direction": .string(error.direction.rawValue),
+                        "attempt": .integer(Int64(error.attempt)),
+                    ]
+                } ?? .null,
+                "outcome_unknown": .bool(step.outcomeUnknown), "started_at": time(step.startedAt), "finished_at": time(step.finishedAt),
+                "command_sent_at": time(step.commandSentAt), "reply_deadline": time(step.replyDeadline), "retry_at": time(step.retryAt),
+            ]
+        }
+        return [
+            "id": .string(saga.id), "workflow": .string(saga.workflow), "version": .integer(Int64(saga.workflowVersion)),
+            "workflow_hash": .string(saga.workflowHash), "status": .string(saga.status.rawValue),
+            "direction": .string(saga.direction.rawValue),
+            "current_step": saga.steps.indices.contains(saga.cursor) ? .string(saga.steps[saga.cursor].name) : .null,
+            "correlation_id": string(saga.correlationID), "input": saga.input, "deadline": time(saga.deadline),
+            "suspension_reason": string(saga.suspensionReason), "last_error": string(saga.lastError),
+            "created_at": time(saga.createdAt), "updated_at": time(saga.updatedAt), "finished_at": time(record.finishedAt),
+            "revision": .integer(record.revision), "steps": .array(steps), "links": links(saga.id),
+        ]
+    }
+
+    static func summary(_ saga: SagaSummary) -> JSONValue {
+        [
+            "id": .string(saga.id), "workflow": .string(saga.workflow), "version": .integer(Int64(saga.workflowVersion)),
+            "status": .string(saga.status.rawValue), "current_step": .string(saga.currentStep),
+            "correlation_id": string(saga.correlationID), "attempts": .integer(Int64(saga.attempts)),
+            "retries": .integer(Int64(saga.retries)), "last_error": string(saga.lastError),
+            "suspension_reason": string(saga.suspensionReason), "awaiting_reply_since": time(saga.awaitingReplySince),
+            "created_at": time(saga.createdAt), "updated_at": time(saga.updatedAt), "finished_at": time(saga.finishedAt),
+            "links": links(saga.id),
+        ]
+    }
+
+    static func history(_ entry: StoredHistoryEntry) -> JSONValue {
+        [
+            "seq": .integer(Int64(entry.seq)), "kind": .string(entry.entry.kind.rawValue), "step": string(entry.entry.step),
+            "direction": string(entry.entry.direction?.rawValue), "attempt": entry.entry.attempt.map { .integer(Int64($0)) } ?? .null,
+            "status_before": .string(entry.entry.statusBefore.rawValue), "status_after": .string(entry.entry.statusAfter.rawValue),
+            "detail": .string(entry.entry.detail), "at": time(entry.entry.at),
+        ]
+    }
+
+    static func definition(_ stored: StoredDefinition) -> JSONValue {
+        let document = (try? JSONDecoder().decode(JSONValue.self, from: stored.definition.canonicalJSON)) ?? .null
+        return [
+            "name": .string(stored.definition.name), "version": .integer(Int64(stored.definition.version)),
+            "description": .string(stored.definition.description), "hash": .string(stored.contentHash),
+            "registered_at": time(stored.registeredAt), "definition": document,
+        ]
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import BatonAPI
+import BatonCore
+import BatonStore
+import BatonTransport
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// `baton serve`: the orchestrator and its HTTP API.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the orchestrator and its HTTP API.",
+        discussion: """
+            Every option can also come from the environment (BATON_DATABASE_URL, BATON_NATS_URL,
+            BATON_HTTP_ADDRESS, BATON_WORKFLOWS, BATON_BODY_LIMIT, BATON_API_TOKENS); a flag wins over
+            the environment. Run as many as you like against one database and NATS: there is no leader.
+            SIGTERM or SIGINT drains in-flight work, then exits.
+            """
+    )
+
+    @Option(help: "PostgreSQL URL (postgres://user:password@host:port/database). Env: BATON_DATABASE_URL.")
+    var databaseURL: String?
+
+    @Option(help: "NATS URLs, comma-separated. Env: BATON_NATS_URL.")
+    var natsURL: String?
+
+    @Option(help: "HTTP address to listen on, host:port (port 0 picks a free one). Env: BATON_HTTP_ADDRESS.")
+    var http: String?
+
+    @Option(help: "Workflow definitions to register at start: files or directories. Env: BATON_WORKFLOWS.")
+    var workflows: [String] = []
+
+    @Option(help: "Largest request body accepted, in bytes. Env: BATON_BODY_LIMIT.")
+    var bodyLimit: Int?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        var logger = Logger(label: "baton")
+        logger.logLevel = environment["BATON_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        guard let databaseText = databaseURL ?? environment["BATON_DATABASE_URL"] else {
+            throw ValidationError("no database: pass --database-url or set BATON_DATABASE_URL")
+        }
+        guard let natsText = natsURL ?? environment["BATON_NATS_URL"] else {
+            throw ValidationError("no NATS: pass --nats-url or set BATON_NATS_URL")
+        }
+        let database: DatabaseURL
+        do { database = try DatabaseURL(databaseText) } catch { throw ValidationError(error.description) }
+        let address = http ?? environment["BATON_HTTP_ADDRESS"] ?? "127.0.0.1:8080"
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw ValidationError("the HTTP address must be host:port, got '\(address)'")
+        }
+        let host = String(address[..<colon])
+        let limit = bodyLimit ?? environment["BATON_BODY_LIMIT"].flatMap(Int.init) ?? 1 << 20
+        let tokens = (environment["BATON_API_TOKENS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+
+        let paths = workflows.isEmpty ? (environment["BATON_WORKFLOWS"].map { [$0] } ?? []) : workflows
+        var definitions: [(definition: WorkflowDefinition, source: String)] = []
+        if !paths.isEmpty {
+            let files = try WorkflowFiles.expand(paths)
+            for result in WorkflowFiles.load(files) {
+                switch result.outcome {
+                case .success(let definition):
+                    definitions.append((definition, try String(contentsOfFile: result.file, encoding: .utf8)))
+                case .failure(let error):
+                    throw ValidationError("\(result.file) is not a valid workflow:\n\(error)")
+                }
+            }
+        }
+
+        let client = PostgresClient(configuration: database.clientConfiguration(), backgroundLogger: logger)
+        let server = BatonServer(
+            client: client,
+            configuration: .init(
+                nats: .init(urlList: natsText, name: "baton-serve"), host: host, port: port,
+                api: .init(bodyLimit: limit, tokens: tokens), definitions: definitions),
+            logger: logger,
+            onListening: { port in
+                // Scripts and tests wait for this line to know where the server listens.
+                FileHandle.standardOutput.write(Data("baton serve: listening on http://\(host):\(port)\n".utf8))
+            }
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: client),
+                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
