@@ -127,6 +127,7 @@ let package = Package(
         .testTarget(
             name: "BatonIntegrationTests",
             dependencies: [
+                "BatonAPI",
                 "BatonCore",
                 "BatonEngine",
                 "BatonStore",
@@ -136,6 +137,9 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],

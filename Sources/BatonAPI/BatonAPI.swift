@@ -43,13 +43,16 @@ public struct BatonAPI: Sendable {
         self.readiness = readiness
     }
 
-    /// The routes, as `(method, path)` in OpenAPI's notation: the spec test compares them with
-    /// `docs/openapi.yaml`.
-    public static let routes: [(method: String, path: String)] = [
-        ("GET", "/healthz"), ("GET", "/readyz"),
-        ("POST", "/v1/sagas"), ("GET", "/v1/sagas"), ("GET", "/v1/sagas/{id}"), ("GET", "/v1/sagas/{id}/history"),
-        ("POST", "/v1/sagas/{id}/cancel"), ("POST", "/v1/sagas/{id}/actions"),
-        ("GET", "/v1/workflows"), ("POST", "/v1/workflows"), ("GET", "/v1/workflows/{name}"),
+    /// Every route, in OpenAPI's notation, with the statuses it answers: the spec test checks
+    /// `docs/openapi.yaml` against this list and this list against the router.
+    public static let routes: [(method: String, path: String, statuses: Set<Int>)] = [
+        ("GET", "/healthz", [200]), ("GET", "/readyz", [200, 503]),
+        ("POST", "/v1/sagas", [202, 400, 401, 409, 413, 422]), ("GET", "/v1/sagas", [200, 400, 401]),
+        ("GET", "/v1/sagas/{id}", [200, 400, 401, 404]), ("GET", "/v1/sagas/{id}/history", [200, 400, 401, 404]),
+        ("POST", "/v1/sagas/{id}/cancel", [202, 400, 401, 404, 409, 413]),
+        ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 404, 409, 413]),
+        ("GET", "/v1/workflows", [200, 401]), ("POST", "/v1/workflows", [200, 201, 401, 409, 413, 422]),
+        ("GET", "/v1/workflows/{name}", [200, 401, 404]),
     ]
 
     public func router() -> Router<BasicRequestContext> {

@@ -1,0 +1,248 @@
+import BatonAPI
+import BatonCore
+import BatonEngine
+import BatonStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+import Yams
+
+/// The HTTP API against the real store (a database of its own). Requests go through the router;
+/// nothing here needs NATS (submitting a saga only writes its first command to the outbox).
+@Suite("HTTP API")
+struct APITests {
+    static func withAPI(
+        tokens: [String] = [],
+        bodyLimit: Int = 1 << 20,
+        ready: Bool = true,
+        _ body: @escaping @Sendable (any TestClientProtocol, SagaStore) async throws -> Void
+    ) async throws {
+        try await StoreFixture.withStore { store in
+            let catalog = DefinitionCatalog(store: store)
+            let api = BatonAPI(
+                store: store, commands: SagaCommands(catalog: catalog, logger: StoreFixture.logger),
+                configuration: .init(bodyLimit: bodyLimit, tokens: tokens), readiness: { ["postgres": true, "nats": ready] })
+            let app = Application(router: api.router())
+            try await app.test(.router) { client in try await body(client, store) }
+        }
+    }
+
+    static func json(_ response: TestResponse) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(buffer: response.body))
+    }
+
+    static func submit(_ client: some TestClientProtocol, _ body: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return try await client.execute(uri: "/v1/sagas", method: .post, headers: headers, body: ByteBuffer(string: body))
+    }
+
+    static let validSubmission = #"{"workflow":"store-test","input":{"amount":100}}"#
+
+    @Test("submitting starts a saga; the same Idempotency-Key replays it; another body with the key is a 409")
+    func submit() async throws {
+        try await Self.withAPI { client, _ in
+            var headers = HTTPFields()
+            headers[HTTPField.Name("Idempotency-Key")!] = "order-9"
+            headers[HTTPField.Name("X-Correlation-ID")!] = "req-1"
+            let first = try await Self.submit(client, Self.validSubmission, headers: headers)
+            #expect(first.status == .accepted)
+            let body = try Self.json(first)
+            let id = try #require(body.value(at: ["id"])?.stringValue)
+            #expect(body.value(at: ["status"]) == "PROCESSING")
+            #expect(first.headers[.location] == "/v1/sagas/\(id)")
+
+            let replay = try await Self.submit(client, Self.validSubmission, headers: headers)
+            #expect(replay.status == .accepted)
+            #expect(try Self.json(replay).value(at: ["id"])?.stringValue == id)
+            #expect(replay.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+
+            let conflict = try await Self.submit(client, #"{"workflow":"store-test","input":{"amount":5}}"#, headers: headers)
+            #expect(conflict.status == .conflict)
+            #expect(conflict.headers[.contentType] == "application/problem+json")
+
+            let saga = try await client.execute(uri: "/v1/sagas/\(id)", method: .get)
+            #expect(saga.status == .ok)
+            let stored = try Self.json(saga)
+            #expect(stored.value(at: ["correlation_id"]) == "req-1")
+            #expect(stored.value(at: ["steps", "0", "status"]) == "RUNNING")
+            #expect(stored.value(at: ["steps", "0", "attempt"]) == 1)
+
+            let history = try Self.json(try await client.execute(uri: "/v1/sagas/\(id)/history", method: .get))
+            #expect(history.value(at: ["entries", "0", "kind"]) == "saga_started")
+            #expect(history.value(at: ["entries", "0", "seq"]) == 1)
+        }
+    }
+
+    @Test("bad input gets a 4xx problem that says what is wrong, never a 5xx")
+    func problems() async throws {
+        try await Self.withAPI(bodyLimit: 512) { client, _ in
+            let cases: [(String, HTTPResponse.Status, String)] = [
+                ("{\"workflow\":", .badRequest, "not valid JSON"),
+                ("[1,2]", .badRequest, "JSON object"),
+                (#"{"input":{}}"#, .badRequest, "\"workflow\""),
+                (#"{"workflow":"store-test","input":{},"extra":1}"#, .badRequest, "unknown field"),
+                (#"{"workflow":"store-test","version":0}"#, .badRequest, "positive integer"),
+                (#"{"workflow":"nope","input":{}}"#, .unprocessableContent, "no workflow named 'nope'"),
+                (#"{"workflow":"store-test","version":7,"input":{"amount":1}}"#, .unprocessableContent, "no version 7"),
+                (#"{"workflow":"store-test","input":{"amount":"ten"}}"#, .unprocessableContent, "amount"),
+                (
+                    "{\"workflow\":\"store-test\",\"input\":{\"pad\":\"" + String(repeating: "x", count: 600) + "\"}}", .contentTooLarge,
+                    "limited to 512"
+                ),
+            ]
+            for (body, status, mention) in cases {
+                let response = try await Self.submit(client, body)
+                #expect(response.status == status, "\(body.prefix(60))")
+                #expect(response.headers[.contentType] == "application/problem+json")
+                let problem = try Self.json(response)
+                #expect(problem.value(at: ["status"]) == .integer(Int64(status.code)))
+                #expect(problem.value(at: ["detail"])?.stringValue?.contains(mention) == true, "\(problem)")
+            }
+            let invalid = try Self.json(try await Self.submit(client, #"{"workflow":"store-test","input":{}}"#))
+            #expect(invalid.value(at: ["errors", "0"])?.stringValue?.contains("amount") == true)
+
+            let gets: [(String, HTTPResponse.Status)] = [
+                ("/v1/sagas/0190f5a4-7b1c-7d2e-8f00-000000000000", .notFound), ("/v1/sagas/not-an-id", .notFound),
+                ("/v1/sagas?cursor=garbage", .badRequest), ("/v1/sagas?status=DONE", .badRequest), ("/v1/sagas?limit=0", .badRequest),
+                ("/v1/sagas?stuck=forever", .badRequest), ("/v1/sagas?created_after=yesterday", .badRequest),
+                ("/v1/workflows/nope", .notFound), ("/v1/nothing-here", .notFound),
+            ]
+            for (uri, status) in gets {
+                let response = try await client.execute(uri: uri, method: .get)
+                #expect(response.status == status, "\(uri)")
+                #expect(response.headers[.contentType] == "application/problem+json", "\(uri)")
+            }
+            let wrongMethod = try await client.execute(uri: "/v1/workflows", method: .delete)
+            #expect(wrongMethod.status.code >= 400 && wrongMethod.status.code < 500)
+        }
+    }
+
+    @Test("lists filter and page with a cursor")
+    func list() async throws {
+        try await Self.withAPI { client, _ in
+            var ids: [String] = []
+            for _ in 0..<3 {
+                ids.append(try #require(try Self.json(try await Self.submit(client, Self.validSubmission)).value(at: ["id"])?.stringValue))
+            }
+            let first = try Self.json(try await client.execute(uri: "/v1/sagas?limit=2&status=PROCESSING", method: .get))
+            let cursor = try #require(first.value(at: ["next_cursor"])?.stringValue)
+            let second = try Self.json(try await client.execute(uri: "/v1/sagas?limit=2&status=PROCESSING&cursor=\(cursor)", method: .get))
+            #expect(second.value(at: ["next_cursor"]) == .null)
+            let listed = [first, second].flatMap { page -> [String] in
+                guard case .array(let sagas)? = page.value(at: ["sagas"]) else { return [] }
+                return sagas.compactMap { $0.value(at: ["id"])?.stringValue }
+            }
+            #expect(listed == ids.reversed())
+            let stuck = try Self.json(try await client.execute(uri: "/v1/sagas?stuck=suspended,compensating", method: .get))
+            #expect(stuck.value(at: ["sagas"]) == [])
+            let none = try Self.json(try await client.execute(uri: "/v1/sagas?workflow=other", method: .get))
+            #expect(none.value(at: ["sagas"]) == [])
+        }
+    }
+
+    @Test("cancel compensates before the pivot and is a 409 when finished; operator actions need a suspended saga")
+    func cancelAndActions() async throws {
+        try await Self.withAPI { client, _ in
+            let id = try #require(try Self.json(try await Self.submit(client, Self.validSubmission)).value(at: ["id"])?.stringValue)
+            let cancelled = try await client.execute(
+                uri: "/v1/sagas/\(id)/cancel", method: .post, body: ByteBuffer(string: #"{"reason":"changed my mind"}"#))
+            #expect(cancelled.status == .accepted)
+            #expect(try Self.json(cancelled).value(at: ["status"]) == "COMPENSATING")
+
+            let action = try await client.execute(
+                uri: "/v1/sagas/\(id)/actions", method: .post, body: ByteBuffer(string: #"{"action":"resolve","reason":"checked"}"#))
+            #expect(action.status == .conflict)
+            let noReason = try await client.execute(
+                uri: "/v1/sagas/\(id)/actions", method: .post, body: ByteBuffer(string: #"{"action":"resolve"}"#))
+            #expect(noReason.status == .badRequest)
+            let unknown = try await client.execute(
+                uri: "/v1/sagas/\(id)/actions", method: .post, body: ByteBuffer(string: #"{"action":"explode","reason":"x"}"#))
+            #expect(unknown.status == .badRequest)
+        }
+    }
+
+    @Test("workflows are listed, shown by version, and registered from YAML")
+    func workflows() async throws {
+        try await Self.withAPI { client, _ in
+            let listed = try Self.json(try await client.execute(uri: "/v1/workflows", method: .get))
+            #expect(listed.value(at: ["workflows", "0", "name"]) == "store-test")
+            var yaml = HTTPFields()
+            yaml[.contentType] = "application/yaml"
+            let v2 = StoreFixture.definitionSource.replacingOccurrences(of: "version: 1", with: "version: 2")
+            let created = try await client.execute(uri: "/v1/workflows", method: .post, headers: yaml, body: ByteBuffer(string: v2))
+            #expect(created.status == .created)
+            #expect(try Self.json(created).value(at: ["version"]) == 2)
+            let again = try await client.execute(uri: "/v1/workflows", method: .post, headers: yaml, body: ByteBuffer(string: v2))
+            #expect(again.status == .ok)
+            let changed = v2.replacingOccurrences(of: "timeout: 5s", with: "timeout: 6s")
+            let conflict = try await client.execute(uri: "/v1/workflows", method: .post, headers: yaml, body: ByteBuffer(string: changed))
+            #expect(conflict.status == .conflict)
+            let invalid = try await client.execute(
+                uri: "/v1/workflows", method: .post, headers: yaml, body: ByteBuffer(string: "name: x\nversion: 1\nsteps: []\nbogus: 1\n"))
+            #expect(invalid.status == .unprocessableContent)
+            #expect(try Self.json(invalid).value(at: ["errors", "0"]) != nil)
+            let versions = try Self.json(try await client.execute(uri: "/v1/workflows/store-test", method: .get))
+            #expect(versions.value(at: ["versions", "0", "version"]) == 2)
+            #expect(versions.value(at: ["versions", "1", "version"]) == 1)
+        }
+    }
+
+    @Test("with API tokens, /v1 needs a bearer token; health stays open")
+    func bearerTokens() async throws {
+        try await Self.withAPI(tokens: ["alpha", "beta"]) { client, _ async throws in
+            #expect(try await client.execute(uri: "/v1/workflows", method: .get).status == .unauthorized)
+            var wrong = HTTPFields()
+            wrong[.authorization] = "Bearer gamma"
+            #expect(try await client.execute(uri: "/v1/workflows", method: .get, headers: wrong).status == .unauthorized)
+            var right = HTTPFields()
+            right[.authorization] = "Bearer beta"
+            #expect(try await client.execute(uri: "/v1/workflows", method: .get, headers: right).status == .ok)
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
+        }
+    }
+
+    @Test("readiness is 503 while a dependency is unreachable")
+    func readiness() async throws {
+        try await Self.withAPI(ready: false) { client, _ in
+            let response = try await client.execute(uri: "/readyz", method: .get)
+            #expect(response.status == .serviceUnavailable)
+            #expect(try Self.json(response).value(at: ["checks", "nats"]) == false)
+        }
+    }
+
+    @Test("every route in docs/openapi.yaml is served, every served route is in it, with the same statuses")
+    func openAPIMatchesRoutes() async throws {
+        let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "../../../docs/openapi.yaml")
+        let document = try #require(try Yams.load(yaml: try String(contentsOf: spec, encoding: .utf8)) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: Any])
+        var specified: [String: Set<Int>] = [:]
+        for (path, operations) in paths {
+            for (method, operation) in (operations as? [String: Any]) ?? [:] {
+                let responses = ((operation as? [String: Any])?["responses"] as? [AnyHashable: Any]) ?? [:]
+                specified["\(method.uppercased()) \(path)"] = Set(responses.keys.compactMap { Int("\($0)") })
+            }
+        }
+        let served = Dictionary(uniqueKeysWithValues: BatonAPI.routes.map { ("\($0.method) \($0.path)", $0.statuses) })
+        #expect(Set(specified.keys) == Set(served.keys))
+        for (route, statuses) in served { #expect(specified[route] == statuses, "\(route)") }
+
+        // And the router really has each of them: a request reaches a handler, not "no route".
+        try await Self.withAPI { client, _ in
+            for route in BatonAPI.routes {
+                let uri = route.path.replacingOccurrences(of: "{id}", with: "0190f5a4-7b1c-7d2e-8f00-000000000000")
+                    .replacingOccurrences(of: "{name}", with: "store-test")
+                let response = try await client.execute(
+                    uri: uri, method: HTTPRequest.Method(route.method)!, body: ByteBuffer(string: "{}"))
+                let problem = try? Self.json(response).value(at: ["detail"])?.stringValue
+                #expect(problem?.hasPrefix("no route") != true, "\(route.method) \(route.path)")
+                #expect(response.status != .methodNotAllowed, "\(route.method) \(route.path)")
+                #expect(route.statuses.contains(Int(response.status.code)), "\(route.method) \(route.path): \(response.status)")
+            }
+        }
+    }
+}
