@@ -1,0 +1,192 @@
+import BatonCore
+import BatonStore
+import BatonTransport
+import BatonWorker
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `baton serve` as the process operators run: killed with SIGKILL in the middle of many sagas and
+/// restarted, and two replicas sharing one database and NATS. Participants apply their effects
+/// behind the idempotency barrier and record each one, so "applied twice" would show.
+@Suite("baton serve processes", .serialized)
+struct ServeProcessTests {
+    static let logger = Logger(label: "baton.test.serve")
+
+    /// The `baton` executable built beside the tests.
+    static var executable: URL {
+        get throws {
+            let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()].map {
+                $0.appendingPathComponent("baton")
+            }
+            return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "build baton first")
+        }
+    }
+
+    /// A running `baton serve` and the port it listens on.
+    struct Server {
+        let process: Process
+        let port: Int
+
+        static func start(databaseURL: String, natsURL: String, workflows: URL) async throws -> Server {
+            let process = Process()
+            process.executableURL = try ServeProcessTests.executable
+            process.arguments = [
+                "serve", "--database-url", databaseURL, "--nats-url", natsURL, "--http", "127.0.0.1:0", "--workflows", workflows.path,
+            ]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // The server prints "baton serve: listening on http://host:port" once it accepts requests.
+            var line = ""
+            while !line.contains("listening on") {
+                line = await PythonParticipantTests.firstLine(of: output.fileHandleForReading)
+                if line.isEmpty { break }
+            }
+            let port = try #require(line.split(separator: ":").last.flatMap { Int($0) }, "baton serve did not start")
+            return Server(process: process, port: port)
+        }
+
+        func kill() {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+
+        func submit(amount: Int) async throws -> String {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sagas")!)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(#"{"workflow":"e2e-order","input":{"amount":\#(amount)}}"#.utf8)
+            let (data, response) = try await URLSession.shared.data(for: request)
+            #expect((response as? HTTPURLResponse)?.statusCode == 202)
+            return try #require(try JSONDecoder().decode(JSONValue.self, from: data).value(at: ["id"])?.stringValue)
+        }
+    }
+
+    /// The whole system around `body`: a private JetStream server, a database for Baton and one for
+    /// the participants, and workers whose every effect is recorded behind the barrier.
+    static func withSystem(
+        _ body: (_ databaseURL: String, _ natsURL: String, _ workflows: URL, _ store: SagaStore, _ effects: PostgresClient) async throws ->
+            Void
+    )
+        async throws
+    {
+        let port = try ReconnectTests.freePort()
+        let storage = FileManager.default.temporaryDirectory.appending(path: "baton-serve-\(UUID().uuidString)")
+        let nats = try ReconnectTests.startServer(port: port, arguments: ["-js", "-sd", storage.path])
+        defer {
+            nats.terminate()
+            try? FileManager.default.removeItem(at: storage)
+        }
+        let natsURL = "nats://127.0.0.1:\(port)"
+        let workflows = storage.appending(path: "workflows")
+        try FileManager.default.createDirectory(at: workflows, withIntermediateDirectories: true)
+        try EngineHarness.workflowSource.write(to: workflows.appending(path: "e2e-order.yaml"), atomically: true, encoding: .utf8)
+
+        let batonDatabase = try await StoreFixture.createDatabase()
+        let participantDatabase = try await StoreFixture.createDatabase()
+        try await StoreFixture.withClient(batonDatabase) { batonClient in
+            try await StoreFixture.withClient(participantDatabase) { participants in
+                let barrier = IdempotencyBarrier(client: participants, logger: logger)
+                try await barrier.prepare()
+                try await participants.query("CREATE TABLE effects (saga_id text, step text, direction text)")
+                var handlers: [String: WorkerHandlers] = [:]
+                for (participant, action) in [("inventory", "reserve"), ("payments", "charge"), ("notifications", "send")] {
+                    var set = WorkerHandlers()
+                    set.action(action, barrier: barrier) { context, connection in
+                        // Work that takes a while, so that many sagas are mid-flight when the server dies.
+                        try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
+                        let command = context.command
+                        try await connection.query(
+                            "INSERT INTO effects VALUES (\(command.sagaID), \(command.step), \(command.direction.rawValue))", logger: logger
+                        )
+                        return ["done": .string(action)]
+                    }
+                    handlers[participant] = set
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (participant, set) in handlers {
+                        let worker = Worker(
+                            configuration: .init(participant: participant, nats: .init(urlList: natsURL, name: participant)),
+                            handlers: set, logger: logger)
+                        group.addTask { try await worker.run() }
+                    }
+                    let url = batonDatabase
+                    let databaseURL = "postgres://\(url.username)@\(url.host):\(url.port)/\(url.database)"
+                    try await body(databaseURL, natsURL, workflows, SagaStore(client: batonClient, logger: logger), participants)
+                    group.cancelAll()
+                    try await group.waitForAll()
+                }
+            }
+        }
+    }
+
+    /// Waits until every saga is finished (up to 60 s); returns their statuses.
+    static func settle(_ ids: [String], in store: SagaStore) async throws -> [SagaStatus] {
+        let end = ContinuousClock.now + .seconds(60)
+        var statuses: [SagaStatus] = []
+        repeat {
+            statuses = []
+            for id in ids { statuses.append(try await store.saga(id: id)?.saga.status ?? .pending) }
+            if statuses.allSatisfy(\.isTerminal) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < end
+        return statuses
+    }
+
+    /// How many times each (saga, step, direction) effect was applied.
+    static func effectCounts(_ client: PostgresClient) async throws -> [Int] {
+        var counts: [Int] = []
+        let rows = try await client.query("SELECT count(*) FROM effects GROUP BY saga_id, step, direction")
+        for try await count in rows.decode(Int.self) { counts.append(count) }
+        return counts
+    }
+
+    @Test("kill -9 in the middle of many sagas, then restart: every saga finishes, no effect is applied twice")
+    func crashAndRestart() async throws {
+        try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
+            let first = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+            var ids: [String] = []
+            for amount in 1...40 { ids.append(try await first.submit(amount: amount)) }
+            try await Task.sleep(for: .milliseconds(200))
+            first.kill()
+            let inFlight = try await store.listSagas(SagaListQuery(stuck: [.runningLongerThan(.init(milliseconds: 0))]), now: .now)
+            let second = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+            defer { second.kill() }
+
+            let statuses = try await Self.settle(ids, in: store)
+            #expect(statuses.allSatisfy { $0 == .completed }, "\(Dictionary(grouping: statuses, by: \.self).mapValues(\.count))")
+            let counts = try await Self.effectCounts(effects)
+            #expect(counts.count == ids.count * 3)
+            #expect(counts.allSatisfy { $0 == 1 })
+            print("crash test: \(inFlight.sagas.count) of \(ids.count) sagas were in flight when baton serve was killed")
+            // The kill landed in the middle of the work, or the test proves nothing.
+            #expect(inFlight.sagas.count > 0)
+        }
+    }
+
+    @Test("two replicas share one workload: every saga completes, each effect once")
+    func twoReplicas() async throws {
+        try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
+            let one = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+            let two = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+            defer {
+                one.kill()
+                two.kill()
+            }
+            var ids: [String] = []
+            for amount in 1...30 { ids.append(try await (amount.isMultiple(of: 2) ? one : two).submit(amount: amount)) }
+            let statuses = try await Self.settle(ids, in: store)
+            #expect(statuses.allSatisfy { $0 == .completed })
+            let counts = try await Self.effectCounts(effects)
+            #expect(counts.count == ids.count * 3)
+            #expect(counts.allSatisfy { $0 == 1 })
+        }
+    }
+}
