@@ -7,6 +7,9 @@ struct Baton: AsyncParsableCommand {
         commandName: "baton",
         abstract: "Baton: an orchestrated saga engine for payments and banking flows.",
         discussion: "See docs/ for the architecture, the workflow format and the wire protocol.",
-        subcommands: [ServeCommand.self, WorkflowsCommand.self]
+        subcommands: [
+            ServeCommand.self, SubmitCommand.self, GetCommand.self, WatchCommand.self, ListCommand.self, CancelCommand.self,
+            WorkflowsCommand.self,
+        ]
     )
 }

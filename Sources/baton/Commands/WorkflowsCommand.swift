@@ -3,11 +3,11 @@ import BatonCore
 import Foundation
 
 /// `baton workflows …`: work with workflow definition files.
-struct WorkflowsCommand: ParsableCommand {
+struct WorkflowsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflows",
         abstract: "Work with workflow definitions.",
-        subcommands: [Validate.self]
+        subcommands: [Validate.self, List.self, Push.self]
     )
 
     /// `baton workflows validate [PATH…]`.
@@ -47,6 +47,53 @@ struct WorkflowsCommand: ParsableCommand {
             let failures = results.filter { if case .failure = $0.outcome { true } else { false } }.count
             print("\(results.count - failures) valid, \(failures) invalid")
             if failures > 0 { throw ExitCode(1) }
+        }
+    }
+
+    /// `baton workflows list`: what the server has registered.
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the workflows the server has registered.")
+        @OptionGroup var server: ServerOptions
+
+        func run() async throws {
+            let listed = try await server.client.get("/v1/workflows")
+            if server.json {
+                print(listed.canonicalJSON)
+                return
+            }
+            var rows = [["NAME", "LATEST", "DESCRIPTION"]]
+            if case .array(let workflows)? = listed.value(at: ["workflows"]) {
+                for workflow in workflows {
+                    rows.append(["name", "latest_version", "description"].map { Table.text(workflow.value(at: [$0])) })
+                }
+            }
+            Table.print(rows)
+        }
+    }
+
+    /// `baton workflows push FILE…`: validate and register definitions on the server.
+    struct Push: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register workflow definitions on the server (each is validated there too).")
+        @Argument(help: "Definition files or directories.", completion: .file()) var paths: [String]
+        @OptionGroup var server: ServerOptions
+
+        func run() async throws {
+            let client = server.client
+            var failed = false
+            for file in try WorkflowFiles.expand(paths) {
+                let text = try String(contentsOfFile: file, encoding: .utf8)
+                let contentType = file.hasSuffix(".json") ? "application/json" : "application/yaml"
+                do {
+                    let response = try await client.request("POST", "/v1/workflows", body: Data(text.utf8), contentType: contentType)
+                    let what = "\(Table.text(response.body.value(at: ["name"]))) v\(Table.text(response.body.value(at: ["version"])))"
+                    print(response.status == 201 ? "registered \(what) (\(file))" : "unchanged  \(what) (\(file))")
+                } catch let failure as APIClient.Failure {
+                    print("refused    \(file): \(failure)")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
         }
     }
 }

@@ -189,4 +189,49 @@ struct ServeProcessTests {
             #expect(counts.allSatisfy { $0 == 1 })
         }
     }
+
+    /// Runs `baton ARGS…` against `server` and returns its exit status and output.
+    static func baton(_ arguments: [String], server: Server) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = try executable
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["BATON_URL"] = "http://127.0.0.1:\(server.port)"
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("the client commands: submit --wait, get, watch, list, cancel, workflows; failures exit non-zero")
+    func clientCommands() async throws {
+        try await Self.withSystem { databaseURL, natsURL, workflows, _, _ in
+            let server = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+            defer { server.kill() }
+            let submitted = try Self.baton(["submit", "e2e-order", "--input", #"{"amount":7}"#, "--wait"], server: server)
+            #expect(submitted.status == 0, "\(submitted.output)")
+            #expect(submitted.output.contains("status    COMPLETED"))
+            let id = try #require(submitted.output.split(separator: "\n").first { $0.hasPrefix("saga") }?.split(separator: " ").last)
+
+            let watched = try Self.baton(["watch", String(id)], server: server)
+            #expect(watched.status == 0)
+            #expect(watched.output.contains("saga_started") || watched.output.contains("started workflow"))
+            let listed = try Self.baton(["list", "--json"], server: server)
+            #expect(listed.output.contains(String(id)))
+            let got = try Self.baton(["get", String(id), "--json"], server: server)
+            #expect(try JSONDecoder().decode(JSONValue.self, from: Data(got.output.utf8)).value(at: ["status"]) == "COMPLETED")
+            let refused = try Self.baton(["cancel", String(id)], server: server)
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("409"))
+            #expect(try Self.baton(["get", "0190f5a4-7b1c-7d2e-8f00-000000000000"], server: server).status != 0)
+            #expect(try Self.baton(["submit", "e2e-order", "--input", "{}"], server: server).status != 0)
+            let pushed = try Self.baton(["workflows", "push", workflows.path], server: server)
+            #expect(pushed.status == 0)
+            #expect(pushed.output.contains("unchanged  e2e-order v1"))
+        }
+    }
 }

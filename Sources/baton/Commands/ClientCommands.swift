@@ -1,0 +1,150 @@
+import ArgumentParser
+import BatonCore
+import Foundation
+
+/// `baton submit WORKFLOW`: start a saga.
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit", abstract: "Start a saga.",
+        discussion: "With --wait, exits 0 when the saga completes and 1 when it fails or is suspended.")
+
+    @Argument(help: "The workflow's name.") var workflow: String
+    @Option(help: "The input: JSON text, or @FILE.") var input: String = "{}"
+    @Option(help: "The workflow version (default: the newest).") var version: Int?
+    @Option(help: "Idempotency key: the same key and input start one saga.") var idempotencyKey: String?
+    @Option(help: "Correlation id, carried on every command.") var correlationID: String?
+    @Flag(help: "Wait until the saga is finished, then print it.") var wait = false
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let text = input.hasPrefix("@") ? try String(contentsOfFile: String(input.dropFirst()), encoding: .utf8) : input
+        guard let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+            throw ValidationError("--input is not valid JSON")
+        }
+        var body: [String: JSONValue] = ["workflow": .string(workflow), "input": parsed]
+        if let version { body["version"] = .integer(Int64(version)) }
+        var headers: [String: String] = [:]
+        if let idempotencyKey { headers["Idempotency-Key"] = idempotencyKey }
+        if let correlationID { headers["X-Correlation-ID"] = correlationID }
+        let client = server.client
+        let response = try await client.request(
+            "POST", "/v1/sagas", body: Data(JSONValue.object(body).canonicalJSON.utf8), headers: headers)
+        let id = Table.text(response.body.value(at: ["id"]))
+        guard wait else {
+            if server.json { print(response.body.canonicalJSON) } else { print(id) }
+            return
+        }
+        let saga = try await WatchCommand.follow(id, client: client, quiet: server.json)
+        if server.json { print(saga.canonicalJSON) } else { Table.saga(saga) }
+        if saga.value(at: ["status"]) != "COMPLETED" { throw ExitCode(1) }
+    }
+}
+
+/// `baton get ID`.
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "Show a saga and its steps.")
+    @Argument(help: "The saga's id.") var id: String
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let saga = try await server.client.get("/v1/sagas/\(id)")
+        if server.json { print(saga.canonicalJSON) } else { Table.saga(saga) }
+    }
+}
+
+/// `baton watch ID`: follow a saga step by step until it finishes.
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: "Follow a saga's progress, event by event, until it is finished.",
+        discussion: "Exits 0 when the saga completes, 1 when it fails, 2 when it is suspended.")
+    @Argument(help: "The saga's id.") var id: String
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let saga = try await Self.follow(id, client: server.client, quiet: server.json)
+        if server.json { print(saga.canonicalJSON) }
+        switch saga.value(at: ["status"]) {
+        case "COMPLETED": return
+        case "SUSPENDED": throw ExitCode(2)
+        default: throw ExitCode(1)
+        }
+    }
+
+    /// Prints each new history entry until the saga is finished or suspended; returns the saga.
+    static func follow(_ id: String, client: APIClient, quiet: Bool) async throws -> JSONValue {
+        var seen = 0
+        while true {
+            let history = try await client.get("/v1/sagas/\(id)/history?after=\(seen)")
+            if case .array(let entries)? = history.value(at: ["entries"]) {
+                for entry in entries {
+                    if !quiet {
+                        let step = entry.value(at: ["step"]).map(Table.text) ?? "-"
+                        print(
+                            "\(Table.text(entry.value(at: ["at"])))  \(Table.text(entry.value(at: ["status_after"])))  \(step)  \(Table.text(entry.value(at: ["detail"])))"
+                        )
+                    }
+                    if case .integer(let seq)? = entry.value(at: ["seq"]) { seen = Int(seq) }
+                }
+            }
+            let saga = try await client.get("/v1/sagas/\(id)?wait=2s")
+            let status = Table.text(saga.value(at: ["status"]))
+            if ["COMPLETED", "FAILED", "SUSPENDED"].contains(status) {
+                // The last events may have landed after the history was read.
+                let rest = try await client.get("/v1/sagas/\(id)/history?after=\(seen)")
+                if !quiet, case .array(let entries)? = rest.value(at: ["entries"]) {
+                    for entry in entries {
+                        print(
+                            "\(Table.text(entry.value(at: ["at"])))  \(Table.text(entry.value(at: ["status_after"])))  \(Table.text(entry.value(at: ["step"])))  \(Table.text(entry.value(at: ["detail"])))"
+                        )
+                    }
+                }
+                return saga
+            }
+        }
+    }
+}
+
+/// `baton list`.
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List sagas, newest first.")
+    @Option(help: "Only these statuses (comma-separated).") var status: String?
+    @Option(help: "Only this workflow.") var workflow: String?
+    @Option(help: "Only stuck sagas: suspended, compensating, running:<duration>, retries:<n>, awaiting:<duration>.") var stuck: String?
+    @Option(help: "At most this many.") var limit: Int = 20
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        var query = ["limit=\(limit)"]
+        if let status { query.append("status=\(status)") }
+        if let workflow { query.append("workflow=\(workflow)") }
+        if let stuck { query.append("stuck=\(stuck)") }
+        let page = try await server.client.get("/v1/sagas?" + query.joined(separator: "&"))
+        if server.json {
+            print(page.canonicalJSON)
+            return
+        }
+        var rows = [["ID", "WORKFLOW", "STATUS", "STEP", "RETRIES", "CREATED"]]
+        if case .array(let sagas)? = page.value(at: ["sagas"]) {
+            for saga in sagas {
+                rows.append(
+                    ["id", "workflow", "status", "current_step", "retries", "created_at"].map { Table.text(saga.value(at: [$0])) })
+            }
+        }
+        Table.print(rows)
+    }
+}
+
+/// `baton cancel ID`.
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel", abstract: "Cancel a saga: undo what it did (refused past its pivot).")
+    @Argument(help: "The saga's id.") var id: String
+    @Option(help: "Why, for the history.") var reason: String = "cancelled from the command line"
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let body: JSONValue = ["reason": .string(reason)]
+        let response = try await server.client.request("POST", "/v1/sagas/\(id)/cancel", body: Data(body.canonicalJSON.utf8))
+        if server.json { print(response.body.canonicalJSON) } else { print("\(id) \(Table.text(response.body.value(at: ["status"])))") }
+    }
+}
