@@ -27,6 +27,8 @@ public struct StepCommand: Sendable, Hashable, Codable {
     public var deadline: Date
     public var payload: JSONValue
     public var correlationID: String?
+    /// The workflow's name, for the participant's logs (`Baton-Workflow`).
+    public var workflow: String?
 
     public init(
         sagaID: String,
@@ -38,7 +40,8 @@ public struct StepCommand: Sendable, Hashable, Codable {
         idempotencyKey: String,
         deadline: Date,
         payload: JSONValue,
-        correlationID: String?
+        correlationID: String?,
+        workflow: String? = nil
     ) {
         self.sagaID = sagaID
         self.step = step
@@ -50,6 +53,7 @@ public struct StepCommand: Sendable, Hashable, Codable {
         self.deadline = deadline
         self.payload = payload
         self.correlationID = correlationID
+        self.workflow = workflow
     }
 
     /// `baton.cmd.<participant>.<action>`.

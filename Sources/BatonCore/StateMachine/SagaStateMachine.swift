@@ -361,7 +361,8 @@ public struct SagaStateMachine: Sendable {
                     idempotencyKey: StepCommand.idempotencyKey(sagaID: saga.id, step: step.name, direction: direction),
                     deadline: due,
                     payload: payload,
-                    correlationID: saga.correlationID
+                    correlationID: saga.correlationID,
+                    workflow: saga.workflow
                 )
             )
         )

@@ -20,7 +20,7 @@ public struct CommandMessage: Sendable, Hashable {
         participant = command.participant
         action = command.action
         sagaID = command.sagaID
-        self.workflow = workflow
+        self.workflow = workflow ?? command.workflow
         step = command.step
         direction = command.direction
         attempt = command.attempt
