@@ -67,16 +67,34 @@ public struct BatonServer: Service {
             case .alreadyRegistered: break
             }
         }
-        let connection = try await NATSConnection.connect(configuration.nats)
-        defer { connection.close() }
-        let jetStream = try JetStream(connection)
-        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-
+        var natsOptions = configuration.nats
+        natsOptions.retryOnFailedConnect = true
+        // The API starts even while NATS is away (commands wait in the outbox); the streams are
+        // created as soon as it answers. A connection libnats closed for good is replaced.
+        var connection = try await NATSConnection.connect(natsOptions)
+        var jetStream = try JetStream(connection)
+        while true {
+            do {
+                for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                break
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cannot create the JetStream streams yet; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                if connection.state == .closed {
+                    connection = try await NATSConnection.connect(natsOptions)
+                    jetStream = try JetStream(connection)
+                }
+            }
+        }
+        let nats = connection
+        let streams = jetStream
+        defer { nats.close() }
         let catalog = DefinitionCatalog(store: store)
         let commands = SagaCommands(catalog: catalog, logger: logger)
         let api = BatonAPI(store: store, commands: commands, configuration: configuration.api) {
             let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
-            return ["postgres": postgres, "nats": connection.state == .connected]
+            return ["postgres": postgres, "nats": nats.state == .connected]
         }
         let onListening = self.onListening
         let application = Application(
@@ -86,8 +104,8 @@ public struct BatonServer: Service {
             logger: logger
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: logger).run() }
-            group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: logger).run() }
+            group.addTask { try await OutboxRelay(store: store, jetStream: streams, logger: logger).run() }
+            group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: streams, logger: logger).run() }
             group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
             group.addTask { try await application.runService() }
             try await group.waitForAll()

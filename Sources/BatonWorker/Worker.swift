@@ -60,50 +60,76 @@ public struct Worker: Service {
     }
 
     public func run() async throws {
-        let connection = try await NATSConnection.connect(configuration.nats)
-        defer { connection.close() }
-        let jetStream = try JetStream(connection)
-        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-        try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
-        let subscription = try await jetStream.pullSubscription(
-            stream: BatonStreams.commands.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "")
-        logger.info("worker started", metadata: ["participant": "\(configuration.participant)"])
-
         let stopping = StopFlag()
         try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var inFlight = 0
-                while !stopping.isSet && !Task.isCancelled {
-                    if inFlight >= configuration.concurrency {
-                        try await group.next()
-                        inFlight -= 1
-                    }
-                    let batch: [JetStreamMessage]
-                    do {
-                        batch = try await subscription.fetch(batch: configuration.concurrency - inFlight, maxWait: .milliseconds(500))
-                    } catch {
-                        if Task.isCancelled || stopping.isSet { break }
-                        // NATS is away (libnats reconnects by itself): try again shortly.
-                        logger.warning("fetching commands failed; retrying", metadata: ["error": "\(error)"])
-                        try? await Task.sleep(for: .seconds(1))
-                        continue
-                    }
-                    for message in batch {
-                        if stopping.isSet {
-                            // Not started: hand it back to the other processes at once.
-                            try? message.nak()
-                            continue
-                        }
-                        group.addTask { await process(message, jetStream: jetStream) }
-                        inFlight += 1
-                    }
+            // libnats reconnects a connection by itself; only one it has closed for good (it can
+            // happen when the server goes away in the middle of the first handshake) is replaced.
+            while !stopping.isSet && !Task.isCancelled {
+                var options = configuration.nats
+                options.retryOnFailedConnect = true
+                let connection = try await NATSConnection.connect(options)
+                defer { connection.close() }
+                try await consume(on: connection, stopping: stopping)
+                if connection.state == .closed && !stopping.isSet && !Task.isCancelled {
+                    logger.warning("the NATS connection was closed; connecting again")
+                    try? await Task.sleep(for: .seconds(1))
                 }
-                try await group.waitForAll()
             }
         } onGracefulShutdown: {
             stopping.set()
         }
         logger.info("worker stopped", metadata: ["participant": "\(configuration.participant)"])
+    }
+
+    /// Consumes commands until stopped, or until `connection` is closed for good.
+    private func consume(on connection: NATSConnection, stopping: StopFlag) async throws {
+        let jetStream = try JetStream(connection)
+        // NATS may not be up yet: keep trying until it is (or the worker is stopped).
+        var subscription: PullSubscription?
+        while subscription == nil {
+            do {
+                for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
+                subscription = try await jetStream.pullSubscription(
+                    stream: BatonStreams.commands.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "")
+            } catch {
+                if Task.isCancelled || stopping.isSet || connection.state == .closed { return }
+                logger.warning("cannot set up the command consumer yet; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        guard let subscription else { return }
+        logger.info("worker started", metadata: ["participant": "\(configuration.participant)"])
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while !stopping.isSet && !Task.isCancelled {
+                if inFlight >= configuration.concurrency {
+                    try await group.next()
+                    inFlight -= 1
+                }
+                let batch: [JetStreamMessage]
+                do {
+                    batch = try await subscription.fetch(batch: configuration.concurrency - inFlight, maxWait: .milliseconds(500))
+                } catch {
+                    if Task.isCancelled || stopping.isSet || connection.state == .closed { break }
+                    // NATS is away (libnats reconnects by itself): try again shortly.
+                    logger.warning("fetching commands failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
+                }
+                for message in batch {
+                    if stopping.isSet {
+                        // Not started: hand it back to the other processes at once.
+                        try? message.nak()
+                        continue
+                    }
+                    group.addTask { await process(message, jetStream: jetStream) }
+                    inFlight += 1
+                }
+            }
+            try await group.waitForAll()
+        }
     }
 
     /// Handles one delivered command from start to ack.

@@ -28,9 +28,19 @@ public struct ReplyConsumer: Service {
     }
 
     public func run() async throws {
-        try await jetStream.ensureConsumer(stream: BatonStreams.replies.name, consumer)
-        let subscription = try await jetStream.pullSubscription(
-            stream: BatonStreams.replies.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "baton.reply.>")
+        var bound: PullSubscription?
+        while bound == nil {
+            do {
+                try await jetStream.ensureConsumer(stream: BatonStreams.replies.name, consumer)
+                bound = try await jetStream.pullSubscription(
+                    stream: BatonStreams.replies.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "baton.reply.>")
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cannot bind to the replies consumer yet; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        guard let subscription = bound else { return }
         try await cancelWhenGracefulShutdown {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 var inFlight = 0

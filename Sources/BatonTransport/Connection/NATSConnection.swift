@@ -31,6 +31,9 @@ public final class NATSConnection: @unchecked Sendable {
         /// Send every publish at once instead of buffering: lower latency for request/reply traffic.
         public var sendAsap: Bool
         public var connectTimeout: Duration
+        /// When no server answers at first, return a connection that keeps trying in the
+        /// background (its ``NATSConnection/state`` says when it is up) instead of failing.
+        public var retryOnFailedConnect: Bool
 
         public init(
             urls: [String],
@@ -44,7 +47,8 @@ public final class NATSConnection: @unchecked Sendable {
             reconnectMaxWait: Duration = .seconds(5),
             maxReconnectAttempts: Int = -1,
             sendAsap: Bool = true,
-            connectTimeout: Duration = .seconds(5)
+            connectTimeout: Duration = .seconds(5),
+            retryOnFailedConnect: Bool = false
         ) {
             self.urls = urls
             self.name = name
@@ -58,6 +62,7 @@ public final class NATSConnection: @unchecked Sendable {
             self.maxReconnectAttempts = maxReconnectAttempts
             self.sendAsap = sendAsap
             self.connectTimeout = connectTimeout
+            self.retryOnFailedConnect = retryOnFailedConnect
         }
 
         /// Options from a comma-separated URL list (`BATON_NATS_URL`). Credentials in a URL
@@ -125,8 +130,17 @@ public final class NATSConnection: @unchecked Sendable {
             natsOptions_SetCustomReconnectDelay(natsOptions, reconnectDelay, UnsafeMutableRawPointer(bitPattern: policy)),
             "setting the reconnect backoff")
         try NATSError.check(natsOptions_SetSendAsap(natsOptions, options.sendAsap), "setting SendAsap")
+        if options.retryOnFailedConnect {
+            // A callback makes the first connect asynchronous: libnats returns at once and keeps
+            // trying with the reconnect policy. The callback itself has nothing to do.
+            try NATSError.check(
+                natsOptions_SetRetryOnFailedConnect(natsOptions, true, { _, _ in }, nil), "setting retry on failed connect")
+        }
         var connection: OpaquePointer?
-        try NATSError.check(natsConnection_Connect(&connection, natsOptions), "connecting to \(options.urls.joined(separator: ","))")
+        let status = natsConnection_Connect(&connection, natsOptions)
+        if status != NATS_NOT_YET_CONNECTED {
+            try NATSError.check(status, "connecting to \(options.urls.joined(separator: ","))")
+        }
         return UInt(bitPattern: connection)
     }
 

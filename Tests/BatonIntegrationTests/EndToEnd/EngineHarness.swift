@@ -53,10 +53,12 @@ final class EngineHarness: Sendable {
 
     let store: SagaStore
     let commands: SagaCommands
+    let nats: PrivateNATS
 
-    private init(store: SagaStore, commands: SagaCommands) {
+    private init(store: SagaStore, commands: SagaCommands, nats: PrivateNATS) {
         self.store = store
         self.commands = commands
+        self.nats = nats
     }
 
     func on(_ action: String, _ body: @escaping @Sendable (HandlerContext) async throws -> JSONValue) {
@@ -67,14 +69,9 @@ final class EngineHarness: Sendable {
 
     /// Runs `body` with the whole system up, then stops it.
     static func run(heartbeats: Bool = true, _ body: (EngineHarness) async throws -> Void) async throws {
-        let port = try ReconnectTests.freePort()
-        let storage = FileManager.default.temporaryDirectory.appending(path: "baton-e2e-\(UUID().uuidString)")
-        let server = try ReconnectTests.startServer(port: port, arguments: ["-js", "-sd", storage.path])
-        defer {
-            server.terminate()
-            try? FileManager.default.removeItem(at: storage)
-        }
-        let natsURL = "nats://127.0.0.1:\(port)"
+        let nats = try PrivateNATS()
+        defer { nats.remove() }
+        let natsURL = nats.url
         var connection: NATSConnection?
         for _ in 0..<50 where connection == nil {
             connection = try? await NATSConnection.connect(.init(urlList: natsURL, name: "baton-engine"))
@@ -94,7 +91,7 @@ final class EngineHarness: Sendable {
             definition.deadline = SagaDuration(milliseconds: 2000)
             try await store.registerDefinition(definition, source: nil, now: .now)
             let catalog = DefinitionCatalog(store: store)
-            let harness = EngineHarness(store: store, commands: SagaCommands(catalog: catalog, logger: logger))
+            let harness = EngineHarness(store: store, commands: SagaCommands(catalog: catalog, logger: logger), nats: nats)
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: logger).run() }
@@ -161,5 +158,41 @@ final class EngineHarness: Sendable {
     /// The saga's history, in order.
     func history(_ id: String) async throws -> [HistoryEntry] {
         try await store.history(sagaID: id).map(\.entry)
+    }
+}
+
+/// A JetStream nats-server of a test's own, which the test can stop and start again (same port,
+/// same storage, so streams and consumers survive the outage).
+final class PrivateNATS: Sendable {
+    let port: Int
+    let storage: URL
+    private let server: Mutex<Process?>
+
+    init() throws {
+        port = try ReconnectTests.freePort()
+        storage = FileManager.default.temporaryDirectory.appending(path: "baton-nats-\(UUID().uuidString)")
+        server = Mutex(nil)
+        try start()
+    }
+
+    var url: String { "nats://127.0.0.1:\(port)" }
+
+    func start() throws {
+        let process = try ReconnectTests.startServer(port: port, arguments: ["-js", "-sd", storage.path])
+        server.withLock { $0 = process }
+    }
+
+    func stop() {
+        let process = server.withLock { process -> Process? in
+            defer { process = nil }
+            return process
+        }
+        process?.terminate()
+        process?.waitUntilExit()
+    }
+
+    func remove() {
+        stop()
+        try? FileManager.default.removeItem(at: storage)
     }
 }

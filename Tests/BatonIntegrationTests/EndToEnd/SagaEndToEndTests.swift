@@ -1,6 +1,7 @@
 import BatonCore
 import BatonEngine
 import BatonStore
+import BatonTransport
 import BatonWorker
 import Foundation
 import Testing
@@ -164,6 +165,44 @@ struct SagaEndToEndTests {
             }
             #expect(try await harness.waitUntilSettled(first.record.saga.id).saga.status == .completed)
             #expect(harness.callCount("reserve") == 1)
+        }
+    }
+
+    @Test("a NATS outage delays sagas and loses nothing: commands wait in the outbox and go out when it returns")
+    func natsOutage() async throws {
+        try await EngineHarness.run { harness in
+            harness.nats.stop()
+            let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 3])
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await harness.store.outboxBacklog().count >= 1)
+            #expect(try await harness.store.saga(id: submitted.record.saga.id)?.saga.status == .processing)
+            try harness.nats.start()
+            let record = try await harness.waitUntilSettled(submitted.record.saga.id)
+            #expect(record.saga.status == .completed)
+            #expect(try await harness.store.outboxBacklog().count == 0)
+            // The outage outlasted the first attempt's timeout: it was retried, and its late answer ignored.
+            #expect(try await harness.history(record.saga.id).contains { $0.kind == .sagaCompleted })
+        }
+    }
+
+    @Test("a malformed reply goes to the dead letters and the consumer keeps applying good ones")
+    func malformedReply() async throws {
+        try await EngineHarness.run { harness in
+            let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "rogue-participant"))
+            let jetStream = try JetStream(connection)
+            try await jetStream.publish(
+                OutgoingMessage(subject: "baton.reply.inventory.reserve", headers: [("Baton-Protocol", "1")], payload: Data("{}".utf8)))
+            let record = try await harness.runSaga()
+            #expect(record.saga.status == .completed)
+            try await jetStream.ensureConsumer(
+                stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
+            let letters = try await jetStream.pullSubscription(
+                stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
+            )
+            .fetch(batch: 10, maxWait: .seconds(3))
+            #expect(letters.map(\.subject) == ["baton.dlq.reply.inventory.reserve"])
+            #expect(letters.first?.header("Baton-Dead-Letter-Reason") == "header Baton-Saga-Id is missing")
+            #expect(letters.first?.header("Baton-Dead-Letter-Source") == "orchestrator")
         }
     }
 }
