@@ -234,4 +234,22 @@ struct ServeProcessTests {
             #expect(pushed.output.contains("unchanged  e2e-order v1"))
         }
     }
+
+    @Test("SIGTERM drains and exits cleanly; the sagas it leaves are finished by the next process")
+    func gracefulShutdown() async throws {
+        try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
+            let first = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+            var ids: [String] = []
+            for amount in 1...10 { ids.append(try await first.submit(amount: amount)) }
+            Glibc.kill(first.process.processIdentifier, SIGTERM)
+            first.process.waitUntilExit()
+            #expect(first.process.terminationReason == .exit)
+            #expect(first.process.terminationStatus == 0)
+
+            let second = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+            defer { second.kill() }
+            #expect(try await Self.settle(ids, in: store).allSatisfy { $0 == .completed })
+            #expect(try await Self.effectCounts(effects).allSatisfy { $0 == 1 })
+        }
+    }
 }
