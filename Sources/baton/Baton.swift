@@ -8,7 +8,8 @@ struct Baton: AsyncParsableCommand {
         abstract: "Baton: an orchestrated saga engine for payments and banking flows.",
         discussion: "See docs/ for the architecture, the workflow format and the wire protocol.",
         subcommands: [
-            ServeCommand.self, SubmitCommand.self, GetCommand.self, WatchCommand.self, ListCommand.self, CancelCommand.self,
+            ServeCommand.self, DevCommand.self, SubmitCommand.self, GetCommand.self, WatchCommand.self, ListCommand.self,
+            CancelCommand.self,
             WorkflowsCommand.self,
         ]
     )

@@ -59,25 +59,43 @@ struct ServeCommand: AsyncParsableCommand {
             .filter { !$0.isEmpty }
 
         let paths = workflows.isEmpty ? (environment["BATON_WORKFLOWS"].map { [$0] } ?? []) : workflows
+        try await Self.serve(
+            database: database, natsURL: natsText, host: host, port: port, bodyLimit: limit, tokens: tokens,
+            definitions: try Self.definitions(paths), logger: logger)
+    }
+
+    /// Reads the workflow definitions to register at start; any invalid one stops start-up.
+    static func definitions(_ paths: [String]) throws -> [(definition: WorkflowDefinition, source: String)] {
         var definitions: [(definition: WorkflowDefinition, source: String)] = []
-        if !paths.isEmpty {
-            let files = try WorkflowFiles.expand(paths)
-            for result in WorkflowFiles.load(files) {
-                switch result.outcome {
-                case .success(let definition):
-                    definitions.append((definition, try String(contentsOfFile: result.file, encoding: .utf8)))
-                case .failure(let error):
-                    throw ValidationError("\(result.file) is not a valid workflow:\n\(error)")
-                }
+        guard !paths.isEmpty else { return definitions }
+        for result in WorkflowFiles.load(try WorkflowFiles.expand(paths)) {
+            switch result.outcome {
+            case .success(let definition):
+                definitions.append((definition, try String(contentsOfFile: result.file, encoding: .utf8)))
+            case .failure(let error):
+                throw ValidationError("\(result.file) is not a valid workflow:\n\(error)")
             }
         }
+        return definitions
+    }
 
+    /// Runs the server until SIGTERM or SIGINT, then drains it.
+    static func serve(
+        database: DatabaseURL,
+        natsURL: String,
+        host: String,
+        port: Int,
+        bodyLimit: Int,
+        tokens: [String],
+        definitions: [(definition: WorkflowDefinition, source: String)],
+        logger: Logger
+    ) async throws {
         let client = PostgresClient(configuration: database.clientConfiguration(), backgroundLogger: logger)
         let server = BatonServer(
             client: client,
             configuration: .init(
-                nats: .init(urlList: natsText, name: "baton-serve"), host: host, port: port,
-                api: .init(bodyLimit: limit, tokens: tokens), definitions: definitions),
+                nats: .init(urlList: natsURL, name: "baton-serve"), host: host, port: port,
+                api: .init(bodyLimit: bodyLimit, tokens: tokens), definitions: definitions),
             logger: logger,
             onListening: { port in
                 // Scripts and tests wait for this line to know where the server listens.

@@ -252,4 +252,49 @@ struct ServeProcessTests {
             #expect(try await Self.effectCounts(effects).allSatisfy { $0 == 1 })
         }
     }
+
+    @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
+    func dev() async throws {
+        let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: data) }
+        let port = try ReconnectTests.freePort()
+        let process = Process()
+        process.executableURL = try Self.executable
+        process.arguments = ["dev", "--data", data.path, "--http", "127.0.0.1:\(port)", "--workflows", EngineHarnessFiles.workflows.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = ""
+        while !line.contains("listening on") {
+            line = await PythonParticipantTests.firstLine(of: output.fileHandleForReading)
+            if line.isEmpty { break }
+        }
+        #expect(line.contains("listening on http://127.0.0.1:\(port)"), "baton dev did not start: \(line)")
+
+        let (body, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200)
+        #expect(try JSONDecoder().decode(JSONValue.self, from: body).value(at: ["checks", "postgres"]) == true)
+        let server = Server(process: process, port: port)
+        let id = try await server.submit(amount: 1)
+        #expect(!id.isEmpty)
+
+        Glibc.kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        // PostgreSQL shut down cleanly: it removes its pid file.
+        let location = try? String(contentsOf: data.appending(path: "postgres/data-location"), encoding: .utf8)
+        let cluster = location.map { URL(fileURLWithPath: $0) } ?? data.appending(path: "postgres/data")
+        #expect(!FileManager.default.fileExists(atPath: cluster.appending(path: "postmaster.pid").path))
+    }
+}
+
+/// The e2e workflow as a file, for processes that read workflows from disk.
+enum EngineHarnessFiles {
+    static let workflows: URL = {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "baton-workflows-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try? EngineHarness.workflowSource.write(to: directory.appending(path: "e2e-order.yaml"), atomically: true, encoding: .utf8)
+        return directory
+    }()
 }

@@ -1,0 +1,41 @@
+import ArgumentParser
+import BatonStore
+import Foundation
+import Logging
+
+/// `baton dev`: everything on one machine, for development. It starts a throwaway PostgreSQL and a
+/// JetStream nats-server on free loopback ports as its own servers (data under `.baton/dev`), then
+/// serves, and stops them when it exits.
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev",
+        abstract: "Run Baton with its own throwaway PostgreSQL and NATS (like `temporal server start-dev`).",
+        discussion: "Needs the Debian packages postgresql, postgresql-client and nats-server (scripts/services install).")
+
+    @Option(help: "Where the servers keep their data.") var data: String = ".baton/dev"
+    @Option(help: "HTTP address to listen on, host:port.") var http: String = "127.0.0.1:8080"
+    @Option(help: "Workflow definitions to register: files or directories (default: workflows/ when present).")
+    var workflows: [String] = []
+
+    func run() async throws {
+        var logger = Logger(label: "baton")
+        logger.logLevel = ProcessInfo.processInfo.environment["BATON_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]) else {
+            throw ValidationError("the HTTP address must be host:port, got '\(http)'")
+        }
+        let paths = workflows.isEmpty ? (FileManager.default.fileExists(atPath: "workflows") ? ["workflows"] : []) : workflows
+        let definitions = try ServeCommand.definitions(paths)
+
+        let environment = DevEnvironment(directory: URL(fileURLWithPath: data))
+        let urls = try environment.start()
+        defer { environment.stop() }
+        print("baton dev: PostgreSQL \(urls.databaseURL)")
+        print("baton dev: NATS       \(urls.natsURL)")
+        let database: DatabaseURL
+        do { database = try DatabaseURL(urls.databaseURL) } catch { throw ValidationError(error.description) }
+        try await ServeCommand.serve(
+            database: database, natsURL: urls.natsURL, host: String(http[..<colon]), port: port, bodyLimit: 1 << 20, tokens: [],
+            definitions: definitions, logger: logger)
+        print("baton dev: stopping PostgreSQL and NATS")
+    }
+}

@@ -1,0 +1,189 @@
+import ArgumentParser
+import Foundation
+
+/// The servers `baton dev` runs for itself: a throwaway PostgreSQL cluster and a JetStream
+/// nats-server, on free loopback ports, with their data under one directory (`.baton/dev`).
+///
+/// PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` user (and
+/// lives under /tmp when that user cannot reach the directory). The same steps as
+/// `scripts/services`, which the tests use.
+final class DevEnvironment {
+    let directory: URL
+    private var nats: Process?
+    private var postgresData: URL?
+    private var postgresBin: URL?
+
+    init(directory: URL) { self.directory = directory.standardizedFileURL }
+
+    var isRoot: Bool { getuid() == 0 }
+
+    /// Starts both servers. - Returns: their URLs.
+    func start() throws -> (databaseURL: String, natsURL: String) {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let databasePort = try startPostgres()
+        let natsPort = try startNATS()
+        return ("postgres://baton@127.0.0.1:\(databasePort)/baton", "nats://127.0.0.1:\(natsPort)")
+    }
+
+    /// Stops both servers (fast shutdown for PostgreSQL: open transactions roll back).
+    func stop() {
+        if let nats, nats.isRunning {
+            nats.terminate()
+            nats.waitUntilExit()
+        }
+        if let bin = postgresBin, let data = postgresData {
+            _ = try? run(bin.appending(path: "pg_ctl"), ["-D", data.path, "-m", "fast", "-w", "stop"], asPostgres: true, capture: false)
+        }
+    }
+
+    // MARK: - PostgreSQL
+
+    private func startPostgres() throws -> Int {
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        guard
+            let version = versions.filter({ FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\($0)/bin/initdb") })
+                .max(by: { $0.compare($1, options: .numeric) == .orderedAscending })
+        else {
+            throw ValidationError("PostgreSQL is not installed (apt-get install postgresql), or run scripts/services install")
+        }
+        let bin = URL(fileURLWithPath: "/usr/lib/postgresql/\(version)/bin")
+        postgresBin = bin
+        let clusterDirectory = directory.appending(path: "postgres")
+        try FileManager.default.createDirectory(at: clusterDirectory, withIntermediateDirectories: true)
+        let data = try dataDirectory(in: clusterDirectory)
+        postgresData = data
+        if !FileManager.default.fileExists(atPath: data.appending(path: "PG_VERSION").path) {
+            try? FileManager.default.removeItem(at: data)
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            if isRoot { try run(URL(fileURLWithPath: "/bin/chown"), ["postgres", data.path]) }
+            try run(
+                bin.appending(path: "initdb"), ["-D", data.path, "-U", "baton", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
+                asPostgres: true)
+        }
+        let port = try Self.freePort()
+        try run(
+            bin.appending(path: "pg_ctl"),
+            [
+                "-D", data.path, "-l", data.appending(path: "server.log").path, "-w", "-t", "60", "-o",
+                "-c listen_addresses=127.0.0.1 -p \(port) -c unix_socket_directories=\(data.path)", "start",
+            ],
+            asPostgres: true, capture: false)
+        let exists = try run(
+            URL(fileURLWithPath: "/usr/bin/psql"),
+            [
+                "-h", "127.0.0.1", "-p", "\(port)", "-U", "baton", "-d", "postgres", "-Atqc",
+                "select 1 from pg_database where datname = 'baton'",
+            ])
+        if !exists.contains("1") {
+            try run(
+                URL(fileURLWithPath: "/usr/bin/psql"),
+                ["-h", "127.0.0.1", "-p", "\(port)", "-U", "baton", "-d", "postgres", "-qc", "create database baton"])
+        }
+        return port
+    }
+
+    /// `postgres/data`, unless (as root) the postgres user cannot reach it: then a private
+    /// directory under /tmp, remembered in `postgres/data-location`.
+    private func dataDirectory(in clusterDirectory: URL) throws -> URL {
+        let location = clusterDirectory.appending(path: "data-location")
+        if let saved = try? String(contentsOf: location, encoding: .utf8) {
+            return URL(fileURLWithPath: saved.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        guard isRoot else { return clusterDirectory.appending(path: "data") }
+        for path in [directory, clusterDirectory] {
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path.path)
+        }
+        if (try? run(URL(fileURLWithPath: "/usr/bin/test"), ["-x", clusterDirectory.path], asPostgres: true)) != nil {
+            return clusterDirectory.appending(path: "data")
+        }
+        let fallback = URL(fileURLWithPath: "/tmp/baton-dev-postgres-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: fallback, withIntermediateDirectories: true)
+        try run(URL(fileURLWithPath: "/bin/chown"), ["postgres", fallback.path])
+        let data = fallback.appending(path: "data")
+        try data.path.write(to: location, atomically: true, encoding: .utf8)
+        return data
+    }
+
+    // MARK: - NATS
+
+    private func startNATS() throws -> Int {
+        let port = try Self.freePort()
+        let storage = directory.appending(path: "nats")
+        try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["nats-server", "-js", "-a", "127.0.0.1", "-p", "\(port)", "-sd", storage.path]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        do { try server.run() } catch { throw ValidationError("nats-server could not start (apt-get install nats-server): \(error)") }
+        nats = server
+        for _ in 0..<100 {
+            if Self.accepts(port) { return port }
+            usleep(100_000)
+        }
+        throw ValidationError("nats-server did not start listening on 127.0.0.1:\(port)")
+    }
+
+    // MARK: - Processes and ports
+
+    /// Runs a command to completion (as the postgres user when root and `asPostgres`, from `/` so
+    /// that user never needs to enter a private working directory); returns its output, or throws
+    /// with it.
+    ///
+    /// posix_spawn and waitpid rather than Foundation's Process, whose exit detection can miss a
+    /// child here; and without capturing output for a command that starts a server (pg_ctl start),
+    /// since the server inherits it and would keep the pipe open.
+    @discardableResult
+    private func run(_ executable: URL, _ arguments: [String], asPostgres: Bool = false, capture: Bool = true) throws -> String {
+        let direct = asPostgres && isRoot ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable.path] : [executable.path]
+        let command = ["/bin/sh", "-c", "cd / && exec \"$@\"", "sh"] + direct + arguments
+        let output = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: output) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let target = capture ? output.path : "/dev/null"
+        posix_spawn_file_actions_addopen(&actions, 1, target, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { for argument in argv { free(argument) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, command[0], &actions, nil, &argv, environ)
+        guard spawned == 0 else { throw ValidationError("\(command[0]) could not start: \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = capture ? ((try? String(contentsOf: output, encoding: .utf8)) ?? "") : ""
+        let exited = (status & 0x7f) == 0
+        guard exited && (status >> 8) & 0xff == 0 else {
+            throw ValidationError("\(executable.lastPathComponent) failed: \(text)")
+        }
+        return text
+    }
+
+    static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        guard bound else { throw ValidationError("no free port on 127.0.0.1") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func accepts(_ port: Int) -> Bool {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
