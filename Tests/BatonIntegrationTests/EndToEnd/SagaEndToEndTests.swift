@@ -205,4 +205,51 @@ struct SagaEndToEndTests {
             #expect(letters.first?.header("Baton-Dead-Letter-Source") == "orchestrator")
         }
     }
+
+    @Test("a step whose every attempt times out is compensated too, since it may have taken effect")
+    func timeoutsExhausted() async throws {
+        try await EngineHarness.run(heartbeats: false) { harness in
+            harness.on("reserve") { _ in
+                try await Task.sleep(for: .seconds(60))  // never answers in time
+                return ["reservation": "too late"]
+            }
+            let record = try await harness.runSaga(limit: .seconds(40))
+            #expect(record.saga.status == .failed)
+            #expect(record.saga.steps[0].status == .compensated)
+            #expect(record.saga.steps[0].attempt == 3)
+            #expect(harness.callCount("release") == 1)
+            #expect(harness.callCount("charge") == 0)
+        }
+    }
+
+    @Test("a duplicate reply (same attempt, new message) is recorded and ignored")
+    func duplicateReply() async throws {
+        try await EngineHarness.run { harness in
+            harness.on("reserve") { _ in ["reservation": "r-1"] }
+            harness.on("charge") { _ in
+                try await Task.sleep(for: .milliseconds(800))
+                return ["charged": true]
+            }
+            let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 4])
+            let id = submitted.record.saga.id
+            _ = try await harness.wait(for: id) { $0.saga.steps[0].status == .succeeded }
+
+            let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "echoing-participant"))
+            let command = CommandMessage(
+                StepCommand(
+                    sagaID: id, step: "reserve", participant: "inventory", action: "reserve", direction: .action, attempt: 1,
+                    idempotencyKey: StepCommand.idempotencyKey(sagaID: id, step: "reserve", direction: .action), deadline: .now,
+                    payload: [:], correlationID: nil))
+            var duplicate = ReplyMessage(answering: command, status: .succeeded(output: ["reservation": "r-2"])).outgoing
+            duplicate.messageID = "resent-by-a-confused-participant"
+            try await JetStream(connection).publish(duplicate)
+
+            let record = try await harness.waitUntilSettled(id)
+            #expect(record.saga.status == .completed)
+            #expect(record.saga.steps[0].output == ["reservation": "r-1"])
+            let ignored = try await harness.history(id).filter { $0.kind == .ignored }
+            #expect(ignored.count == 1)
+            #expect(ignored.first?.detail.contains("duplicate") == true)
+        }
+    }
 }
