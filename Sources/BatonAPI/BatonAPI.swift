@@ -125,6 +125,10 @@ public struct BatonAPI: Sendable {
                     .unprocessableContent, code: "invalid-input", title: "The input does not match the workflow's input schema",
                     detail: problems.joined(separator: "; "), extra: ["errors": .array(problems.map(JSONValue.string))])
             }
+        } catch SagaStoreError.unstorableValue(let reason) {
+            throw APIProblem(
+                .unprocessableContent, code: "unstorable-input", title: "The input cannot be stored",
+                detail: "the input holds a value the database cannot store (\(reason)); remove NUL characters (\\u0000) from strings")
         } catch SagaStoreError.idempotencyConflict(let key, let existing) {
             throw APIProblem(
                 .conflict, code: "idempotency-conflict", title: "Idempotency key reused",
@@ -295,8 +299,16 @@ public struct BatonAPI: Sendable {
             let created: Bool = if case .registered = registration { true } else { false }
             return Render.json(Render.definition(registration.stored), status: created ? .created : .ok, headers: headers)
         } catch let error as SagaStoreError {
-            guard case .definitionConflict = error else { throw error }
-            throw APIProblem(.conflict, code: "version-exists", title: "This workflow version exists", detail: error.description)
+            switch error {
+            case .definitionConflict:
+                throw APIProblem(.conflict, code: "version-exists", title: "This workflow version exists", detail: error.description)
+            case .unstorableValue(let reason):
+                throw APIProblem(
+                    .unprocessableContent, code: "invalid-workflow", title: "The workflow definition cannot be stored",
+                    detail: "it holds a value the database cannot store (\(reason))")
+            default:
+                throw error
+            }
         }
     }
 

@@ -93,6 +93,7 @@ struct APITests {
                     "{\"workflow\":\"store-test\",\"input\":{\"pad\":\"" + String(repeating: "x", count: 600) + "\"}}", .contentTooLarge,
                     "limited to 512"
                 ),
+                (#"{"workflow":"store-test","input":{"amount":1,"note":"a\u0000b"}}"#, .unprocessableContent, "NUL"),
             ]
             for (body, status, mention) in cases {
                 let response = try await Self.submit(client, body)
