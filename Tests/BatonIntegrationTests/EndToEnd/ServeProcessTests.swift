@@ -28,6 +28,17 @@ struct ServeProcessTests {
         }
     }
 
+    /// The line the server prints once it accepts requests ("baton serve: listening on
+    /// http://host:port"), or an empty one if it exits first.
+    static func listeningLine(_ output: Pipe) async -> String {
+        var line = ""
+        while !line.contains("listening on") {
+            line = await PythonParticipantTests.firstLine(of: output.fileHandleForReading)
+            if line.isEmpty { break }
+        }
+        return line
+    }
+
     /// A running `baton serve` and the port it listens on.
     struct Server {
         let process: Process
@@ -43,12 +54,7 @@ struct ServeProcessTests {
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice
             try process.run()
-            // The server prints "baton serve: listening on http://host:port" once it accepts requests.
-            var line = ""
-            while !line.contains("listening on") {
-                line = await PythonParticipantTests.firstLine(of: output.fileHandleForReading)
-                if line.isEmpty { break }
-            }
+            let line = await ServeProcessTests.listeningLine(output)
             let port = try #require(line.split(separator: ":").last.flatMap { Int($0) }, "baton serve did not start")
             return Server(process: process, port: port)
         }
@@ -265,11 +271,7 @@ struct ServeProcessTests {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var line = ""
-        while !line.contains("listening on") {
-            line = await PythonParticipantTests.firstLine(of: output.fileHandleForReading)
-            if line.isEmpty { break }
-        }
+        let line = await Self.listeningLine(output)
         #expect(line.contains("listening on http://127.0.0.1:\(port)"), "baton dev did not start: \(line)")
 
         let (body, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!)
