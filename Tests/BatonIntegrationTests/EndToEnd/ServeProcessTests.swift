@@ -31,12 +31,25 @@ struct ServeProcessTests {
     /// The line the server prints once it accepts requests ("baton serve: listening on
     /// http://host:port"), or an empty one if it exits first.
     static func listeningLine(_ output: Pipe) async -> String {
-        var line = ""
-        while !line.contains("listening on") {
-            line = await PythonParticipantTests.firstLine(of: output.fileHandleForReading)
-            if line.isEmpty { break }
+        let handle = output.fileHandleForReading
+        return await withCheckedContinuation { continuation in
+            // Reading a pipe blocks: on a thread of its own.
+            Thread.detachNewThread {
+                var text = ""
+                while true {
+                    // Complete lines only: the last piece may still be arriving.
+                    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+                    if let line = lines.first(where: { $0.contains("listening on") }) {
+                        continuation.resume(returning: String(line))
+                        return
+                    }
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                continuation.resume(returning: "")
+            }
         }
-        return line
     }
 
     /// A running `baton serve` and the port it listens on.
