@@ -95,6 +95,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "BatonParticipants",
+            dependencies: [
+                "BatonCore",
+                "BatonStore",
+                "BatonWorker",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "baton",
             dependencies: [
@@ -130,6 +140,7 @@ let package = Package(
                 "BatonAPI",
                 "BatonCore",
                 "BatonEngine",
+                "BatonParticipants",
                 "BatonStore",
                 "BatonTransport",
                 "BatonWorker",
