@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "baton", targets: ["baton"]),
+        .executable(name: "baton-participants", targets: ["baton-participants"]),
         .library(name: "BatonCore", targets: ["BatonCore"]),
         .library(name: "BatonWorker", targets: ["BatonWorker"]),
     ],
@@ -113,6 +114,19 @@ let package = Package(
                 "BatonTransport",
                 "BatonEngine",
                 "BatonAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "baton-participants",
+            dependencies: [
+                "BatonParticipants",
+                "BatonStore",
+                "BatonTransport",
+                "BatonWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
