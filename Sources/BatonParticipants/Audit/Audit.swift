@@ -19,10 +19,9 @@ public struct Audit: Sendable {
     }
 
     public func prepare() async throws {
-        try await client.withStoreTransaction(logger: logger) { connection in
-            try await connection.run("SELECT pg_advisory_xact_lock(hashtextextended('audit schema', 0))", logger: logger)
-            try await connection.run("CREATE SCHEMA IF NOT EXISTS audit", logger: logger)
-            try await connection.run(
+        try await ParticipantSchema.prepare(
+            "audit", client: client, barrier: barrier, logger: logger,
+            statements: [
                 """
                 CREATE TABLE IF NOT EXISTS audit.events (
                     seq          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -31,21 +30,18 @@ public struct Audit: Sendable {
                     payload      jsonb       NOT NULL,
                     recorded_at  timestamptz NOT NULL DEFAULT now()
                 )
-                """, logger: logger)
-            try await connection.run("CREATE INDEX IF NOT EXISTS events_saga ON audit.events (saga_id, seq)", logger: logger)
-            try await connection.run(
+                """,
+                "CREATE INDEX IF NOT EXISTS events_saga ON audit.events (saga_id, seq)",
                 """
                 CREATE OR REPLACE FUNCTION audit.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN RAISE EXCEPTION 'audit.events is append-only'; END $$
-                """, logger: logger)
-            try await connection.run("DROP TRIGGER IF EXISTS events_append_only ON audit.events", logger: logger)
-            try await connection.run(
+                """,
+                "DROP TRIGGER IF EXISTS events_append_only ON audit.events",
                 """
                 CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON audit.events
                     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change()
-                """, logger: logger)
-        }
-        try await barrier.prepare()
+                """,
+            ])
     }
 
     public var handlers: WorkerHandlers {

@@ -41,10 +41,9 @@ public struct Fraud: Sendable {
     }
 
     public func prepare() async throws {
-        try await client.withStoreTransaction(logger: logger) { connection in
-            try await connection.run("SELECT pg_advisory_xact_lock(hashtextextended('fraud schema', 0))", logger: logger)
-            try await connection.run("CREATE SCHEMA IF NOT EXISTS fraud", logger: logger)
-            try await connection.run(
+        try await ParticipantSchema.prepare(
+            "fraud", client: client, barrier: barrier, logger: logger,
+            statements: [
                 """
                 CREATE TABLE IF NOT EXISTS fraud.scores (
                     saga_id      text        NOT NULL,
@@ -55,11 +54,9 @@ public struct Fraud: Sendable {
                     reasons      jsonb       NOT NULL,
                     scored_at    timestamptz NOT NULL DEFAULT now()
                 )
-                """, logger: logger)
-            try await connection.run(
-                "CREATE INDEX IF NOT EXISTS scores_account ON fraud.scores (account, scored_at)", logger: logger)
-        }
-        try await barrier.prepare()
+                """,
+                "CREATE INDEX IF NOT EXISTS scores_account ON fraud.scores (account, scored_at)",
+            ])
     }
 
     public var handlers: WorkerHandlers {

@@ -21,10 +21,9 @@ public struct Ledger: Sendable {
 
     /// Creates the ledger's schema and the barrier's table if they are missing.
     public func prepare() async throws {
-        try await client.withStoreTransaction(logger: logger) { connection in
-            try await connection.run("SELECT pg_advisory_xact_lock(hashtextextended('ledger schema', 0))", logger: logger)
-            try await connection.run("CREATE SCHEMA IF NOT EXISTS ledger", logger: logger)
-            try await connection.run(
+        try await ParticipantSchema.prepare(
+            "ledger", client: client, barrier: barrier, logger: logger,
+            statements: [
                 """
                 CREATE TABLE IF NOT EXISTS ledger.accounts (
                     id         text        PRIMARY KEY,
@@ -32,8 +31,7 @@ public struct Ledger: Sendable {
                     balance    bigint      NOT NULL CHECK (balance >= 0),
                     opened_at  timestamptz NOT NULL DEFAULT now()
                 )
-                """, logger: logger)
-            try await connection.run(
+                """,
                 """
                 CREATE TABLE IF NOT EXISTS ledger.entries (
                     id          uuid        PRIMARY KEY,
@@ -46,11 +44,9 @@ public struct Ledger: Sendable {
                     step        text,
                     created_at  timestamptz NOT NULL DEFAULT now()
                 )
-                """, logger: logger)
-            try await connection.run(
-                "CREATE INDEX IF NOT EXISTS entries_account ON ledger.entries (account_id, created_at)", logger: logger)
-        }
-        try await barrier.prepare()
+                """,
+                "CREATE INDEX IF NOT EXISTS entries_account ON ledger.entries (account_id, created_at)",
+            ])
     }
 
     /// Opens an account (with an opening balance, for demos and tests).

@@ -27,10 +27,9 @@ public struct Notifications: Sendable {
     }
 
     public func prepare() async throws {
-        try await client.withStoreTransaction(logger: logger) { connection in
-            try await connection.run("SELECT pg_advisory_xact_lock(hashtextextended('notifications schema', 0))", logger: logger)
-            try await connection.run("CREATE SCHEMA IF NOT EXISTS notifications", logger: logger)
-            try await connection.run(
+        try await ParticipantSchema.prepare(
+            "notifications", client: client, barrier: barrier, logger: logger,
+            statements: [
                 """
                 CREATE TABLE IF NOT EXISTS notifications.outbox (
                     id          uuid        PRIMARY KEY,
@@ -41,9 +40,8 @@ public struct Notifications: Sendable {
                     created_at  timestamptz NOT NULL DEFAULT now(),
                     sent_at     timestamptz
                 )
-                """, logger: logger)
-        }
-        try await barrier.prepare()
+                """
+            ])
     }
 
     public var handlers: WorkerHandlers {
