@@ -7,8 +7,11 @@ import PackageDescription
 //   CNATS           system library over the official NATS C client (libnats)
 //   BatonTransport  NATS JetStream transport over CNATS
 //   BatonEngine     orchestrator services: outbox relay, reply consumer, durable scheduler
-//   BatonAPI        HTTP API (Hummingbird)
+//   BatonHTTP       what every HTTP service here shares (problem+json errors)
+//   BatonAPI        the orchestrator's HTTP API (Hummingbird)
+//   BatonClient     a client of that API (the `baton` commands, services that start sagas)
 //   BatonWorker     worker SDK for participant services
+//   BatonParticipants  the demo's participants and the Transactions and Payments services
 //   baton           the `baton` executable
 let package = Package(
     name: "baton",
@@ -74,9 +77,21 @@ let package = Package(
             ]
         ),
         .target(
+            name: "BatonHTTP",
+            dependencies: [
+                "BatonCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .target(
+            name: "BatonClient",
+            dependencies: ["BatonCore"]
+        ),
+        .target(
             name: "BatonAPI",
             dependencies: [
                 "BatonCore",
+                "BatonHTTP",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 "BatonEngine",
@@ -99,7 +114,11 @@ let package = Package(
         .target(
             name: "BatonParticipants",
             dependencies: [
+                "BatonClient",
                 "BatonCore",
+                "BatonHTTP",
+                "BatonTransport",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "BatonStore",
                 "BatonWorker",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -109,6 +128,7 @@ let package = Package(
         .executableTarget(
             name: "baton",
             dependencies: [
+                "BatonClient",
                 "BatonCore",
                 "BatonStore",
                 "BatonTransport",
@@ -123,7 +143,9 @@ let package = Package(
         .executableTarget(
             name: "baton-participants",
             dependencies: [
+                "BatonClient",
                 "BatonParticipants",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "BatonStore",
                 "BatonTransport",
                 "BatonWorker",

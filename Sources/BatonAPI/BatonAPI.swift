@@ -1,5 +1,6 @@
 import BatonCore
 import BatonEngine
+import BatonHTTP
 import BatonStore
 import Crypto
 import Foundation
@@ -315,13 +316,7 @@ public struct BatonAPI: Sendable {
     // MARK: - Request reading
 
     func collect(_ request: Request) async throws -> ByteBuffer {
-        do {
-            return try await request.body.collect(upTo: configuration.bodyLimit)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw APIProblem(
-                .contentTooLarge, code: "body-too-large", title: "The request body is too large",
-                detail: "request bodies are limited to \(configuration.bodyLimit) bytes")
-        }
+        try await JSONBodies.collect(request, limit: configuration.bodyLimit)
     }
 
     func jsonBody(_ request: Request) async throws -> JSONValue {
@@ -330,20 +325,7 @@ public struct BatonAPI: Sendable {
     }
 
     func optionalJSONBody(_ request: Request) async throws -> JSONValue? {
-        let buffer = try await collect(request)
-        guard buffer.readableBytes > 0 else { return nil }
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
-        } catch {
-            throw APIProblem.badRequest("the body is not valid JSON: \(Self.describe(error))", code: "malformed-json")
-        }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            return (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
-        }
-        return "\(error)"
+        try await JSONBodies.read(request, limit: configuration.bodyLimit)
     }
 
     /// A query parameter's values, repeated or comma-separated.

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonHTTP
 import BatonStore
 import Foundation
 import Hummingbird
@@ -12,9 +13,7 @@ enum Render {
     static func string(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
-        var headers = extra
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: value.canonicalJSON)))
+        JSONBodies.response(value, status: status, headers: extra)
     }
 
     static func links(_ id: String) -> JSONValue {

@@ -159,13 +159,15 @@ public struct Worker: Service {
             logger.debug("command redelivered", metadata: ["delivery.count": "\(delivery.deliveryCount)"])
         }
 
-        let status = await withTaskGroup(of: ReplyStatus?.self) { group in
+        let outcome = await withTaskGroup(of: HandlerOutcome?.self) { group in
             group.addTask {
                 do {
-                    return try await handler(HandlerContext(command: command, logger: logger))
+                    return .reply(try await handler(HandlerContext(command: command, logger: logger)))
+                } catch is ReplyDeferred {
+                    return .deferred
                 } catch {
                     // Whatever escapes a handler (its database is down, say) had no effect: retry.
-                    return .retry(after: nil, message: String(describing: error))
+                    return .reply(.retry(after: nil, message: String(describing: error)))
                 }
             }
             if configuration.heartbeats {
@@ -174,16 +176,23 @@ public struct Worker: Service {
                     return nil
                 }
             }
-            var status: ReplyStatus = .retry(after: nil, message: "the handler did not finish")
+            var outcome = HandlerOutcome.reply(.retry(after: nil, message: "the handler did not finish"))
             for await result in group {
                 if let result {
-                    status = result
+                    outcome = result
                     group.cancelAll()
                 }
             }
-            return status
+            return outcome
         }
 
+        // A deferred command is acknowledged after an `in_progress` reply: the handler has stored it
+        // and answers it later through `DeferredReply.answer`.
+        let status: ReplyStatus
+        switch outcome {
+        case .reply(let replied): status = replied
+        case .deferred: status = .inProgress
+        }
         do {
             try await jetStream.publish(ReplyMessage(answering: command, status: status).outgoing)
             try message.ack()
@@ -193,6 +202,12 @@ public struct Worker: Service {
             logger.warning("reply not published; the command will be redelivered", metadata: ["error": "\(error)"])
             try? message.nak(delay: .seconds(1))
         }
+    }
+
+    /// What a handler came to: a reply now, or one it will send later.
+    enum HandlerOutcome {
+        case reply(ReplyStatus)
+        case deferred
     }
 
     /// Until cancelled: at half the time left before the command's deadline (and JetStream's ack

@@ -56,7 +56,7 @@ public struct WorkerHandlers: Sendable {
     public init() {}
 
     /// Handles the action `action`: return the output; throw ``BusinessFailure`` for `failed`,
-    /// ``RetryLater`` or anything else for `retry`.
+    /// ``RetryLater`` or anything else for `retry`, and ``ReplyDeferred`` to answer later.
     public mutating func action(_ action: String, _ body: @escaping @Sendable (HandlerContext) async throws -> JSONValue) {
         handlers[Key(action: action, direction: .action)] = Self.replying(body)
     }
@@ -80,6 +80,8 @@ public struct WorkerHandlers: Sendable {
         { context in
             do {
                 return .succeeded(output: try await body(context))
+            } catch let deferred as ReplyDeferred {
+                throw deferred
             } catch let failure as BusinessFailure {
                 return .failed(code: failure.code, message: failure.message)
             } catch let retry as RetryLater {

@@ -1,9 +1,11 @@
 import ArgumentParser
+import BatonClient
 import BatonParticipants
 import BatonStore
 import BatonTransport
 import BatonWorker
 import Foundation
+import Hummingbird
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -13,7 +15,7 @@ import ServiceLifecycle
 struct ParticipantsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-participants",
-        abstract: "Run Baton's demo participants (ledger, fraud, notifications, audit) and manage ledger accounts.",
+        abstract: "Run Baton's demo participants and the Transactions and Payments services, and manage ledger accounts.",
         subcommands: [Run.self, OpenAccount.self, Balances.self])
 
     struct Connection: ParsableArguments {
@@ -40,50 +42,102 @@ struct ParticipantsCommand: AsyncParsableCommand {
         }
     }
 
-    /// `baton-participants run [NAME…]`: the workers, until SIGTERM.
+    /// `baton-participants run [NAME…]`: the workers (and the Transactions and Payments HTTP
+    /// APIs), until SIGTERM.
     struct Run: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run participants as workers until SIGTERM or SIGINT.")
-        @Argument(help: "Which participants (default: all four).") var names: [String] = ["ledger", "fraud", "notifications", "audit"]
+        static let configuration = CommandConfiguration(
+            abstract: "Run participants as workers until SIGTERM or SIGINT; transactions and payments also serve their HTTP APIs.")
+        @Argument(help: "Which participants (default: all). One of \(Self.all.joined(separator: ", ")).")
+        var names: [String] = Self.all
         @Option(help: "NATS URLs. Env: BATON_NATS_URL.") var natsURL: String?
+        @Option(help: "Baton's HTTP API, where Transactions starts checkouts. Env: BATON_URL.") var batonURL: String?
+        @Option(help: "Baton API token, if the server requires one. Env: BATON_TOKEN.") var batonToken: String?
+        @Option(help: "The Transactions API's address. Env: TRANSACTIONS_LISTEN.") var transactionsListen: String?
+        @Option(help: "The Payments API's address. Env: PAYMENTS_LISTEN.") var paymentsListen: String?
+        @Option(help: "How long a KYC verification takes, in milliseconds.") var kycDelay: Int = 1500
         @OptionGroup var connection: Connection
 
+        static let all = ["ledger", "fraud", "notifications", "audit", "users", "kyc", "transactions", "payments"]
+
         func run() async throws {
-            var logger = Logger(label: "participants")
-            logger.logLevel = .info
-            guard let nats = natsURL ?? ProcessInfo.processInfo.environment["BATON_NATS_URL"] else {
+            var info = Logger(label: "participants")
+            info.logLevel = .info
+            let logger = info
+            let environment = ProcessInfo.processInfo.environment
+            guard let nats = natsURL ?? environment["BATON_NATS_URL"] else {
                 throw ValidationError("no NATS: pass --nats-url or set BATON_NATS_URL")
             }
+            if let unknown = names.first(where: { !Self.all.contains($0) }) {
+                throw ValidationError("unknown participant '\(unknown)': expected \(Self.all.joined(separator: ", "))")
+            }
+            let transactionsAddress = try Self.address(transactionsListen ?? environment["TRANSACTIONS_LISTEN"] ?? "127.0.0.1:8081")
+            let paymentsAddress = try Self.address(paymentsListen ?? environment["PAYMENTS_LISTEN"] ?? "127.0.0.1:8082")
+            let baton = BatonClient(
+                base: batonURL ?? environment["BATON_URL"] ?? "http://127.0.0.1:8080", token: batonToken ?? environment["BATON_TOKEN"])
+
             let client = PostgresClient(configuration: try connection.database().clientConfiguration(), backgroundLogger: logger)
-            let ledger = Ledger(client: client, logger: logger)
-            let fraud = Fraud(client: client, logger: logger)
-            let notifications = Notifications(client: client, logger: logger)
-            let audit = Audit(client: client, logger: logger)
-            let available: [String: WorkerHandlers] = [
-                "ledger": ledger.handlers, "fraud": fraud.handlers, "notifications": notifications.handlers, "audit": audit.handlers,
+            let payments = Payments(client: client, logger: logger)
+            let transactions = Transactions(client: client, baton: baton, logger: logger)
+            let participants: [String: (handlers: WorkerHandlers, prepare: @Sendable (PostgresClient) async throws -> Void)] = [
+                "ledger": (Ledger(client: client, logger: logger).handlers, { try await Ledger(client: $0, logger: logger).prepare() }),
+                "fraud": (Fraud(client: client, logger: logger).handlers, { try await Fraud(client: $0, logger: logger).prepare() }),
+                "notifications": (
+                    Notifications(client: client, logger: logger).handlers,
+                    { try await Notifications(client: $0, logger: logger).prepare() }
+                ),
+                "audit": (Audit(client: client, logger: logger).handlers, { try await Audit(client: $0, logger: logger).prepare() }),
+                "users": (Users(client: client, logger: logger).handlers, { try await Users(client: $0, logger: logger).prepare() }),
+                "kyc": (
+                    KYC(client: client, delay: .milliseconds(kycDelay), logger: logger).handlers,
+                    { try await KYC(client: $0, logger: logger).prepare() }
+                ),
+                "transactions": (
+                    transactions.handlers, { try await Transactions(client: $0, baton: baton, logger: logger).prepare() }
+                ),
+                "payments": (payments.handlers, { try await Payments(client: $0, logger: logger).prepare() }),
             ]
-            var workers: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
+
+            // Schemas first, on a client of their own, so that no command meets a missing table.
+            try await connection.withClient { preparing in
+                for name in names { try await participants[name]!.prepare(preparing) }
+            }
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
             for name in names {
-                guard let handlers = available[name] else {
-                    throw ValidationError("unknown participant '\(name)': expected \(available.keys.sorted().joined(separator: ", "))")
-                }
-                workers.append(
+                services.append(
                     .init(
                         service: Worker(
                             configuration: .init(participant: name, nats: .init(urlList: nats, name: "participant-\(name)")),
-                            handlers: handlers, logger: logger)))
+                            handlers: participants[name]!.handlers, logger: logger)))
             }
-            // Schemas first, on a client of their own, so that no command meets a missing table.
-            try await connection.withClient { preparing in
-                let logger = Logger(label: "participants")
-                try await Ledger(client: preparing, logger: logger).prepare()
-                try await Fraud(client: preparing, logger: logger).prepare()
-                try await Notifications(client: preparing, logger: logger).prepare()
-                try await Audit(client: preparing, logger: logger).prepare()
+            if names.contains("transactions") {
+                services.append(
+                    .init(
+                        service: Application(
+                            router: transactions.router(),
+                            configuration: .init(
+                                address: .hostname(transactionsAddress.host, port: transactionsAddress.port), serverName: "transactions"),
+                            logger: logger)))
+                print("baton-participants: Transactions API on http://\(transactionsAddress.host):\(transactionsAddress.port)")
+            }
+            if names.contains("payments") {
+                services.append(
+                    .init(
+                        service: PaymentsService(
+                            payments: payments, host: paymentsAddress.host, port: paymentsAddress.port,
+                            nats: .init(urlList: nats, name: "payments-decisions"), logger: logger)))
+                print("baton-participants: Payments API on http://\(paymentsAddress.host):\(paymentsAddress.port)")
             }
             let group = ServiceGroup(
-                configuration: .init(services: workers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             print("baton-participants: running \(names.joined(separator: ", "))")
             try await group.run()
+        }
+
+        /// `host:port`.
+        static func address(_ text: String) throws -> (host: String, port: Int) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+            else { throw ValidationError("not a host:port address: \(text)") }
+            return (String(text[..<colon]), port)
         }
     }
 

@@ -53,22 +53,29 @@ public struct Ledger: Sendable {
     /// - Throws: ``BusinessFailure`` `account_exists` when the id is taken.
     public func openAccount(_ id: String, currency: String, balance: Int64 = 0) async throws {
         try await client.withStoreTransaction(logger: logger) { connection in
-            let inserted = try await connection.run(
-                """
-                INSERT INTO ledger.accounts (id, currency, balance) VALUES (\(id), \(currency), \(balance))
-                ON CONFLICT (id) DO NOTHING RETURNING 1
-                """, logger: logger)
-            var created = false
-            for try await _ in inserted { created = true }
-            guard created else { throw BusinessFailure(code: "account_exists", message: "account \(id) already exists") }
-            if balance > 0 {
-                try await connection.run(
-                    """
-                    INSERT INTO ledger.entries (id, account_id, kind, amount, balance, reference)
-                    VALUES (\(UUID()), \(id), 'opening', \(balance), \(balance), 'opening balance')
-                    """, logger: logger)
+            guard try await openAccount(id, currency: currency, balance: balance, on: connection) else {
+                throw BusinessFailure(code: "account_exists", message: "account \(id) already exists")
             }
         }
+    }
+
+    /// Opens an account in `connection`'s transaction; returns false when the id is taken.
+    func openAccount(_ id: String, currency: String, balance: Int64, on connection: PostgresConnection) async throws -> Bool {
+        let inserted = try await connection.run(
+            """
+            INSERT INTO ledger.accounts (id, currency, balance) VALUES (\(id), \(currency), \(balance))
+            ON CONFLICT (id) DO NOTHING RETURNING 1
+            """, logger: logger)
+        var created = false
+        for try await _ in inserted { created = true }
+        if created && balance > 0 {
+            try await connection.run(
+                """
+                INSERT INTO ledger.entries (id, account_id, kind, amount, balance, reference)
+                VALUES (\(UUID()), \(id), 'opening', \(balance), \(balance), 'opening balance')
+                """, logger: logger)
+        }
+        return created
     }
 
     /// The account's balance in minor units, or `nil` when there is no such account.
@@ -98,9 +105,23 @@ public struct Ledger: Sendable {
         return 0
     }
 
-    /// The ledger's handlers: `debit` with its compensation `refund`, and `credit`.
+    /// The ledger's handlers: `debit` with its compensation `refund`, `credit`, and `open-wallet`
+    /// (onboarding's account opening: a wallet per user, empty).
     public var handlers: WorkerHandlers {
         var handlers = WorkerHandlers()
+        handlers.action("open-wallet", barrier: barrier) { context, connection in
+            guard let user = context.payload.value(at: ["user_id"])?.stringValue, !user.isEmpty,
+                let currency = context.payload.value(at: ["currency"])?.stringValue, currency.wholeMatch(of: /[A-Z]{3}/) != nil
+            else {
+                throw BusinessFailure(code: "invalid_request", message: "\"user_id\" and an ISO 4217 \"currency\" are required")
+            }
+            let account = "wallet-\(user)"
+            guard try await openAccount(account, currency: currency, balance: 0, on: connection) else {
+                throw BusinessFailure(code: "account_exists", message: "account \(account) already exists")
+            }
+            context.logger.info("wallet opened", metadata: ["account": "\(account)"])
+            return ["account": .string(account)]
+        }
         handlers.action("debit", barrier: barrier) { context, connection in try await debit(context, connection) }
         handlers.compensation("refund", barrier: barrier) { context, connection in try await refund(context, connection) }
         handlers.action("credit", barrier: barrier) { context, connection in try await credit(context, connection) }

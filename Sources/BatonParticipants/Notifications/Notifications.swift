@@ -18,6 +18,8 @@ public struct Notifications: Sendable {
         "transfer-completed": "Your transfer {transfer_id} of {amount} {currency} has completed.",
         "transfer-failed": "Your transfer {transfer_id} of {amount} {currency} did not go through; nothing was taken.",
         "fraud-alert": "We stopped transfer {transfer_id} of {amount} {currency} for review.",
+        "welcome": "Welcome, {name}! Your wallet {account} is open.",
+        "topup-receipt": "We received your deposit {provider_reference} of {amount} {currency} into {account}.",
     ]
 
     public init(client: PostgresClient, logger: Logger) {

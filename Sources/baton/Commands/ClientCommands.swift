@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonClient
 import BatonCore
 import Foundation
 
@@ -71,7 +72,7 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     /// Prints each new history entry until the saga is finished or suspended; returns the saga.
-    static func follow(_ id: String, client: APIClient, quiet: Bool) async throws -> JSONValue {
+    static func follow(_ id: String, client: BatonClient, quiet: Bool) async throws -> JSONValue {
         var seen = 0
         while true {
             let history = try await client.get("/v1/sagas/\(id)/history?after=\(seen)")

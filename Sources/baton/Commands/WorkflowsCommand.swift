@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonClient
 import BatonCore
 import Foundation
 
@@ -88,7 +89,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
                     let response = try await client.request("POST", "/v1/workflows", body: Data(text.utf8), contentType: contentType)
                     let what = "\(Table.text(response.body.value(at: ["name"]))) v\(Table.text(response.body.value(at: ["version"])))"
                     print(response.status == 201 ? "registered \(what) (\(file))" : "unchanged  \(what) (\(file))")
-                } catch let failure as APIClient.Failure {
+                } catch let failure as BatonClient.Failure {
                     print("refused    \(file): \(failure)")
                     failed = true
                 }

@@ -1,10 +1,7 @@
 import ArgumentParser
+import BatonClient
 import BatonCore
 import Foundation
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Options every client command shares: where the server is and how to authenticate.
 struct ServerOptions: ParsableArguments {
@@ -17,57 +14,11 @@ struct ServerOptions: ParsableArguments {
     @Flag(help: "Print the server's JSON instead of a table.")
     var json = false
 
-    var client: APIClient {
+    var client: BatonClient {
         let environment = ProcessInfo.processInfo.environment
-        return APIClient(
+        return BatonClient(
             base: server ?? environment["BATON_URL"] ?? "http://127.0.0.1:8080", token: token ?? environment["BATON_TOKEN"])
     }
-}
-
-/// The HTTP API, for the client commands.
-struct APIClient {
-    let base: String
-    let token: String?
-
-    /// The server refused the request: its problem's detail, and the status.
-    struct Failure: Error, CustomStringConvertible {
-        var status: Int
-        var detail: String
-        var description: String { "\(detail) (HTTP \(status))" }
-    }
-
-    func request(
-        _ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json", headers: [String: String] = [:]
-    )
-        async throws -> (status: Int, body: JSONValue, headers: [String: String])
-    {
-        guard let url = URL(string: base.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path) else {
-            throw ValidationError("not a server URL: \(base)")
-        }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.httpBody = body
-        if body != nil { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let data: Data
-        let response: URLResponse
-        do {
-            (data, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            throw ValidationError("cannot reach \(base): \(error.localizedDescription)")
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let json = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
-        guard (200..<300).contains(status) else {
-            throw Failure(status: status, detail: json.value(at: ["detail"])?.stringValue ?? String(decoding: data, as: UTF8.self))
-        }
-        var fields: [String: String] = [:]
-        for (key, value) in (response as? HTTPURLResponse)?.allHeaderFields ?? [:] { fields["\(key)".lowercased()] = "\(value)" }
-        return (status, json, fields)
-    }
-
-    func get(_ path: String) async throws -> JSONValue { try await request("GET", path).body }
 }
 
 /// Plain-text rendering of API values for people.

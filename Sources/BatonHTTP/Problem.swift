@@ -20,15 +20,15 @@ public struct APIProblem: Error, Sendable, Equatable {
         self.extra = extra
     }
 
-    static func badRequest(_ detail: String, code: String = "bad-request") -> APIProblem {
+    public static func badRequest(_ detail: String, code: String = "bad-request") -> APIProblem {
         APIProblem(.badRequest, code: code, title: "The request is malformed", detail: detail)
     }
 
-    static func notFound(_ detail: String) -> APIProblem {
+    public static func notFound(_ detail: String) -> APIProblem {
         APIProblem(.notFound, code: "not-found", title: "Not found", detail: detail)
     }
 
-    var body: JSONValue {
+    public var body: JSONValue {
         var members: [String: JSONValue] = [
             "type": .string("https://baton.dev/problems/\(code)"), "title": .string(title), "status": .integer(Int64(status.code)),
             "detail": .string(detail),
@@ -37,7 +37,7 @@ public struct APIProblem: Error, Sendable, Equatable {
         return .object(members)
     }
 
-    var response: Response {
+    public var response: Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/problem+json"
         return Response(
@@ -48,8 +48,10 @@ public struct APIProblem: Error, Sendable, Equatable {
 /// Turns every error a route throws into problem+json: the API's own problems as they are, the
 /// router's (no route, method not allowed, body too large) by their status, anything else as a 500
 /// that hides the internals (and is logged).
-struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let problem as APIProblem {

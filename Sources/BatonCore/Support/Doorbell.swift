@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// A ring while nobody waits is remembered, so a wake-up that arrives between "found no work"
 /// and "going to sleep" is never lost.
-final class Doorbell: Sendable {
+public final class Doorbell: Sendable {
     private struct State {
         var rung = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -13,7 +13,9 @@ final class Doorbell: Sendable {
 
     private let state = Mutex(State())
 
-    func ring() {
+    public init() {}
+
+    public func ring() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -26,7 +28,7 @@ final class Doorbell: Sendable {
     }
 
     /// Returns when rung, when `limit` has passed, or when the task is cancelled.
-    func wait(atMost limit: Duration) async {
+    public func wait(atMost limit: Duration) async {
         let alarm = Task {
             try? await Task.sleep(for: limit)
             self.ring()
