@@ -71,6 +71,16 @@ public struct WorkerHandlers: Sendable {
         handlers[Key(action: action, direction: direction)] = handler
     }
 
+    /// The same handlers, each run through `interceptor`, which gets the context and the handler
+    /// and decides the reply: for metrics, logging, or fault injection in demos and tests.
+    public func intercepting(
+        _ interceptor: @escaping @Sendable (HandlerContext, Handler) async throws -> ReplyStatus
+    ) -> WorkerHandlers {
+        var intercepted = WorkerHandlers()
+        for (key, handler) in handlers { intercepted.handlers[key] = { context in try await interceptor(context, handler) } }
+        return intercepted
+    }
+
     func handler(action: String, direction: StepDirection) -> Handler? {
         handlers[Key(action: action, direction: direction)]
     }

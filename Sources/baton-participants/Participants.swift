@@ -55,6 +55,11 @@ struct ParticipantsCommand: AsyncParsableCommand {
         @Option(help: "The Transactions API's address. Env: TRANSACTIONS_LISTEN.") var transactionsListen: String?
         @Option(help: "The Payments API's address. Env: PAYMENTS_LISTEN.") var paymentsListen: String?
         @Option(help: "How long a KYC verification takes, in milliseconds.") var kycDelay: Int = 1500
+        @Option(help: "How long JetStream waits for a command's ack or heartbeat before redelivering it, in seconds.")
+        var ackWait: Int = 30
+        @Option(help: "Fault injection, for demos and tests: the share (0 to 1) of commands answered late.")
+        var injectSlowRate: Double = 0
+        @Option(help: "Fault injection: how late a slow command is answered, in milliseconds.") var injectSlowDelay: Int = 0
         @OptionGroup var connection: Connection
 
         static let all = ["ledger", "fraud", "notifications", "audit", "users", "kyc", "transactions", "payments"]
@@ -102,12 +107,27 @@ struct ParticipantsCommand: AsyncParsableCommand {
                 for name in names { try await participants[name]!.prepare(preparing) }
             }
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
+            let slowRate = injectSlowRate
+            let slowDelay = Duration.milliseconds(injectSlowDelay)
             for name in names {
+                var handlers = participants[name]!.handlers
+                if slowRate > 0 {
+                    handlers = handlers.intercepting { context, handler in
+                        if Double.random(in: 0..<1) < slowRate {
+                            context.logger.notice("fault injection: answering late", metadata: ["delay": "\(slowDelay)"])
+                            try await Task.sleep(for: slowDelay)
+                        }
+                        return try await handler(context)
+                    }
+                }
                 services.append(
                     .init(
                         service: Worker(
-                            configuration: .init(participant: name, nats: .init(urlList: nats, name: "participant-\(name)")),
-                            handlers: participants[name]!.handlers, logger: logger)))
+                            configuration: .init(
+                                participant: name, nats: .init(urlList: nats, name: "participant-\(name)"), ackWait: .seconds(ackWait),
+                                // A late answer must be late: heartbeats would keep the step alive.
+                                heartbeats: slowRate == 0),
+                            handlers: handlers, logger: logger)))
             }
             if names.contains("transactions") {
                 services.append(
