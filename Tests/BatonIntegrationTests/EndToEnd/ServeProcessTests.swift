@@ -20,12 +20,15 @@ struct ServeProcessTests {
 
     /// The `baton` executable built beside the tests.
     static var executable: URL {
-        get throws {
-            let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()].map {
-                $0.appendingPathComponent("baton")
-            }
-            return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "build baton first")
+        get throws { try built("baton") }
+    }
+
+    /// An executable of the package, built beside the tests.
+    static func built(_ name: String) throws -> URL {
+        let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()].map {
+            $0.appendingPathComponent(name)
         }
+        return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "build \(name) first")
     }
 
     /// The line the server prints once it accepts requests ("baton serve: listening on
