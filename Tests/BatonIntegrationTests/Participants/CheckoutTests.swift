@@ -96,11 +96,12 @@ struct CheckoutTests {
 
     @Test("a confirmation that never comes times the step out: the payment is voided, the transaction failed")
     func confirmationTimesOut() async throws {
-        try await FintechHarness.run(adjust: { definition in
+        let shortWait: @Sendable (inout WorkflowDefinition) -> Void = { definition in
             guard definition.name == "checkout", let index = definition.steps.firstIndex(where: { $0.name == "await-confirmation" })
             else { return }
             definition.steps[index].timeout = SagaDuration(milliseconds: 1500)
-        }) { system in
+        }
+        try await FintechHarness.run(adjust: shortWait) { system in
             let (id, saga) = try await Self.submitted(system)
             let paymentID = try await Self.awaitedPayment(system, saga: saga)
             let record = try await system.settled(saga)
