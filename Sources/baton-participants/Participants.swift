@@ -190,9 +190,9 @@ struct ParticipantsCommand: AsyncParsableCommand {
                 let ledger = Ledger(client: client, logger: Logger(label: "ledger"))
                 for id in ids {
                     let balance = try await ledger.balance(id).map { String($0) } ?? "no such account"
-                    print("\(id.padding(toLength: 12, withPad: " ", startingAt: 0)) \(balance)")
+                    print("\(id.padding(toLength: max(12, ids.map(\.count).max() ?? 0), withPad: " ", startingAt: 0)) \(balance)")
                 }
-                print("\("total".padding(toLength: 12, withPad: " ", startingAt: 0)) \(try await ledger.totalBalance())")
+                print("\("total".padding(toLength: max(12, ids.map(\.count).max() ?? 0), withPad: " ", startingAt: 0)) \(try await ledger.totalBalance())")
             }
         }
     }
