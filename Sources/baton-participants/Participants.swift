@@ -188,11 +188,12 @@ struct ParticipantsCommand: AsyncParsableCommand {
         func run() async throws {
             try await connection.withClient { client in
                 let ledger = Ledger(client: client, logger: Logger(label: "ledger"))
+                let width = max(12, ids.map(\.count).max() ?? 0)
                 for id in ids {
                     let balance = try await ledger.balance(id).map { String($0) } ?? "no such account"
-                    print("\(id.padding(toLength: max(12, ids.map(\.count).max() ?? 0), withPad: " ", startingAt: 0)) \(balance)")
+                    print("\(id.padding(toLength: width, withPad: " ", startingAt: 0)) \(balance)")
                 }
-                print("\("total".padding(toLength: max(12, ids.map(\.count).max() ?? 0), withPad: " ", startingAt: 0)) \(try await ledger.totalBalance())")
+                print("\("total".padding(toLength: width, withPad: " ", startingAt: 0)) \(try await ledger.totalBalance())")
             }
         }
     }

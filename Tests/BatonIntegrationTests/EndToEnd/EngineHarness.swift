@@ -135,19 +135,19 @@ final class EngineHarness: Sendable {
     }
 
     func waitUntilSettled(_ id: String, limit: Duration = .seconds(30)) async throws -> SagaRecord {
-        let end = ContinuousClock.now + limit
-        while ContinuousClock.now < end {
-            if let record = try await store.saga(id: id), record.saga.status.isTerminal || record.saga.status == .suspended {
-                return record
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try #require(try await store.saga(id: id))
+        try await Self.saga(id, in: store, limit: limit) { $0.saga.status.isTerminal || $0.saga.status == .suspended }
     }
 
     /// Waits until `condition` holds for the saga (up to 30 s).
     func wait(for id: String, until condition: (SagaRecord) -> Bool) async throws -> SagaRecord {
-        let end = ContinuousClock.now + .seconds(30)
+        try await Self.saga(id, in: store, limit: .seconds(30), until: condition)
+    }
+
+    /// The saga once `condition` holds for it, or as it is after `limit`.
+    static func saga(
+        _ id: String, in store: SagaStore, limit: Duration, until condition: (SagaRecord) -> Bool
+    ) async throws -> SagaRecord {
+        let end = ContinuousClock.now + limit
         while ContinuousClock.now < end {
             if let record = try await store.saga(id: id), condition(record) { return record }
             try await Task.sleep(for: .milliseconds(20))

@@ -148,24 +148,12 @@ struct FintechHarness {
 
     /// Waits until the saga is terminal (or suspended), up to `limit`.
     func settled(_ id: String, limit: Duration = .seconds(60)) async throws -> SagaRecord {
-        let end = ContinuousClock.now + limit
-        while ContinuousClock.now < end {
-            if let record = try await store.saga(id: id), record.saga.status.isTerminal || record.saga.status == .suspended {
-                return record
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try #require(try await store.saga(id: id))
+        try await EngineHarness.saga(id, in: store, limit: limit) { $0.saga.status.isTerminal || $0.saga.status == .suspended }
     }
 
     /// Waits until `condition` holds for the saga.
     func saga(_ id: String, until condition: (SagaRecord) -> Bool, limit: Duration = .seconds(30)) async throws -> SagaRecord {
-        let end = ContinuousClock.now + limit
-        while ContinuousClock.now < end {
-            if let record = try await store.saga(id: id), condition(record) { return record }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try #require(try await store.saga(id: id))
+        try await EngineHarness.saga(id, in: store, limit: limit, until: condition)
     }
 
     /// A JSON POST to one of the services; the status and body, also for refusals.
