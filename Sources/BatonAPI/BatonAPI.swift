@@ -7,6 +7,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Prometheus
 
 /// Baton's HTTP API (`docs/openapi.yaml`): submit and inspect sagas, cancel them, act on suspended
 /// ones, manage workflow definitions, and the health endpoints.
@@ -28,6 +29,8 @@ public struct BatonAPI: Sendable {
 
     let store: SagaStore
     let commands: SagaCommands
+    /// The registry `/metrics` serves: the engine's metrics are made in it.
+    public let metrics: PrometheusCollectorRegistry
     let configuration: Configuration
     /// Whether each dependency answers (`postgres`, `nats`): `/readyz` is 503 unless all do.
     let readiness: @Sendable () async -> [String: Bool]
@@ -36,8 +39,10 @@ public struct BatonAPI: Sendable {
         store: SagaStore,
         commands: SagaCommands,
         configuration: Configuration,
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         readiness: @escaping @Sendable () async -> [String: Bool]
     ) {
+        self.metrics = metrics
         self.store = store
         self.commands = commands
         self.configuration = configuration
@@ -46,8 +51,11 @@ public struct BatonAPI: Sendable {
 
     /// Every route, in OpenAPI's notation, with the statuses it answers: the spec test checks
     /// `docs/openapi.yaml` against this list and this list against the router.
+    /// The engine's metrics, made in ``metrics``: hand it to the engine's services.
+    public var engineMetrics: EngineMetrics { EngineMetrics(factory: PrometheusMetricsFactory(registry: metrics)) }
+
     public static let routes: [(method: String, path: String, statuses: Set<Int>)] = [
-        ("GET", "/healthz", [200]), ("GET", "/readyz", [200, 503]),
+        ("GET", "/healthz", [200]), ("GET", "/readyz", [200, 503]), ("GET", "/metrics", [200]),
         ("POST", "/v1/sagas", [202, 400, 401, 409, 413, 422]), ("GET", "/v1/sagas", [200, 400, 401]),
         ("GET", "/v1/sagas/{id}", [200, 400, 401, 404]), ("GET", "/v1/sagas/{id}/history", [200, 400, 401, 404]),
         ("POST", "/v1/sagas/{id}/cancel", [202, 400, 401, 404, 409, 413]),
@@ -58,8 +66,16 @@ public struct BatonAPI: Sendable {
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: CorrelationMiddleware())
         router.add(middleware: ProblemMiddleware())
         router.get("/healthz") { _, _ in Render.json(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            // Sampled figures (sagas in flight, the outbox) are read from the store at each scrape.
+            try? await engineMetrics.sample(store)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        }
         router.get("/readyz") { _, _ in
             let checks = await readiness()
             let ready = checks.values.allSatisfy { $0 }
@@ -105,7 +121,8 @@ public struct BatonAPI: Sendable {
         if let idempotencyKey, idempotencyKey.isEmpty || idempotencyKey.count > 255 {
             throw APIProblem.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid-request")
         }
-        let correlationID = request.headers[HTTPField.Name("X-Correlation-ID")!]
+        // Always present: the correlation middleware sets one when the caller did not.
+        let correlationID = request.headers[CorrelationMiddleware<BasicRequestContext>.header]
         do {
             let creation = try await commands.submit(
                 workflow: workflow, version: version, input: fields["input"] ?? [:], idempotencyKey: idempotencyKey,

@@ -6,6 +6,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PostgresNIO
+import Prometheus
 import ServiceLifecycle
 
 /// One `baton serve` process: the HTTP API and the engine's services (outbox relay, reply
@@ -90,9 +91,11 @@ public struct BatonServer: Service {
         let nats = connection
         let streams = jetStream
         defer { nats.close() }
-        let catalog = DefinitionCatalog(store: store)
+        let registry = PrometheusCollectorRegistry()
+        let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let catalog = DefinitionCatalog(store: store, metrics: metrics)
         let commands = SagaCommands(catalog: catalog, logger: logger)
-        let api = BatonAPI(store: store, commands: commands, configuration: configuration.api) {
+        let api = BatonAPI(store: store, commands: commands, configuration: configuration.api, metrics: registry) {
             let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
             return ["postgres": postgres, "nats": nats.state == .connected]
         }
@@ -104,7 +107,7 @@ public struct BatonServer: Service {
             logger: logger
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await OutboxRelay(store: store, jetStream: streams, logger: logger).run() }
+            group.addTask { try await OutboxRelay(store: store, jetStream: streams, metrics: metrics, logger: logger).run() }
             group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: streams, logger: logger).run() }
             group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
             group.addTask { try await application.runService() }

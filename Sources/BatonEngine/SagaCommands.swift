@@ -70,7 +70,8 @@ public struct SagaCommands: Sendable {
             IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))
         }
         let creation = try await store.createSaga(NewSaga(saga: machine.saga, transition: transition, idempotency: idempotency), now: now)
-        if case .created = creation {
+        if case .created(let record) = creation {
+            catalog.metrics.record(transition, of: record.saga)
             logger.info(
                 "saga started",
                 metadata: ["saga.id": "\(id)", "workflow": "\(workflow)", "correlation.id": "\(correlationID ?? "")"])

@@ -14,13 +14,15 @@ public struct OutboxRelay: Service {
     let store: SagaStore
     let jetStream: JetStream
     let logger: Logger
+    let metrics: EngineMetrics
     public var batchSize = 64
     /// The longest sleep without a wake-up (a safety net for a lost notification).
     public var idlePoll: Duration = .seconds(5)
 
-    public init(store: SagaStore, jetStream: JetStream, logger: Logger) {
+    public init(store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), logger: Logger) {
         self.store = store
         self.jetStream = jetStream
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -65,6 +67,7 @@ public struct OutboxRelay: Service {
                 do {
                     try await jetStream.publish(CommandMessage(message.command).outgoing)
                     published.append(message.id)
+                    metrics.commandPublished(createdAt: message.createdAt)
                 } catch {
                     // NATS is likely down: leave the rest of the batch for the next try.
                     failed[message.id] = String(describing: error)

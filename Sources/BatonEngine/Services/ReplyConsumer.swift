@@ -87,6 +87,7 @@ public struct ReplyConsumer: Service {
         do {
             let result = try await catalog.apply(.reply(reply.stepReply), to: reply.sagaID, inboxMessageID: inboxID)
             if case .updated(let record, let transition) = result {
+                catalog.metrics.replyApplied(publishedAt: message.metadata?.timestamp)
                 switch transition.outcome {
                 case .applied:
                     logger.debug(
@@ -117,6 +118,7 @@ public struct ReplyConsumer: Service {
 
     func deadLetter(_ message: JetStreamMessage, reason: String) async {
         logger.error("reply sent to the dead letters", metadata: ["reason": "\(reason)", "subject": "\(message.subject)"])
+        catalog.metrics.deadLettered()
         do {
             try await jetStream.publish(
                 DeadLetter.message(

@@ -71,11 +71,16 @@ public struct TimerScheduler: Service {
 
     func fire(_ claimed: ClaimedTimer) async throws {
         let event = SagaEvent.timerFired(claimed.timer)
+        let firing: TimerFiring
         do {
-            try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+            firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
         } catch let missing as DefinitionNotCached {
             try await catalog.load(name: missing.name, version: missing.version)
-            try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+            firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+        }
+        if case .fired(let record, let transition) = firing {
+            catalog.metrics.timerFired(due: claimed.timer.due)
+            catalog.metrics.record(transition, of: record.saga)
         }
     }
 }

@@ -11,8 +11,13 @@ import Synchronization
 public final class DefinitionCatalog: Sendable {
     private let definitions = Mutex<[String: WorkflowDefinition]>([:])
     let store: SagaStore
+    /// Where every transition applied through the catalog is counted.
+    public let metrics: EngineMetrics
 
-    public init(store: SagaStore) { self.store = store }
+    public init(store: SagaStore, metrics: EngineMetrics = EngineMetrics()) {
+        self.store = store
+        self.metrics = metrics
+    }
 
     private static func key(_ name: String, _ version: Int) -> String { "\(name)@\(version)" }
 
@@ -60,15 +65,18 @@ extension DefinitionCatalog {
         to id: String,
         inboxMessageID: String? = nil
     ) async throws -> SagaUpdateResult {
+        let result: SagaUpdateResult
         do {
-            return try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
+            result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
                 try transition(record, event, now: .now)
             }
         } catch let missing as DefinitionNotCached {
             try await load(name: missing.name, version: missing.version)
-            return try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
+            result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
                 try transition(record, event, now: .now)
             }
         }
+        if case .updated(let record, let transition) = result { metrics.record(transition, of: record.saga) }
+        return result
     }
 }

@@ -9,6 +9,7 @@ enum ServiceHTTP {
     /// A router whose errors are problem+json, with `CheckoutError` answered as 404, 409 or 422.
     static func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.middlewares.add(CorrelationMiddleware())
         router.middlewares.add(ProblemMiddleware())
         router.middlewares.add(CheckoutErrorMiddleware())
         router.get("/healthz") { _, _ in JSONBodies.response(["status": "ok"]) }

@@ -68,6 +68,15 @@ struct APITests {
             #expect(saga.status == .ok)
             let stored = try Self.json(saga)
             #expect(stored.value(at: ["correlation_id"]) == "req-1")
+            // Every response carries the correlation id: the caller's, or a generated one, which a
+            // saga submitted without one stores.
+            #expect(first.headers[HTTPField.Name("X-Correlation-ID")!] == "req-1")
+            let anonymous = try await Self.submit(client, #"{"workflow":"store-test","input":{"amount":7}}"#, headers: [:])
+            let generated = try #require(anonymous.headers[HTTPField.Name("X-Correlation-ID")!])
+            #expect(generated.count == 36)
+            let anonymousID = try #require(try Self.json(anonymous).value(at: ["id"])?.stringValue)
+            let anonymousSaga = try Self.json(try await client.execute(uri: "/v1/sagas/\(anonymousID)", method: .get))
+            #expect(anonymousSaga.value(at: ["correlation_id"])?.stringValue == generated)
             #expect(stored.value(at: ["steps", "0", "status"]) == "RUNNING")
             #expect(stored.value(at: ["steps", "0", "attempt"]) == 1)
 

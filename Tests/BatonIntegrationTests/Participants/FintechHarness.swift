@@ -10,6 +10,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PostgresNIO
+import Prometheus
 import Testing
 
 /// The demo's whole system in one test process, all real: a JetStream nats-server of its own, the
@@ -61,7 +62,9 @@ struct FintechHarness {
                 }
                 let jetStream = try JetStream(try #require(connection, "the test's nats-server did not start"))
                 for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-                let catalog = DefinitionCatalog(store: store)
+                let registry = PrometheusCollectorRegistry()
+                let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))
+                let catalog = DefinitionCatalog(store: store, metrics: metrics)
                 let commands = SagaCommands(catalog: catalog, logger: logger)
 
                 let (batonPort, transactionsPort, paymentsPort) = (
@@ -85,14 +88,16 @@ struct FintechHarness {
                 try await payments.prepare()
                 try await transactions.prepare()
 
-                let api = BatonAPI(store: store, commands: commands, configuration: .init()) { ["postgres": true, "nats": true] }
+                let api = BatonAPI(store: store, commands: commands, configuration: .init(), metrics: registry) {
+                    ["postgres": true, "nats": true]
+                }
                 let harness = FintechHarness(
                     store: store, commands: commands, participants: participants, ledger: ledger, notifications: notifications,
                     users: users, kyc: kyc, payments: payments, transactions: transactions, baton: baton,
                     transactionsAPI: BatonClient(base: "http://127.0.0.1:\(transactionsPort)"),
                     paymentsAPI: BatonClient(base: "http://127.0.0.1:\(paymentsPort)"))
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: logger).run() }
+                    group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, metrics: metrics, logger: logger).run() }
                     group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: logger).run() }
                     group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
                     group.addTask {
