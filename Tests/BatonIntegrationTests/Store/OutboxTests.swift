@@ -148,6 +148,18 @@ struct OutboxTests {
                 error is DatabaseConnectionLost || error is PSQLError
             }
 
+            // The terminated backend releases its row locks as it exits, a moment after the signal.
+            for _ in 0..<100 {
+                let lingering = try await Fixture.scalar(
+                    store,
+                    """
+                    SELECT count(*) FROM pg_stat_activity
+                    WHERE datname = current_database() AND state = 'idle in transaction' AND pid <> pg_backend_pid()
+                    """,
+                    as: Int.self)
+                if lingering == 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
             let recovered = try await store.relayOutbox(limit: 10, now: Fixture.epoch) { batch in
                 OutboxPublishResult(published: batch.map(\.id))
             }
