@@ -6,254 +6,257 @@ import BatonWorker
 import Foundation
 import Testing
 
-/// Sagas run by the real engine services through real workers over JetStream. One at a time: their
-/// step timeouts are real seconds, and each brings up a whole system.
-@Suite("Sagas end to end", .serialized)
-struct SagaEndToEndTests {
-    @Test("a saga runs every step to COMPLETED, each step once")
-    func happyPath() async throws {
-        try await EngineHarness.run { harness in
-            harness.on("reserve") { context in ["reservation": .string("r-\(context.command.sagaID.suffix(4))")] }
-            let record = try await harness.runSaga()
-            #expect(record.saga.status == .completed)
-            #expect(record.saga.steps.map(\.status) == [.succeeded, .succeeded, .succeeded])
-            #expect(record.saga.steps[0].output?.value(at: ["reservation"]) != nil)
-            #expect(["reserve", "charge", "send"].map(harness.callCount) == [1, 1, 1])
-            #expect(harness.callCount("release") == 0)
+extension EndToEndSuites {
+    /// Sagas run by the real engine services through real workers over JetStream. One at a time: their
+    /// step timeouts are real seconds, and each brings up a whole system.
+    @Suite("Sagas end to end", .serialized)
+    struct SagaEndToEndTests {
+        @Test("a saga runs every step to COMPLETED, each step once")
+        func happyPath() async throws {
+            try await EngineHarness.run { harness in
+                harness.on("reserve") { context in ["reservation": .string("r-\(context.command.sagaID.suffix(4))")] }
+                let record = try await harness.runSaga()
+                #expect(record.saga.status == .completed)
+                #expect(record.saga.steps.map(\.status) == [.succeeded, .succeeded, .succeeded])
+                #expect(record.saga.steps[0].output?.value(at: ["reservation"]) != nil)
+                #expect(["reserve", "charge", "send"].map(harness.callCount) == [1, 1, 1])
+                #expect(harness.callCount("release") == 0)
+            }
         }
-    }
 
-    @Test("a business failure at the pivot compensates exactly the steps that succeeded, with their outputs")
-    func compensation() async throws {
-        try await EngineHarness.run { harness in
-            harness.on("reserve") { _ in ["reservation": "r-77"] }
-            harness.on("charge") { _ in throw BusinessFailure(code: "card_declined", message: "declined") }
-            let released = Collector<JSONValue>()
-            harness.on("release") { context in
-                await released.append(contentsOf: [context.payload])
-                return .null
+        @Test("a business failure at the pivot compensates exactly the steps that succeeded, with their outputs")
+        func compensation() async throws {
+            try await EngineHarness.run { harness in
+                harness.on("reserve") { _ in ["reservation": "r-77"] }
+                harness.on("charge") { _ in throw BusinessFailure(code: "card_declined", message: "declined") }
+                let released = Collector<JSONValue>()
+                harness.on("release") { context in
+                    await released.append(contentsOf: [context.payload])
+                    return .null
+                }
+                let record = try await harness.runSaga()
+                #expect(record.saga.status == .failed)
+                #expect(record.saga.steps.map(\.status) == [.compensated, .failed, .pending])
+                #expect(await released.values == [["reservation": "r-77"]])
+                #expect(harness.callCount("send") == 0)
             }
-            let record = try await harness.runSaga()
-            #expect(record.saga.status == .failed)
-            #expect(record.saga.steps.map(\.status) == [.compensated, .failed, .pending])
-            #expect(await released.values == [["reservation": "r-77"]])
-            #expect(harness.callCount("send") == 0)
         }
-    }
 
-    @Test("a step that times out is retried, and the late answer to the first attempt is ignored")
-    func timeoutThenRetry() async throws {
-        try await EngineHarness.run(heartbeats: false) { harness in
-            harness.on("reserve") { context in
-                // The first attempt answers too late (the step's timeout is 3s).
-                if context.command.attempt == 1 { try await Task.sleep(for: .milliseconds(4000)) }
-                return ["reservation": .string("r-\(context.command.attempt)")]
+        @Test("a step that times out is retried, and the late answer to the first attempt is ignored")
+        func timeoutThenRetry() async throws {
+            try await EngineHarness.run(heartbeats: false) { harness in
+                harness.on("reserve") { context in
+                    // The first attempt answers too late (the step's timeout is 3s).
+                    if context.command.attempt == 1 { try await Task.sleep(for: .milliseconds(4000)) }
+                    return ["reservation": .string("r-\(context.command.attempt)")]
+                }
+                let record = try await harness.runSaga()
+                #expect(record.saga.status == .completed)
+                #expect(record.saga.steps[0].attempt == 2)
+                #expect(record.saga.steps[0].output == ["reservation": "r-2"])
+                // The stale reply is recorded as ignored once it arrives (about a second after the
+                // saga completes; a loaded machine may take longer).
+                var history = try await harness.history(record.saga.id)
+                for _ in 0..<100 where !history.contains(where: { $0.kind == .ignored && $0.attempt == 1 }) {
+                    try await Task.sleep(for: .milliseconds(100))
+                    history = try await harness.history(record.saga.id)
+                }
+                #expect(history.contains { $0.kind == .stepTimedOut })
+                #expect(history.contains { $0.kind == .ignored && $0.attempt == 1 })
             }
-            let record = try await harness.runSaga()
-            #expect(record.saga.status == .completed)
-            #expect(record.saga.steps[0].attempt == 2)
-            #expect(record.saga.steps[0].output == ["reservation": "r-2"])
-            // The stale reply is recorded as ignored once it arrives (about a second after the
-            // saga completes; a loaded machine may take longer).
-            var history = try await harness.history(record.saga.id)
-            for _ in 0..<100 where !history.contains(where: { $0.kind == .ignored && $0.attempt == 1 }) {
-                try await Task.sleep(for: .milliseconds(100))
-                history = try await harness.history(record.saga.id)
-            }
-            #expect(history.contains { $0.kind == .stepTimedOut })
-            #expect(history.contains { $0.kind == .ignored && $0.attempt == 1 })
         }
-    }
 
-    @Test("retry_after is honoured before the next attempt")
-    func retryAfter() async throws {
-        try await EngineHarness.run { harness in
-            let sent = Collector<Date>()
-            harness.on("reserve") { context in
-                await sent.append(contentsOf: [Date()])
-                if context.command.attempt == 1 { throw RetryLater(after: SagaDuration(milliseconds: 800), message: "warming up") }
-                return ["reservation": "r"]
+        @Test("retry_after is honoured before the next attempt")
+        func retryAfter() async throws {
+            try await EngineHarness.run { harness in
+                let sent = Collector<Date>()
+                harness.on("reserve") { context in
+                    await sent.append(contentsOf: [Date()])
+                    if context.command.attempt == 1 { throw RetryLater(after: SagaDuration(milliseconds: 800), message: "warming up") }
+                    return ["reservation": "r"]
+                }
+                let record = try await harness.runSaga()
+                #expect(record.saga.status == .completed)
+                let times = await sent.values
+                #expect(times.count == 2)
+                if times.count == 2 { #expect(times[1].timeIntervalSince(times[0]) >= 0.8) }
             }
-            let record = try await harness.runSaga()
-            #expect(record.saga.status == .completed)
-            let times = await sent.values
-            #expect(times.count == 2)
-            if times.count == 2 { #expect(times[1].timeIntervalSince(times[0]) >= 0.8) }
         }
-    }
 
-    @Test("in_progress heartbeats keep a slow step from timing out")
-    func heartbeatsExtendTheDeadline() async throws {
-        try await EngineHarness.run { harness in
-            harness.on("reserve") { _ in
-                try await Task.sleep(for: .milliseconds(4500))  // the step's timeout is 3s
-                return ["reservation": "slow"]
+        @Test("in_progress heartbeats keep a slow step from timing out")
+        func heartbeatsExtendTheDeadline() async throws {
+            try await EngineHarness.run { harness in
+                harness.on("reserve") { _ in
+                    try await Task.sleep(for: .milliseconds(4500))  // the step's timeout is 3s
+                    return ["reservation": "slow"]
+                }
+                let record = try await harness.runSaga()
+                #expect(record.saga.status == .completed)
+                #expect(record.saga.steps[0].attempt == 1)
+                #expect(try await harness.history(record.saga.id).contains { $0.kind == .heartbeat })
             }
-            let record = try await harness.runSaga()
-            #expect(record.saga.status == .completed)
-            #expect(record.saga.steps[0].attempt == 1)
-            #expect(try await harness.history(record.saga.id).contains { $0.kind == .heartbeat })
         }
-    }
 
-    @Test("the saga deadline compensates what was done")
-    func sagaDeadline() async throws {
-        try await EngineHarness.run(heartbeats: true) { harness in
-            harness.on("reserve") { _ in ["reservation": "r-d"] }
-            harness.on("charge") { _ in
-                try await Task.sleep(for: .milliseconds(100))
-                throw RetryLater(after: SagaDuration(milliseconds: 3000), message: "processor busy")
+        @Test("the saga deadline compensates what was done")
+        func sagaDeadline() async throws {
+            try await EngineHarness.run(heartbeats: true) { harness in
+                harness.on("reserve") { _ in ["reservation": "r-d"] }
+                harness.on("charge") { _ in
+                    try await Task.sleep(for: .milliseconds(100))
+                    throw RetryLater(after: SagaDuration(milliseconds: 3000), message: "processor busy")
+                }
+                let record = try await harness.runSaga(workflow: "e2e-deadline")
+                #expect(record.saga.status == .failed)
+                #expect(record.saga.steps[0].status == .compensated)
+                #expect(try await harness.history(record.saga.id).contains { $0.kind == .deadlineReached })
             }
-            let record = try await harness.runSaga(workflow: "e2e-deadline")
-            #expect(record.saga.status == .failed)
-            #expect(record.saga.steps[0].status == .compensated)
-            #expect(try await harness.history(record.saga.id).contains { $0.kind == .deadlineReached })
         }
-    }
 
-    @Test("cancel before the pivot compensates; after the pivot it is refused and the saga completes")
-    func cancel() async throws {
-        try await EngineHarness.run { harness in
-            harness.on("reserve") { context in
-                if context.payload.value(at: ["amount"]) == 1 { try await Task.sleep(for: .milliseconds(600)) }
-                return ["reservation": "r-c"]
-            }
-            harness.on("send") { _ in
-                try await Task.sleep(for: .milliseconds(600))
-                return ["sent": true]
-            }
-            let early = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 1])
-            let (_, refusedOrApplied) = try await harness.commands.cancel(id: early.record.saga.id, reason: "customer changed their mind")
-            #expect(refusedOrApplied == .applied)
-            let cancelled = try await harness.waitUntilSettled(early.record.saga.id)
-            #expect(cancelled.saga.status == .failed)
-            #expect(cancelled.saga.steps[0].status == .compensated)
+        @Test("cancel before the pivot compensates; after the pivot it is refused and the saga completes")
+        func cancel() async throws {
+            try await EngineHarness.run { harness in
+                harness.on("reserve") { context in
+                    if context.payload.value(at: ["amount"]) == 1 { try await Task.sleep(for: .milliseconds(600)) }
+                    return ["reservation": "r-c"]
+                }
+                harness.on("send") { _ in
+                    try await Task.sleep(for: .milliseconds(600))
+                    return ["sent": true]
+                }
+                let early = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 1])
+                let (_, refusedOrApplied) = try await harness.commands.cancel(
+                    id: early.record.saga.id, reason: "customer changed their mind")
+                #expect(refusedOrApplied == .applied)
+                let cancelled = try await harness.waitUntilSettled(early.record.saga.id)
+                #expect(cancelled.saga.status == .failed)
+                #expect(cancelled.saga.steps[0].status == .compensated)
 
-            let late = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 2])
-            _ = try await harness.wait(for: late.record.saga.id) { $0.saga.steps[1].status == .succeeded }
-            let (_, outcome) = try await harness.commands.cancel(id: late.record.saga.id, reason: "too late")
-            guard case .rejected = outcome else {
-                Issue.record("cancel after the pivot must be refused, got \(outcome)")
-                return
+                let late = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 2])
+                _ = try await harness.wait(for: late.record.saga.id) { $0.saga.steps[1].status == .succeeded }
+                let (_, outcome) = try await harness.commands.cancel(id: late.record.saga.id, reason: "too late")
+                guard case .rejected = outcome else {
+                    Issue.record("cancel after the pivot must be refused, got \(outcome)")
+                    return
+                }
+                #expect(try await harness.waitUntilSettled(late.record.saga.id).saga.status == .completed)
             }
-            #expect(try await harness.waitUntilSettled(late.record.saga.id).saga.status == .completed)
         }
-    }
 
-    @Test("a step after the pivot that keeps failing is retried forward, suspends, and an operator resolves it")
-    func suspendedAfterPivot() async throws {
-        try await EngineHarness.run { harness in
-            harness.on("send") { _ in throw BusinessFailure(code: "mailbox_full", message: "cannot deliver") }
-            let record = try await harness.runSaga()
-            #expect(record.saga.status == .suspended)
-            #expect(harness.callCount("send") == 2)
-            #expect(harness.callCount("release") == 0)
-            let (resolved, outcome) = try await harness.commands.act(on: record.saga.id, .resolve(reason: "sent by hand"))
-            #expect(outcome == .applied)
-            #expect(resolved.saga.status == .completed)
-            #expect(try await harness.history(record.saga.id).contains { $0.kind == .operatorAction })
-        }
-    }
-
-    @Test("a submission repeated with its idempotency key starts one saga; another body with the key is refused")
-    func idempotentSubmission() async throws {
-        try await EngineHarness.run { harness in
-            let first = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
-            let again = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
-            #expect(again.record.saga.id == first.record.saga.id)
-            await #expect(throws: SagaStoreError.self) {
-                try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 6], idempotencyKey: "order-1")
+        @Test("a step after the pivot that keeps failing is retried forward, suspends, and an operator resolves it")
+        func suspendedAfterPivot() async throws {
+            try await EngineHarness.run { harness in
+                harness.on("send") { _ in throw BusinessFailure(code: "mailbox_full", message: "cannot deliver") }
+                let record = try await harness.runSaga()
+                #expect(record.saga.status == .suspended)
+                #expect(harness.callCount("send") == 2)
+                #expect(harness.callCount("release") == 0)
+                let (resolved, outcome) = try await harness.commands.act(on: record.saga.id, .resolve(reason: "sent by hand"))
+                #expect(outcome == .applied)
+                #expect(resolved.saga.status == .completed)
+                #expect(try await harness.history(record.saga.id).contains { $0.kind == .operatorAction })
             }
-            await #expect(throws: SagaCommands.SubmissionError.invalidInput(["input.amount is required"])) {
-                try await harness.commands.submit(workflow: "e2e-order", input: [:])
+        }
+
+        @Test("a submission repeated with its idempotency key starts one saga; another body with the key is refused")
+        func idempotentSubmission() async throws {
+            try await EngineHarness.run { harness in
+                let first = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
+                let again = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
+                #expect(again.record.saga.id == first.record.saga.id)
+                await #expect(throws: SagaStoreError.self) {
+                    try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 6], idempotencyKey: "order-1")
+                }
+                await #expect(throws: SagaCommands.SubmissionError.invalidInput(["input.amount is required"])) {
+                    try await harness.commands.submit(workflow: "e2e-order", input: [:])
+                }
+                #expect(try await harness.waitUntilSettled(first.record.saga.id).saga.status == .completed)
+                #expect(harness.callCount("reserve") == 1)
             }
-            #expect(try await harness.waitUntilSettled(first.record.saga.id).saga.status == .completed)
-            #expect(harness.callCount("reserve") == 1)
         }
-    }
 
-    @Test("a NATS outage delays sagas and loses nothing: commands wait in the outbox and go out when it returns")
-    func natsOutage() async throws {
-        try await EngineHarness.run { harness in
-            harness.nats.stop()
-            let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 3])
-            try await Task.sleep(for: .milliseconds(1500))
-            #expect(try await harness.store.outboxBacklog().count >= 1)
-            #expect(try await harness.store.saga(id: submitted.record.saga.id)?.saga.status == .processing)
-            try harness.nats.start()
-            let record = try await harness.waitUntilSettled(submitted.record.saga.id)
-            #expect(record.saga.status == .completed)
-            #expect(try await harness.store.outboxBacklog().count == 0)
-            // The outage outlasted the first attempt's timeout: it was retried, and its late answer ignored.
-            #expect(try await harness.history(record.saga.id).contains { $0.kind == .sagaCompleted })
-        }
-    }
-
-    @Test("a malformed reply goes to the dead letters and the consumer keeps applying good ones")
-    func malformedReply() async throws {
-        try await EngineHarness.run { harness in
-            let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "rogue-participant"))
-            let jetStream = try JetStream(connection)
-            try await jetStream.publish(
-                OutgoingMessage(subject: "baton.reply.inventory.reserve", headers: [("Baton-Protocol", "1")], payload: Data("{}".utf8)))
-            let record = try await harness.runSaga()
-            #expect(record.saga.status == .completed)
-            try await jetStream.ensureConsumer(
-                stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
-            let letters = try await jetStream.pullSubscription(
-                stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
-            )
-            .fetch(batch: 10, maxWait: .seconds(3))
-            #expect(letters.map(\.subject) == ["baton.dlq.reply.inventory.reserve"])
-            #expect(letters.first?.header("Baton-Dead-Letter-Reason") == "header Baton-Saga-Id is missing")
-            #expect(letters.first?.header("Baton-Dead-Letter-Source") == "orchestrator")
-        }
-    }
-
-    @Test("a step whose every attempt times out is compensated too, since it may have taken effect")
-    func timeoutsExhausted() async throws {
-        try await EngineHarness.run(heartbeats: false) { harness in
-            harness.on("reserve") { _ in
-                try await Task.sleep(for: .seconds(60))  // never answers in time
-                return ["reservation": "too late"]
+        @Test("a NATS outage delays sagas and loses nothing: commands wait in the outbox and go out when it returns")
+        func natsOutage() async throws {
+            try await EngineHarness.run { harness in
+                harness.nats.stop()
+                let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 3])
+                try await Task.sleep(for: .milliseconds(1500))
+                #expect(try await harness.store.outboxBacklog().count >= 1)
+                #expect(try await harness.store.saga(id: submitted.record.saga.id)?.saga.status == .processing)
+                try harness.nats.start()
+                let record = try await harness.waitUntilSettled(submitted.record.saga.id)
+                #expect(record.saga.status == .completed)
+                #expect(try await harness.store.outboxBacklog().count == 0)
+                // The outage outlasted the first attempt's timeout: it was retried, and its late answer ignored.
+                #expect(try await harness.history(record.saga.id).contains { $0.kind == .sagaCompleted })
             }
-            let record = try await harness.runSaga(limit: .seconds(40))
-            #expect(record.saga.status == .failed)
-            #expect(record.saga.steps[0].status == .compensated)
-            #expect(record.saga.steps[0].attempt == 3)
-            #expect(harness.callCount("release") == 1)
-            #expect(harness.callCount("charge") == 0)
         }
-    }
 
-    @Test("a duplicate reply (same attempt, new message) is recorded and ignored")
-    func duplicateReply() async throws {
-        try await EngineHarness.run { harness in
-            harness.on("reserve") { _ in ["reservation": "r-1"] }
-            harness.on("charge") { _ in
-                try await Task.sleep(for: .milliseconds(800))
-                return ["charged": true]
+        @Test("a malformed reply goes to the dead letters and the consumer keeps applying good ones")
+        func malformedReply() async throws {
+            try await EngineHarness.run { harness in
+                let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "rogue-participant"))
+                let jetStream = try JetStream(connection)
+                try await jetStream.publish(
+                    OutgoingMessage(subject: "baton.reply.inventory.reserve", headers: [("Baton-Protocol", "1")], payload: Data("{}".utf8)))
+                let record = try await harness.runSaga()
+                #expect(record.saga.status == .completed)
+                try await jetStream.ensureConsumer(
+                    stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
+                let letters = try await jetStream.pullSubscription(
+                    stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
+                )
+                .fetch(batch: 10, maxWait: .seconds(3))
+                #expect(letters.map(\.subject) == ["baton.dlq.reply.inventory.reserve"])
+                #expect(letters.first?.header("Baton-Dead-Letter-Reason") == "header Baton-Saga-Id is missing")
+                #expect(letters.first?.header("Baton-Dead-Letter-Source") == "orchestrator")
             }
-            let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 4])
-            let id = submitted.record.saga.id
-            _ = try await harness.wait(for: id) { $0.saga.steps[0].status == .succeeded }
+        }
 
-            let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "echoing-participant"))
-            let command = CommandMessage(
-                StepCommand(
-                    sagaID: id, step: "reserve", participant: "inventory", action: "reserve", direction: .action, attempt: 1,
-                    idempotencyKey: StepCommand.idempotencyKey(sagaID: id, step: "reserve", direction: .action), deadline: .now,
-                    payload: [:], correlationID: nil))
-            var duplicate = ReplyMessage(answering: command, status: .succeeded(output: ["reservation": "r-2"])).outgoing
-            duplicate.messageID = "resent-by-a-confused-participant"
-            try await JetStream(connection).publish(duplicate)
+        @Test("a step whose every attempt times out is compensated too, since it may have taken effect")
+        func timeoutsExhausted() async throws {
+            try await EngineHarness.run(heartbeats: false) { harness in
+                harness.on("reserve") { _ in
+                    try await Task.sleep(for: .seconds(60))  // never answers in time
+                    return ["reservation": "too late"]
+                }
+                let record = try await harness.runSaga(limit: .seconds(40))
+                #expect(record.saga.status == .failed)
+                #expect(record.saga.steps[0].status == .compensated)
+                #expect(record.saga.steps[0].attempt == 3)
+                #expect(harness.callCount("release") == 1)
+                #expect(harness.callCount("charge") == 0)
+            }
+        }
 
-            let record = try await harness.waitUntilSettled(id)
-            #expect(record.saga.status == .completed)
-            #expect(record.saga.steps[0].output == ["reservation": "r-1"])
-            let ignored = try await harness.history(id).filter { $0.kind == .ignored }
-            #expect(ignored.count == 1)
-            #expect(ignored.first?.detail.contains("duplicate") == true)
+        @Test("a duplicate reply (same attempt, new message) is recorded and ignored")
+        func duplicateReply() async throws {
+            try await EngineHarness.run { harness in
+                harness.on("reserve") { _ in ["reservation": "r-1"] }
+                harness.on("charge") { _ in
+                    try await Task.sleep(for: .milliseconds(800))
+                    return ["charged": true]
+                }
+                let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 4])
+                let id = submitted.record.saga.id
+                _ = try await harness.wait(for: id) { $0.saga.steps[0].status == .succeeded }
+
+                let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "echoing-participant"))
+                let command = CommandMessage(
+                    StepCommand(
+                        sagaID: id, step: "reserve", participant: "inventory", action: "reserve", direction: .action, attempt: 1,
+                        idempotencyKey: StepCommand.idempotencyKey(sagaID: id, step: "reserve", direction: .action), deadline: .now,
+                        payload: [:], correlationID: nil))
+                var duplicate = ReplyMessage(answering: command, status: .succeeded(output: ["reservation": "r-2"])).outgoing
+                duplicate.messageID = "resent-by-a-confused-participant"
+                try await JetStream(connection).publish(duplicate)
+
+                let record = try await harness.waitUntilSettled(id)
+                #expect(record.saga.status == .completed)
+                #expect(record.saga.steps[0].output == ["reservation": "r-1"])
+                let ignored = try await harness.history(id).filter { $0.kind == .ignored }
+                #expect(ignored.count == 1)
+                #expect(ignored.first?.detail.contains("duplicate") == true)
+            }
         }
     }
 }

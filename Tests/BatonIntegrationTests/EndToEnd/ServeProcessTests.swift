@@ -11,299 +11,305 @@ import Testing
 import FoundationNetworking
 #endif
 
-/// `baton serve` as the process operators run: killed with SIGKILL in the middle of many sagas and
-/// restarted, and two replicas sharing one database and NATS. Participants apply their effects
-/// behind the idempotency barrier and record each one, so "applied twice" would show.
-@Suite("baton serve processes", .serialized)
-struct ServeProcessTests {
-    static let logger = Logger(label: "baton.test.serve")
+extension EndToEndSuites {
+    /// `baton serve` as the process operators run: killed with SIGKILL in the middle of many sagas and
+    /// restarted, and two replicas sharing one database and NATS. Participants apply their effects
+    /// behind the idempotency barrier and record each one, so "applied twice" would show.
+    @Suite("baton serve processes", .serialized)
+    struct ServeProcessTests {
+        static let logger = Logger(label: "baton.test.serve")
 
-    /// The `baton` executable built beside the tests.
-    static var executable: URL {
-        get throws { try built("baton") }
-    }
-
-    /// An executable of the package, built beside the tests.
-    static func built(_ name: String) throws -> URL {
-        let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()].map {
-            $0.appendingPathComponent(name)
+        /// The `baton` executable built beside the tests.
+        static var executable: URL {
+            get throws { try built("baton") }
         }
-        return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "build \(name) first")
-    }
 
-    /// The line the server prints once it accepts requests ("baton serve: listening on
-    /// http://host:port"), or an empty one if it exits first.
-    static func listeningLine(_ output: Pipe) async -> String {
-        let handle = output.fileHandleForReading
-        return await withCheckedContinuation { continuation in
-            // Reading a pipe blocks: on a thread of its own.
-            Thread.detachNewThread {
-                var text = ""
-                while true {
-                    // Complete lines only: the last piece may still be arriving.
-                    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-                    if let line = lines.first(where: { $0.contains("listening on") }) {
-                        continuation.resume(returning: String(line))
-                        return
+        /// An executable of the package, built beside the tests.
+        static func built(_ name: String) throws -> URL {
+            let candidates = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()].map {
+                $0.appendingPathComponent(name)
+            }
+            return try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "build \(name) first")
+        }
+
+        /// The line the server prints once it accepts requests ("baton serve: listening on
+        /// http://host:port"), or an empty one if it exits first.
+        static func listeningLine(_ output: Pipe) async -> String {
+            let handle = output.fileHandleForReading
+            return await withCheckedContinuation { continuation in
+                // Reading a pipe blocks: on a thread of its own.
+                Thread.detachNewThread {
+                    var text = ""
+                    while true {
+                        // Complete lines only: the last piece may still be arriving.
+                        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+                        if let line = lines.first(where: { $0.contains("listening on") }) {
+                            continuation.resume(returning: String(line))
+                            return
+                        }
+                        let chunk = handle.availableData
+                        if chunk.isEmpty { break }
+                        text += String(decoding: chunk, as: UTF8.self)
                     }
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
+                    continuation.resume(returning: "")
                 }
-                continuation.resume(returning: "")
             }
         }
-    }
 
-    /// A running `baton serve` and the port it listens on.
-    struct Server {
-        let process: Process
-        let port: Int
+        /// A running `baton serve` and the port it listens on.
+        struct Server {
+            let process: Process
+            let port: Int
 
-        static func start(databaseURL: String, natsURL: String, workflows: URL) async throws -> Server {
+            static func start(databaseURL: String, natsURL: String, workflows: URL) async throws -> Server {
+                let process = Process()
+                process.executableURL = try ServeProcessTests.executable
+                process.arguments = [
+                    "serve", "--database-url", databaseURL, "--nats-url", natsURL, "--http", "127.0.0.1:0", "--workflows", workflows.path,
+                ]
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                let line = await ServeProcessTests.listeningLine(output)
+                let port = try #require(line.split(separator: ":").last.flatMap { Int($0) }, "baton serve did not start")
+                return Server(process: process, port: port)
+            }
+
+            func kill() {
+                Glibc.kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+
+            func submit(amount: Int) async throws -> String {
+                var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sagas")!)
+                request.httpMethod = "POST"
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+                request.httpBody = Data(#"{"workflow":"e2e-order","input":{"amount":\#(amount)}}"#.utf8)
+                let (data, response) = try await URLSession.shared.data(for: request)
+                #expect((response as? HTTPURLResponse)?.statusCode == 202)
+                return try #require(try JSONDecoder().decode(JSONValue.self, from: data).value(at: ["id"])?.stringValue)
+            }
+        }
+
+        /// The whole system around `body`: a private JetStream server, a database for Baton and one for
+        /// the participants, and workers whose every effect is recorded behind the barrier.
+        static func withSystem(
+            _ body: (_ databaseURL: String, _ natsURL: String, _ workflows: URL, _ store: SagaStore, _ effects: PostgresClient) async throws
+                ->
+                Void
+        )
+            async throws
+        {
+            let port = try ReconnectTests.freePort()
+            let storage = FileManager.default.temporaryDirectory.appending(path: "baton-serve-\(UUID().uuidString)")
+            let nats = try ReconnectTests.startServer(port: port, arguments: ["-js", "-sd", storage.path])
+            defer {
+                nats.terminate()
+                try? FileManager.default.removeItem(at: storage)
+            }
+            let natsURL = "nats://127.0.0.1:\(port)"
+            let workflows = storage.appending(path: "workflows")
+            try FileManager.default.createDirectory(at: workflows, withIntermediateDirectories: true)
+            try EngineHarness.workflowSource.write(to: workflows.appending(path: "e2e-order.yaml"), atomically: true, encoding: .utf8)
+
+            let batonDatabase = try await StoreFixture.createDatabase()
+            let participantDatabase = try await StoreFixture.createDatabase()
+            try await StoreFixture.withClient(batonDatabase) { batonClient in
+                try await StoreFixture.withClient(participantDatabase) { participants in
+                    let barrier = IdempotencyBarrier(client: participants, logger: logger)
+                    try await barrier.prepare()
+                    try await participants.query("CREATE TABLE effects (saga_id text, step text, direction text)")
+                    var handlers: [String: WorkerHandlers] = [:]
+                    for (participant, action) in [("inventory", "reserve"), ("payments", "charge"), ("notifications", "send")] {
+                        var set = WorkerHandlers()
+                        set.action(action, barrier: barrier) { context, connection in
+                            // Work that takes a while, so that many sagas are mid-flight when the server dies.
+                            try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
+                            let command = context.command
+                            try await connection.query(
+                                "INSERT INTO effects VALUES (\(command.sagaID), \(command.step), \(command.direction.rawValue))",
+                                logger: logger
+                            )
+                            return ["done": .string(action)]
+                        }
+                        handlers[participant] = set
+                    }
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for (participant, set) in handlers {
+                            let worker = Worker(
+                                configuration: .init(participant: participant, nats: .init(urlList: natsURL, name: participant)),
+                                handlers: set, logger: logger)
+                            group.addTask { try await worker.run() }
+                        }
+                        let url = batonDatabase
+                        let databaseURL = "postgres://\(url.username)@\(url.host):\(url.port)/\(url.database)"
+                        try await body(databaseURL, natsURL, workflows, SagaStore(client: batonClient, logger: logger), participants)
+                        group.cancelAll()
+                        try await group.waitForAll()
+                    }
+                }
+            }
+        }
+
+        /// Waits until every saga is finished (up to 60 s); returns their statuses.
+        static func settle(_ ids: [String], in store: SagaStore) async throws -> [SagaStatus] {
+            let end = ContinuousClock.now + .seconds(60)
+            var statuses: [SagaStatus] = []
+            repeat {
+                statuses = []
+                for id in ids { statuses.append(try await store.saga(id: id)?.saga.status ?? .pending) }
+                if statuses.allSatisfy(\.isTerminal) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            } while ContinuousClock.now < end
+            return statuses
+        }
+
+        /// How many times each (saga, step, direction) effect was applied.
+        static func effectCounts(_ client: PostgresClient) async throws -> [Int] {
+            var counts: [Int] = []
+            let rows = try await client.query("SELECT count(*) FROM effects GROUP BY saga_id, step, direction")
+            for try await count in rows.decode(Int.self) { counts.append(count) }
+            return counts
+        }
+
+        @Test("kill -9 in the middle of many sagas, then restart: every saga finishes, no effect is applied twice")
+        func crashAndRestart() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
+                let first = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                var ids: [String] = []
+                for amount in 1...40 { ids.append(try await first.submit(amount: amount)) }
+                try await Task.sleep(for: .milliseconds(200))
+                first.kill()
+                let inFlight = try await store.listSagas(SagaListQuery(stuck: [.runningLongerThan(.init(milliseconds: 0))]), now: .now)
+                let second = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                defer { second.kill() }
+
+                let statuses = try await Self.settle(ids, in: store)
+                #expect(statuses.allSatisfy { $0 == .completed }, "\(Dictionary(grouping: statuses, by: \.self).mapValues(\.count))")
+                let counts = try await Self.effectCounts(effects)
+                #expect(counts.count == ids.count * 3)
+                #expect(counts.allSatisfy { $0 == 1 })
+                print("crash test: \(inFlight.sagas.count) of \(ids.count) sagas were in flight when baton serve was killed")
+                // The kill landed in the middle of the work, or the test proves nothing.
+                #expect(inFlight.sagas.count > 0)
+            }
+        }
+
+        @Test("two replicas share one workload: every saga completes, each effect once")
+        func twoReplicas() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
+                let one = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                let two = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                defer {
+                    one.kill()
+                    two.kill()
+                }
+                var ids: [String] = []
+                for amount in 1...30 { ids.append(try await (amount.isMultiple(of: 2) ? one : two).submit(amount: amount)) }
+                let statuses = try await Self.settle(ids, in: store)
+                #expect(statuses.allSatisfy { $0 == .completed })
+                let counts = try await Self.effectCounts(effects)
+                #expect(counts.count == ids.count * 3)
+                #expect(counts.allSatisfy { $0 == 1 })
+            }
+        }
+
+        /// Runs `baton ARGS…` against `server` and returns its exit status and output.
+        static func baton(_ arguments: [String], server: Server) throws -> (status: Int32, output: String) {
             let process = Process()
-            process.executableURL = try ServeProcessTests.executable
+            process.executableURL = try executable
+            process.arguments = arguments
+            var environment = ProcessInfo.processInfo.environment
+            environment["BATON_URL"] = "http://127.0.0.1:\(server.port)"
+            process.environment = environment
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+
+        @Test("the client commands: submit --wait, get, watch, list, cancel, workflows; failures exit non-zero")
+        func clientCommands() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, _, _ in
+                let server = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                defer { server.kill() }
+                let submitted = try Self.baton(["submit", "e2e-order", "--input", #"{"amount":7}"#, "--wait"], server: server)
+                #expect(submitted.status == 0, "\(submitted.output)")
+                #expect(submitted.output.contains("status    COMPLETED"))
+                let id = try #require(submitted.output.split(separator: "\n").first { $0.hasPrefix("saga") }?.split(separator: " ").last)
+
+                let watched = try Self.baton(["watch", String(id)], server: server)
+                #expect(watched.status == 0)
+                #expect(watched.output.contains("saga_started") || watched.output.contains("started workflow"))
+                let listed = try Self.baton(["list", "--json"], server: server)
+                #expect(listed.output.contains(String(id)))
+                let got = try Self.baton(["get", String(id), "--json"], server: server)
+                #expect(try JSONDecoder().decode(JSONValue.self, from: Data(got.output.utf8)).value(at: ["status"]) == "COMPLETED")
+                let refused = try Self.baton(["cancel", String(id)], server: server)
+                #expect(refused.status != 0)
+                #expect(refused.output.contains("409"))
+                #expect(try Self.baton(["get", "0190f5a4-7b1c-7d2e-8f00-000000000000"], server: server).status != 0)
+                #expect(try Self.baton(["submit", "e2e-order", "--input", "{}"], server: server).status != 0)
+                let pushed = try Self.baton(["workflows", "push", workflows.path], server: server)
+                #expect(pushed.status == 0)
+                #expect(pushed.output.contains("unchanged  e2e-order v1"))
+            }
+        }
+
+        @Test("SIGTERM drains and exits cleanly; the sagas it leaves are finished by the next process")
+        func gracefulShutdown() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
+                let first = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                var ids: [String] = []
+                for amount in 1...10 { ids.append(try await first.submit(amount: amount)) }
+                Glibc.kill(first.process.processIdentifier, SIGTERM)
+                first.process.waitUntilExit()
+                #expect(first.process.terminationReason == .exit)
+                #expect(first.process.terminationStatus == 0)
+
+                let second = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                defer { second.kill() }
+                #expect(try await Self.settle(ids, in: store).allSatisfy { $0 == .completed })
+                #expect(try await Self.effectCounts(effects).allSatisfy { $0 == 1 })
+            }
+        }
+
+        @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
+        func dev() async throws {
+            let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: data) }
+            let port = try ReconnectTests.freePort()
+            let process = Process()
+            process.executableURL = try Self.executable
             process.arguments = [
-                "serve", "--database-url", databaseURL, "--nats-url", natsURL, "--http", "127.0.0.1:0", "--workflows", workflows.path,
+                "dev", "--data", data.path, "--http", "127.0.0.1:\(port)", "--workflows", EngineHarnessFiles.workflows.path,
             ]
             let output = Pipe()
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let line = await ServeProcessTests.listeningLine(output)
-            let port = try #require(line.split(separator: ":").last.flatMap { Int($0) }, "baton serve did not start")
-            return Server(process: process, port: port)
-        }
+            let line = await Self.listeningLine(output)
+            #expect(line.contains("listening on http://127.0.0.1:\(port)"), "baton dev did not start: \(line)")
 
-        func kill() {
-            Glibc.kill(process.processIdentifier, SIGKILL)
+            let (body, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!)
+            #expect((response as? HTTPURLResponse)?.statusCode == 200)
+            #expect(try JSONDecoder().decode(JSONValue.self, from: body).value(at: ["checks", "postgres"]) == true)
+            let server = Server(process: process, port: port)
+            let id = try await server.submit(amount: 1)
+            #expect(!id.isEmpty)
+
+            Glibc.kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            // PostgreSQL shut down cleanly: it removes its pid file.
+            let location = try? String(contentsOf: data.appending(path: "postgres/data-location"), encoding: .utf8)
+            let cluster = location.map { URL(fileURLWithPath: $0) } ?? data.appending(path: "postgres/data")
+            #expect(!FileManager.default.fileExists(atPath: cluster.appending(path: "postmaster.pid").path))
         }
-
-        func submit(amount: Int) async throws -> String {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sagas")!)
-            request.httpMethod = "POST"
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = Data(#"{"workflow":"e2e-order","input":{"amount":\#(amount)}}"#.utf8)
-            let (data, response) = try await URLSession.shared.data(for: request)
-            #expect((response as? HTTPURLResponse)?.statusCode == 202)
-            return try #require(try JSONDecoder().decode(JSONValue.self, from: data).value(at: ["id"])?.stringValue)
-        }
-    }
-
-    /// The whole system around `body`: a private JetStream server, a database for Baton and one for
-    /// the participants, and workers whose every effect is recorded behind the barrier.
-    static func withSystem(
-        _ body: (_ databaseURL: String, _ natsURL: String, _ workflows: URL, _ store: SagaStore, _ effects: PostgresClient) async throws ->
-            Void
-    )
-        async throws
-    {
-        let port = try ReconnectTests.freePort()
-        let storage = FileManager.default.temporaryDirectory.appending(path: "baton-serve-\(UUID().uuidString)")
-        let nats = try ReconnectTests.startServer(port: port, arguments: ["-js", "-sd", storage.path])
-        defer {
-            nats.terminate()
-            try? FileManager.default.removeItem(at: storage)
-        }
-        let natsURL = "nats://127.0.0.1:\(port)"
-        let workflows = storage.appending(path: "workflows")
-        try FileManager.default.createDirectory(at: workflows, withIntermediateDirectories: true)
-        try EngineHarness.workflowSource.write(to: workflows.appending(path: "e2e-order.yaml"), atomically: true, encoding: .utf8)
-
-        let batonDatabase = try await StoreFixture.createDatabase()
-        let participantDatabase = try await StoreFixture.createDatabase()
-        try await StoreFixture.withClient(batonDatabase) { batonClient in
-            try await StoreFixture.withClient(participantDatabase) { participants in
-                let barrier = IdempotencyBarrier(client: participants, logger: logger)
-                try await barrier.prepare()
-                try await participants.query("CREATE TABLE effects (saga_id text, step text, direction text)")
-                var handlers: [String: WorkerHandlers] = [:]
-                for (participant, action) in [("inventory", "reserve"), ("payments", "charge"), ("notifications", "send")] {
-                    var set = WorkerHandlers()
-                    set.action(action, barrier: barrier) { context, connection in
-                        // Work that takes a while, so that many sagas are mid-flight when the server dies.
-                        try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
-                        let command = context.command
-                        try await connection.query(
-                            "INSERT INTO effects VALUES (\(command.sagaID), \(command.step), \(command.direction.rawValue))", logger: logger
-                        )
-                        return ["done": .string(action)]
-                    }
-                    handlers[participant] = set
-                }
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for (participant, set) in handlers {
-                        let worker = Worker(
-                            configuration: .init(participant: participant, nats: .init(urlList: natsURL, name: participant)),
-                            handlers: set, logger: logger)
-                        group.addTask { try await worker.run() }
-                    }
-                    let url = batonDatabase
-                    let databaseURL = "postgres://\(url.username)@\(url.host):\(url.port)/\(url.database)"
-                    try await body(databaseURL, natsURL, workflows, SagaStore(client: batonClient, logger: logger), participants)
-                    group.cancelAll()
-                    try await group.waitForAll()
-                }
-            }
-        }
-    }
-
-    /// Waits until every saga is finished (up to 60 s); returns their statuses.
-    static func settle(_ ids: [String], in store: SagaStore) async throws -> [SagaStatus] {
-        let end = ContinuousClock.now + .seconds(60)
-        var statuses: [SagaStatus] = []
-        repeat {
-            statuses = []
-            for id in ids { statuses.append(try await store.saga(id: id)?.saga.status ?? .pending) }
-            if statuses.allSatisfy(\.isTerminal) { break }
-            try await Task.sleep(for: .milliseconds(200))
-        } while ContinuousClock.now < end
-        return statuses
-    }
-
-    /// How many times each (saga, step, direction) effect was applied.
-    static func effectCounts(_ client: PostgresClient) async throws -> [Int] {
-        var counts: [Int] = []
-        let rows = try await client.query("SELECT count(*) FROM effects GROUP BY saga_id, step, direction")
-        for try await count in rows.decode(Int.self) { counts.append(count) }
-        return counts
-    }
-
-    @Test("kill -9 in the middle of many sagas, then restart: every saga finishes, no effect is applied twice")
-    func crashAndRestart() async throws {
-        try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
-            let first = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
-            var ids: [String] = []
-            for amount in 1...40 { ids.append(try await first.submit(amount: amount)) }
-            try await Task.sleep(for: .milliseconds(200))
-            first.kill()
-            let inFlight = try await store.listSagas(SagaListQuery(stuck: [.runningLongerThan(.init(milliseconds: 0))]), now: .now)
-            let second = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
-            defer { second.kill() }
-
-            let statuses = try await Self.settle(ids, in: store)
-            #expect(statuses.allSatisfy { $0 == .completed }, "\(Dictionary(grouping: statuses, by: \.self).mapValues(\.count))")
-            let counts = try await Self.effectCounts(effects)
-            #expect(counts.count == ids.count * 3)
-            #expect(counts.allSatisfy { $0 == 1 })
-            print("crash test: \(inFlight.sagas.count) of \(ids.count) sagas were in flight when baton serve was killed")
-            // The kill landed in the middle of the work, or the test proves nothing.
-            #expect(inFlight.sagas.count > 0)
-        }
-    }
-
-    @Test("two replicas share one workload: every saga completes, each effect once")
-    func twoReplicas() async throws {
-        try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
-            let one = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
-            let two = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
-            defer {
-                one.kill()
-                two.kill()
-            }
-            var ids: [String] = []
-            for amount in 1...30 { ids.append(try await (amount.isMultiple(of: 2) ? one : two).submit(amount: amount)) }
-            let statuses = try await Self.settle(ids, in: store)
-            #expect(statuses.allSatisfy { $0 == .completed })
-            let counts = try await Self.effectCounts(effects)
-            #expect(counts.count == ids.count * 3)
-            #expect(counts.allSatisfy { $0 == 1 })
-        }
-    }
-
-    /// Runs `baton ARGS…` against `server` and returns its exit status and output.
-    static func baton(_ arguments: [String], server: Server) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = try executable
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["BATON_URL"] = "http://127.0.0.1:\(server.port)"
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    @Test("the client commands: submit --wait, get, watch, list, cancel, workflows; failures exit non-zero")
-    func clientCommands() async throws {
-        try await Self.withSystem { databaseURL, natsURL, workflows, _, _ in
-            let server = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
-            defer { server.kill() }
-            let submitted = try Self.baton(["submit", "e2e-order", "--input", #"{"amount":7}"#, "--wait"], server: server)
-            #expect(submitted.status == 0, "\(submitted.output)")
-            #expect(submitted.output.contains("status    COMPLETED"))
-            let id = try #require(submitted.output.split(separator: "\n").first { $0.hasPrefix("saga") }?.split(separator: " ").last)
-
-            let watched = try Self.baton(["watch", String(id)], server: server)
-            #expect(watched.status == 0)
-            #expect(watched.output.contains("saga_started") || watched.output.contains("started workflow"))
-            let listed = try Self.baton(["list", "--json"], server: server)
-            #expect(listed.output.contains(String(id)))
-            let got = try Self.baton(["get", String(id), "--json"], server: server)
-            #expect(try JSONDecoder().decode(JSONValue.self, from: Data(got.output.utf8)).value(at: ["status"]) == "COMPLETED")
-            let refused = try Self.baton(["cancel", String(id)], server: server)
-            #expect(refused.status != 0)
-            #expect(refused.output.contains("409"))
-            #expect(try Self.baton(["get", "0190f5a4-7b1c-7d2e-8f00-000000000000"], server: server).status != 0)
-            #expect(try Self.baton(["submit", "e2e-order", "--input", "{}"], server: server).status != 0)
-            let pushed = try Self.baton(["workflows", "push", workflows.path], server: server)
-            #expect(pushed.status == 0)
-            #expect(pushed.output.contains("unchanged  e2e-order v1"))
-        }
-    }
-
-    @Test("SIGTERM drains and exits cleanly; the sagas it leaves are finished by the next process")
-    func gracefulShutdown() async throws {
-        try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
-            let first = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
-            var ids: [String] = []
-            for amount in 1...10 { ids.append(try await first.submit(amount: amount)) }
-            Glibc.kill(first.process.processIdentifier, SIGTERM)
-            first.process.waitUntilExit()
-            #expect(first.process.terminationReason == .exit)
-            #expect(first.process.terminationStatus == 0)
-
-            let second = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
-            defer { second.kill() }
-            #expect(try await Self.settle(ids, in: store).allSatisfy { $0 == .completed })
-            #expect(try await Self.effectCounts(effects).allSatisfy { $0 == 1 })
-        }
-    }
-
-    @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
-    func dev() async throws {
-        let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: data) }
-        let port = try ReconnectTests.freePort()
-        let process = Process()
-        process.executableURL = try Self.executable
-        process.arguments = ["dev", "--data", data.path, "--http", "127.0.0.1:\(port)", "--workflows", EngineHarnessFiles.workflows.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let line = await Self.listeningLine(output)
-        #expect(line.contains("listening on http://127.0.0.1:\(port)"), "baton dev did not start: \(line)")
-
-        let (body, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!)
-        #expect((response as? HTTPURLResponse)?.statusCode == 200)
-        #expect(try JSONDecoder().decode(JSONValue.self, from: body).value(at: ["checks", "postgres"]) == true)
-        let server = Server(process: process, port: port)
-        let id = try await server.submit(amount: 1)
-        #expect(!id.isEmpty)
-
-        Glibc.kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        // PostgreSQL shut down cleanly: it removes its pid file.
-        let location = try? String(contentsOf: data.appending(path: "postgres/data-location"), encoding: .utf8)
-        let cluster = location.map { URL(fileURLWithPath: $0) } ?? data.appending(path: "postgres/data")
-        #expect(!FileManager.default.fileExists(atPath: cluster.appending(path: "postmaster.pid").path))
     }
 }
 

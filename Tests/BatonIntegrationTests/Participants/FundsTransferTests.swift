@@ -8,96 +8,99 @@ import Foundation
 import Logging
 import Testing
 
-/// `workflows/funds-transfer.yaml` run for real: the engine, and the ledger, fraud, notifications
-/// and audit participants, each in its own schema of one participants database.
-@Suite("Funds transfer, end to end", .serialized)
-struct FundsTransferTests {
-    static let logger = Logger(label: "baton.test.transfer")
+extension EndToEndSuites {
+    /// `workflows/funds-transfer.yaml` run for real: the engine, and the ledger, fraud, notifications
+    /// and audit participants, each in its own schema of one participants database.
+    @Suite("Funds transfer, end to end", .serialized)
+    struct FundsTransferTests {
+        static let logger = Logger(label: "baton.test.transfer")
 
-    @Test("transfers that succeed, fail on funds, and fail on fraud: balances add up and money is conserved")
-    func mixedTransfers() async throws {
-        let nats = try PrivateNATS()
-        defer { nats.remove() }
-        let batonDatabase = try await StoreFixture.createDatabase()
-        let participantsDatabase = try await StoreFixture.createDatabase()
-        let workflow = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "../../../workflows/funds-transfer.yaml")
-        let source = try String(contentsOf: workflow, encoding: .utf8)
+        @Test("transfers that succeed, fail on funds, and fail on fraud: balances add up and money is conserved")
+        func mixedTransfers() async throws {
+            let nats = try PrivateNATS()
+            defer { nats.remove() }
+            let batonDatabase = try await StoreFixture.createDatabase()
+            let participantsDatabase = try await StoreFixture.createDatabase()
+            let workflow = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(
+                path: "../../../workflows/funds-transfer.yaml")
+            let source = try String(contentsOf: workflow, encoding: .utf8)
 
-        try await StoreFixture.withClient(batonDatabase) { batonClient in
-            try await StoreFixture.withClient(participantsDatabase) { participants in
-                let store = SagaStore(client: batonClient, logger: Self.logger)
-                try await store.migrate()
-                try await store.registerDefinition(try WorkflowDefinition.parse(source, format: .yaml), source: source, now: .now)
-                let ledger = Ledger(client: participants, logger: Self.logger)
-                let fraud = Fraud(client: participants, logger: Self.logger)
-                let notifications = Notifications(client: participants, logger: Self.logger)
-                let audit = Audit(client: participants, logger: Self.logger)
-                try await ledger.prepare()
-                try await fraud.prepare()
-                try await notifications.prepare()
-                try await audit.prepare()
-                try await ledger.openAccount("alice", currency: "EUR", balance: 1_000_000)
-                try await ledger.openAccount("bob", currency: "EUR", balance: 5_000)
-                try await ledger.openAccount("carol", currency: "EUR", balance: 0)
-                let total = try await ledger.totalBalance()
+            try await StoreFixture.withClient(batonDatabase) { batonClient in
+                try await StoreFixture.withClient(participantsDatabase) { participants in
+                    let store = SagaStore(client: batonClient, logger: Self.logger)
+                    try await store.migrate()
+                    try await store.registerDefinition(try WorkflowDefinition.parse(source, format: .yaml), source: source, now: .now)
+                    let ledger = Ledger(client: participants, logger: Self.logger)
+                    let fraud = Fraud(client: participants, logger: Self.logger)
+                    let notifications = Notifications(client: participants, logger: Self.logger)
+                    let audit = Audit(client: participants, logger: Self.logger)
+                    try await ledger.prepare()
+                    try await fraud.prepare()
+                    try await notifications.prepare()
+                    try await audit.prepare()
+                    try await ledger.openAccount("alice", currency: "EUR", balance: 1_000_000)
+                    try await ledger.openAccount("bob", currency: "EUR", balance: 5_000)
+                    try await ledger.openAccount("carol", currency: "EUR", balance: 0)
+                    let total = try await ledger.totalBalance()
 
-                let connection = try await NATSConnection.connect(.init(urlList: nats.url, name: "engine"))
-                let jetStream = try JetStream(connection)
-                for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-                let catalog = DefinitionCatalog(store: store)
-                let commands = SagaCommands(catalog: catalog, logger: Self.logger)
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
-                    group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: Self.logger).run() }
-                    group.addTask { try await TimerScheduler(catalog: catalog, logger: Self.logger).run() }
-                    for (participant, handlers) in [
-                        ("ledger", ledger.handlers), ("fraud", fraud.handlers), ("notifications", notifications.handlers),
-                        ("audit", audit.handlers),
-                    ] {
-                        let worker = Worker(
-                            configuration: .init(participant: participant, nats: .init(urlList: nats.url, name: participant)),
-                            handlers: handlers, logger: Self.logger)
-                        group.addTask { try await worker.run() }
+                    let connection = try await NATSConnection.connect(.init(urlList: nats.url, name: "engine"))
+                    let jetStream = try JetStream(connection)
+                    for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                    let catalog = DefinitionCatalog(store: store)
+                    let commands = SagaCommands(catalog: catalog, logger: Self.logger)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await TimerScheduler(catalog: catalog, logger: Self.logger).run() }
+                        for (participant, handlers) in [
+                            ("ledger", ledger.handlers), ("fraud", fraud.handlers), ("notifications", notifications.handlers),
+                            ("audit", audit.handlers),
+                        ] {
+                            let worker = Worker(
+                                configuration: .init(participant: participant, nats: .init(urlList: nats.url, name: participant)),
+                                handlers: handlers, logger: Self.logger)
+                            group.addTask { try await worker.run() }
+                        }
+
+                        func transfer(_ id: String, _ from: String, _ to: String, _ amount: Int64) async throws -> String {
+                            try await commands.submit(
+                                workflow: "funds-transfer",
+                                input: [
+                                    "transfer_id": .string(id), "from_account": .string(from), "to_account": .string(to),
+                                    "amount": .integer(amount), "currency": "EUR",
+                                ], idempotencyKey: id
+                            ).record.saga.id
+                        }
+                        let completed = try await transfer("t-1", "alice", "bob", 2_500)
+                        let noFunds = try await transfer("t-2", "bob", "carol", 999_999)
+                        let fraudulent = try await transfer("t-3", "alice", "carol", 600_000)
+
+                        let end = ContinuousClock.now + .seconds(60)
+                        var records: [String: SagaRecord] = [:]
+                        while ContinuousClock.now < end {
+                            for id in [completed, noFunds, fraudulent] { records[id] = try await store.saga(id: id) }
+                            if records.values.allSatisfy({ $0.saga.status.isTerminal }) { break }
+                            try await Task.sleep(for: .milliseconds(100))
+                        }
+                        #expect(records[completed]?.saga.status == .completed)
+                        #expect(records[noFunds]?.saga.status == .failed)
+                        #expect(records[noFunds]?.saga.steps.first?.error?.code == "insufficient_funds")
+                        #expect(records[fraudulent]?.saga.status == .failed)
+                        #expect(records[fraudulent]?.saga.steps.map(\.status).prefix(2) == [.compensated, .failed])
+                        #expect(records[fraudulent]?.saga.steps[1].error?.code == "fraud_suspected")
+
+                        #expect(try await ledger.balance("alice") == 997_500)
+                        #expect(try await ledger.balance("bob") == 7_500)
+                        #expect(try await ledger.balance("carol") == 0)
+                        #expect(try await ledger.totalBalance() == total)
+                        #expect(try await ledger.history("alice").map(\.kind) == ["opening", "debit", "debit", "refund"])
+                        #expect(try await audit.events(sagaID: completed).map(\.event) == ["transfer-completed"])
+                        #expect(try await notifications.messages(sagaID: completed) == ["Your transfer t-1 of 2500 EUR has completed."])
+                        #expect(try await notifications.messages(sagaID: fraudulent).isEmpty)
+
+                        group.cancelAll()
+                        try await group.waitForAll()
                     }
-
-                    func transfer(_ id: String, _ from: String, _ to: String, _ amount: Int64) async throws -> String {
-                        try await commands.submit(
-                            workflow: "funds-transfer",
-                            input: [
-                                "transfer_id": .string(id), "from_account": .string(from), "to_account": .string(to),
-                                "amount": .integer(amount), "currency": "EUR",
-                            ], idempotencyKey: id
-                        ).record.saga.id
-                    }
-                    let completed = try await transfer("t-1", "alice", "bob", 2_500)
-                    let noFunds = try await transfer("t-2", "bob", "carol", 999_999)
-                    let fraudulent = try await transfer("t-3", "alice", "carol", 600_000)
-
-                    let end = ContinuousClock.now + .seconds(60)
-                    var records: [String: SagaRecord] = [:]
-                    while ContinuousClock.now < end {
-                        for id in [completed, noFunds, fraudulent] { records[id] = try await store.saga(id: id) }
-                        if records.values.allSatisfy({ $0.saga.status.isTerminal }) { break }
-                        try await Task.sleep(for: .milliseconds(100))
-                    }
-                    #expect(records[completed]?.saga.status == .completed)
-                    #expect(records[noFunds]?.saga.status == .failed)
-                    #expect(records[noFunds]?.saga.steps.first?.error?.code == "insufficient_funds")
-                    #expect(records[fraudulent]?.saga.status == .failed)
-                    #expect(records[fraudulent]?.saga.steps.map(\.status).prefix(2) == [.compensated, .failed])
-                    #expect(records[fraudulent]?.saga.steps[1].error?.code == "fraud_suspected")
-
-                    #expect(try await ledger.balance("alice") == 997_500)
-                    #expect(try await ledger.balance("bob") == 7_500)
-                    #expect(try await ledger.balance("carol") == 0)
-                    #expect(try await ledger.totalBalance() == total)
-                    #expect(try await ledger.history("alice").map(\.kind) == ["opening", "debit", "debit", "refund"])
-                    #expect(try await audit.events(sagaID: completed).map(\.event) == ["transfer-completed"])
-                    #expect(try await notifications.messages(sagaID: completed) == ["Your transfer t-1 of 2500 EUR has completed."])
-                    #expect(try await notifications.messages(sagaID: fraudulent).isEmpty)
-
-                    group.cancelAll()
-                    try await group.waitForAll()
                 }
             }
         }

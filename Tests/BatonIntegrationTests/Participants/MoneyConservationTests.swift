@@ -9,172 +9,176 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-/// Hundreds of random transfers among a fixed set of accounts while things go wrong: transfers
-/// stopped as fraud, transfers without the funds, the ledger's process killed with SIGKILL and
-/// restarted again and again, and participants that answer after the step has timed out. Every
-/// saga must end terminal, every leg must be applied at most once, and the sum of the balances
-/// must not change.
-@Suite("Money conservation under failures", .serialized)
-struct MoneyConservationTests {
-    static let logger = Logger(label: "baton.test.conservation")
+extension EndToEndSuites {
+    /// Hundreds of random transfers among a fixed set of accounts while things go wrong: transfers
+    /// stopped as fraud, transfers without the funds, the ledger's process killed with SIGKILL and
+    /// restarted again and again, and participants that answer after the step has timed out. Every
+    /// saga must end terminal, every leg must be applied at most once, and the sum of the balances
+    /// must not change.
+    @Suite("Money conservation under failures", .serialized)
+    struct MoneyConservationTests {
+        static let logger = Logger(label: "baton.test.conservation")
 
-    /// A `baton-participants run` process.
-    final class Participants: Sendable {
-        let arguments: [String]
-        let process: Mutex<Process?> = Mutex(nil)
+        /// A `baton-participants run` process.
+        final class Participants: Sendable {
+            let arguments: [String]
+            let process: Mutex<Process?> = Mutex(nil)
 
-        init(_ arguments: [String]) { self.arguments = arguments }
+            init(_ arguments: [String]) { self.arguments = arguments }
 
-        func start() throws {
-            let process = Process()
-            process.executableURL = try ServeProcessTests.built("baton-participants")
-            process.arguments = ["run"] + arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            self.process.withLock { $0 = process }
+            func start() throws {
+                let process = Process()
+                process.executableURL = try EndToEndSuites.ServeProcessTests.built("baton-participants")
+                process.arguments = ["run"] + arguments
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                self.process.withLock { $0 = process }
+            }
+
+            func kill() {
+                guard let process = process.withLock({ $0 }) else { return }
+                Glibc.kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
         }
 
-        func kill() {
-            guard let process = process.withLock({ $0 }) else { return }
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
+        @Test("300 random transfers with fraud, missing funds, ledger crashes and late replies: money is conserved")
+        func conservation() async throws {
+            let nats = try PrivateNATS()
+            defer { nats.remove() }
+            let batonDatabase = try await StoreFixture.createDatabase()
+            let participantsDatabase = try await StoreFixture.createDatabase()
+            let source = try String(contentsOf: FintechHarness.workflows.appending(path: "funds-transfer.yaml"), encoding: .utf8)
+            var definition = try WorkflowDefinition.parse(source, format: .yaml)
+            // Short timeouts, so that late replies time out within the test; budgets wide enough that
+            // no saga is suspended by the crashes (that is tested elsewhere).
+            for index in definition.steps.indices {
+                definition.steps[index].timeout = SagaDuration(milliseconds: 1500)
+                definition.steps[index].retry.maxAttempts = index == 1 ? 3 : 30
+                definition.steps[index].retry.maxDelay = SagaDuration(milliseconds: 1000)
+                definition.steps[index].compensate?.timeout = SagaDuration(milliseconds: 1500)
+                definition.steps[index].compensate?.retry.maxAttempts = 30
+                definition.steps[index].compensate?.retry.maxDelay = SagaDuration(milliseconds: 1000)
+            }
 
-    @Test("300 random transfers with fraud, missing funds, ledger crashes and late replies: money is conserved")
-    func conservation() async throws {
-        let nats = try PrivateNATS()
-        defer { nats.remove() }
-        let batonDatabase = try await StoreFixture.createDatabase()
-        let participantsDatabase = try await StoreFixture.createDatabase()
-        let source = try String(contentsOf: FintechHarness.workflows.appending(path: "funds-transfer.yaml"), encoding: .utf8)
-        var definition = try WorkflowDefinition.parse(source, format: .yaml)
-        // Short timeouts, so that late replies time out within the test; budgets wide enough that
-        // no saga is suspended by the crashes (that is tested elsewhere).
-        for index in definition.steps.indices {
-            definition.steps[index].timeout = SagaDuration(milliseconds: 1500)
-            definition.steps[index].retry.maxAttempts = index == 1 ? 3 : 30
-            definition.steps[index].retry.maxDelay = SagaDuration(milliseconds: 1000)
-            definition.steps[index].compensate?.timeout = SagaDuration(milliseconds: 1500)
-            definition.steps[index].compensate?.retry.maxAttempts = 30
-            definition.steps[index].compensate?.retry.maxDelay = SagaDuration(milliseconds: 1000)
-        }
+            try await StoreFixture.withClient(batonDatabase) { batonClient in
+                try await StoreFixture.withClient(participantsDatabase) { participants in
+                    let store = SagaStore(client: batonClient, logger: Self.logger)
+                    try await store.migrate()
+                    try await store.registerDefinition(definition, source: nil, now: .now)
+                    let ledger = Ledger(client: participants, logger: Self.logger)
+                    try await ledger.prepare()
+                    let accounts = ["acc-1", "acc-2", "acc-3", "acc-4", "acc-5", "acc-poor"]
+                    for account in accounts {
+                        try await ledger.openAccount(account, currency: "EUR", balance: account == "acc-poor" ? 500 : 2_000_000)
+                    }
+                    let total = try await ledger.totalBalance()
 
-        try await StoreFixture.withClient(batonDatabase) { batonClient in
-            try await StoreFixture.withClient(participantsDatabase) { participants in
-                let store = SagaStore(client: batonClient, logger: Self.logger)
-                try await store.migrate()
-                try await store.registerDefinition(definition, source: nil, now: .now)
-                let ledger = Ledger(client: participants, logger: Self.logger)
-                try await ledger.prepare()
-                let accounts = ["acc-1", "acc-2", "acc-3", "acc-4", "acc-5", "acc-poor"]
-                for account in accounts {
-                    try await ledger.openAccount(account, currency: "EUR", balance: account == "acc-poor" ? 500 : 2_000_000)
+                    let connection = try await NATSConnection.connect(.init(urlList: nats.url, name: "engine"))
+                    let jetStream = try JetStream(connection)
+                    for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                    let catalog = DefinitionCatalog(store: store)
+                    let commands = SagaCommands(catalog: catalog, logger: Self.logger)
+
+                    let url = participantsDatabase
+                    let common = [
+                        "--nats-url", nats.url, "--database-url", "postgres://\(url.username)@\(url.host):\(url.port)/\(url.database)",
+                        "--ack-wait", "2",
+                    ]
+                    // The ledger answers late now and then (after its step timed out), and crashes.
+                    let ledgerProcess = Participants(["ledger", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common)
+                    let others = Participants(
+                        ["fraud", "notifications", "audit", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common)
+                    try ledgerProcess.start()
+                    try others.start()
+                    defer {
+                        ledgerProcess.kill()
+                        others.kill()
+                    }
+
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await TimerScheduler(catalog: catalog, logger: Self.logger).run() }
+
+                        let ids = try await Self.submitTransfers(300, among: accounts, commands: commands, crashing: ledgerProcess)
+                        let statuses = try await Self.settle(ids, store: store)
+                        try await Self.check(ids, statuses, ledger: ledger, participants: participants, total: total)
+                        // The faults did happen: steps timed out (late replies, crashed workers) and were retried.
+                        let timeouts = try await StoreFixture.scalar(
+                            store, "SELECT count(*) FROM baton.saga_history WHERE kind = 'step_timed_out'", as: Int64.self)
+                        #expect((timeouts ?? 0) > 0)
+                        Self.logger.info("conservation: \(timeouts ?? 0) step timeouts")
+                        group.cancelAll()
+                        try await group.waitForAll()
+                    }
                 }
-                let total = try await ledger.totalBalance()
+            }
+        }
 
-                let connection = try await NATSConnection.connect(.init(urlList: nats.url, name: "engine"))
-                let jetStream = try JetStream(connection)
-                for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-                let catalog = DefinitionCatalog(store: store)
-                let commands = SagaCommands(catalog: catalog, logger: Self.logger)
-
-                let url = participantsDatabase
-                let common = [
-                    "--nats-url", nats.url, "--database-url", "postgres://\(url.username)@\(url.host):\(url.port)/\(url.database)",
-                    "--ack-wait", "2",
+        /// Submits `count` random transfers, killing and restarting the ledger every 40.
+        static func submitTransfers(
+            _ count: Int, among accounts: [String], commands: SagaCommands, crashing ledgerProcess: Participants
+        ) async throws -> [String] {
+            var ids: [String] = []
+            for number in 0..<count {
+                let from = accounts.randomElement()!
+                let to = accounts.filter { $0 != from }.randomElement()!
+                var amount = Int64.random(in: 1...30_000)
+                if number % 10 == 0 { amount = 600_000 }  // large and round: stopped as fraud
+                if number % 10 == 1 { amount = 3_000_000 }  // more than any account holds
+                let input: JSONValue = [
+                    "transfer_id": .string("t-\(number)"), "from_account": .string(from), "to_account": .string(to),
+                    "amount": .integer(amount), "currency": "EUR",
                 ]
-                // The ledger answers late now and then (after its step timed out), and crashes.
-                let ledgerProcess = Participants(["ledger", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common)
-                let others = Participants(
-                    ["fraud", "notifications", "audit", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common)
-                try ledgerProcess.start()
-                try others.start()
-                defer {
+                ids.append(try await commands.submit(workflow: "funds-transfer", input: input).record.saga.id)
+                if number % 40 == 39 {
+                    // Crash the ledger mid-flight, and bring it back.
                     ledgerProcess.kill()
-                    others.kill()
-                }
-
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
-                    group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: Self.logger).run() }
-                    group.addTask { try await TimerScheduler(catalog: catalog, logger: Self.logger).run() }
-
-                    let ids = try await Self.submitTransfers(300, among: accounts, commands: commands, crashing: ledgerProcess)
-                    let statuses = try await Self.settle(ids, store: store)
-                    try await Self.check(ids, statuses, ledger: ledger, participants: participants, total: total)
-                    // The faults did happen: steps timed out (late replies, crashed workers) and were retried.
-                    let timeouts = try await StoreFixture.scalar(
-                        store, "SELECT count(*) FROM baton.saga_history WHERE kind = 'step_timed_out'", as: Int64.self)
-                    #expect((timeouts ?? 0) > 0)
-                    Self.logger.info("conservation: \(timeouts ?? 0) step timeouts")
-                    group.cancelAll()
-                    try await group.waitForAll()
+                    try await Task.sleep(for: .milliseconds(300))
+                    try ledgerProcess.start()
                 }
             }
+            return ids
         }
-    }
 
-    /// Submits `count` random transfers, killing and restarting the ledger every 40.
-    static func submitTransfers(
-        _ count: Int, among accounts: [String], commands: SagaCommands, crashing ledgerProcess: Participants
-    ) async throws -> [String] {
-        var ids: [String] = []
-        for number in 0..<count {
-            let from = accounts.randomElement()!
-            let to = accounts.filter { $0 != from }.randomElement()!
-            var amount = Int64.random(in: 1...30_000)
-            if number % 10 == 0 { amount = 600_000 }  // large and round: stopped as fraud
-            if number % 10 == 1 { amount = 3_000_000 }  // more than any account holds
-            let input: JSONValue = [
-                "transfer_id": .string("t-\(number)"), "from_account": .string(from), "to_account": .string(to),
-                "amount": .integer(amount), "currency": "EUR",
-            ]
-            ids.append(try await commands.submit(workflow: "funds-transfer", input: input).record.saga.id)
-            if number % 40 == 39 {
-                // Crash the ledger mid-flight, and bring it back.
-                ledgerProcess.kill()
-                try await Task.sleep(for: .milliseconds(300))
-                try ledgerProcess.start()
+        /// The sagas' statuses once all are terminal, or after four minutes.
+        static func settle(_ ids: [String], store: SagaStore) async throws -> [SagaStatus] {
+            let end = ContinuousClock.now + .seconds(240)
+            var statuses: [SagaStatus] = []
+            while ContinuousClock.now < end {
+                statuses = []
+                for id in ids { statuses.append(try #require(try await store.saga(id: id)).saga.status) }
+                if statuses.allSatisfy(\.isTerminal) { break }
+                try await Task.sleep(for: .milliseconds(500))
             }
+            return statuses
         }
-        return ids
-    }
 
-    /// The sagas' statuses once all are terminal, or after four minutes.
-    static func settle(_ ids: [String], store: SagaStore) async throws -> [SagaStatus] {
-        let end = ContinuousClock.now + .seconds(240)
-        var statuses: [SagaStatus] = []
-        while ContinuousClock.now < end {
-            statuses = []
-            for id in ids { statuses.append(try #require(try await store.saga(id: id)).saga.status) }
-            if statuses.allSatisfy(\.isTerminal) { break }
-            try await Task.sleep(for: .milliseconds(500))
-        }
-        return statuses
-    }
-
-    static func check(_ ids: [String], _ statuses: [SagaStatus], ledger: Ledger, participants: PostgresClient, total: Int64) async throws {
-        let completed = statuses.filter { $0 == .completed }.count
-        let failed = statuses.filter { $0 == .failed }.count
-        #expect(completed + failed == ids.count, "every saga ends COMPLETED or FAILED")
-        #expect(completed > 0)
-        #expect(failed >= ids.count / 5, "the fraud and insufficient-funds transfers fail")
-        #expect(try await ledger.totalBalance() == total, "the sum of the balances never changes")
-        // Each leg of each saga is booked at most once; a completed transfer is one debit and one
-        // credit; a failed one is nothing, or a debit and its refund.
-        var legs: [String: [String: Int]] = [:]
-        let rows = try await participants.query("SELECT saga_id, kind FROM ledger.entries WHERE saga_id IS NOT NULL")
-        for try await row in rows.decode((String, String).self) { legs[row.0, default: [:]][row.1, default: 0] += 1 }
-        for (id, status) in zip(ids, statuses) {
-            let booked = legs[id] ?? [:]
-            if status == .completed {
-                #expect(booked == ["debit": 1, "credit": 1], "saga \(id)")
-            } else {
-                #expect(booked.isEmpty || booked == ["debit": 1, "refund": 1], "saga \(id): \(booked)")
+        static func check(
+            _ ids: [String], _ statuses: [SagaStatus], ledger: Ledger, participants: PostgresClient, total: Int64
+        ) async throws {
+            let completed = statuses.filter { $0 == .completed }.count
+            let failed = statuses.filter { $0 == .failed }.count
+            #expect(completed + failed == ids.count, "every saga ends COMPLETED or FAILED")
+            #expect(completed > 0)
+            #expect(failed >= ids.count / 5, "the fraud and insufficient-funds transfers fail")
+            #expect(try await ledger.totalBalance() == total, "the sum of the balances never changes")
+            // Each leg of each saga is booked at most once; a completed transfer is one debit and one
+            // credit; a failed one is nothing, or a debit and its refund.
+            var legs: [String: [String: Int]] = [:]
+            let rows = try await participants.query("SELECT saga_id, kind FROM ledger.entries WHERE saga_id IS NOT NULL")
+            for try await row in rows.decode((String, String).self) { legs[row.0, default: [:]][row.1, default: 0] += 1 }
+            for (id, status) in zip(ids, statuses) {
+                let booked = legs[id] ?? [:]
+                if status == .completed {
+                    #expect(booked == ["debit": 1, "credit": 1], "saga \(id)")
+                } else {
+                    #expect(booked.isEmpty || booked == ["debit": 1, "refund": 1], "saga \(id): \(booked)")
+                }
             }
+            logger.info("conservation: \(completed) completed, \(failed) failed")
         }
-        logger.info("conservation: \(completed) completed, \(failed) failed")
     }
 }

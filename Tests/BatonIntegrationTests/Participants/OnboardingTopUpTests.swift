@@ -4,79 +4,81 @@ import BatonStore
 import Foundation
 import Testing
 
-/// `workflows/onboarding.yaml` and `workflows/wallet-topup.yaml` on the real participants.
-@Suite("Onboarding and wallet top-up, end to end", .serialized)
-struct OnboardingTopUpTests {
-    static func person(_ email: String, name: String = "Ada Lovelace", birth: String = "1990-12-10") -> JSONValue {
-        [
-            "email": .string(email), "name": .string(name), "birth_date": .string(birth), "country": "GB",
-            "document_number": "AB123456", "currency": "EUR",
-        ]
-    }
-
-    @Test("an approved customer gets a wallet and a welcome; a rejected one is deregistered and may try again")
-    func onboarding() async throws {
-        try await FintechHarness.run { system in
-            let approved = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
-            #expect(approved.saga.status == .completed)
-            let user = try #require(approved.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
-            #expect(try await system.ledger.balance("wallet-\(user)") == 0)
-            #expect(try await system.users.status(of: user) == "registered")
-            #expect(try await system.kyc.decisions(userID: user) == ["approved"])
-            #expect(
-                try await system.notifications.messages(sagaID: approved.saga.id) == [
-                    "Welcome, Ada Lovelace! Your wallet wallet-\(user) is open."
-                ])
-
-            let minor = try await system.settled(
-                try await system.submit("onboarding", Self.person("kid@example.com", name: "Young Kid", birth: "2015-01-01")))
-            #expect(minor.saga.status == .failed)
-            #expect(minor.saga.steps[1].error?.code == "kyc_rejected")
-            #expect(minor.saga.steps[1].error?.message.contains("under 18") == true)
-            #expect(minor.saga.steps[0].status == .compensated)
-            let rejected = try #require(minor.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
-            #expect(try await system.users.status(of: rejected) == "deregistered")
-            #expect(try await system.kyc.decisions(userID: rejected) == ["rejected"])
-            #expect(try await system.ledger.balance("wallet-\(rejected)") == nil)
-
-            let watched = try await system.settled(
-                try await system.submit("onboarding", Self.person("m@example.com", name: "Mallory Sanctioned")))
-            #expect(watched.saga.steps[1].error?.message.contains("watch list") == true)
-
-            // The email of a withdrawn registration is free again; an active one is not.
-            let retried = try await system.settled(try await system.submit("onboarding", Self.person("kid@example.com")))
-            #expect(retried.saga.status == .completed)
-            let duplicate = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
-            #expect(duplicate.saga.status == .failed)
-            #expect(duplicate.saga.steps[0].error?.code == "email_taken")
+extension EndToEndSuites {
+    /// `workflows/onboarding.yaml` and `workflows/wallet-topup.yaml` on the real participants.
+    @Suite("Onboarding and wallet top-up, end to end", .serialized)
+    struct OnboardingTopUpTests {
+        static func person(_ email: String, name: String = "Ada Lovelace", birth: String = "1990-12-10") -> JSONValue {
+            [
+                "email": .string(email), "name": .string(name), "birth_date": .string(birth), "country": "GB",
+                "document_number": "AB123456", "currency": "EUR",
+            ]
         }
-    }
 
-    @Test("a top-up credits the wallet once per deposit; one to a missing wallet returns the deposit")
-    func topUp() async throws {
-        try await FintechHarness.run { system in
-            try await system.ledger.openAccount("wallet-usr_1", currency: "EUR")
-            let deposit: JSONValue = ["wallet": "wallet-usr_1", "amount": 2_000, "currency": "EUR", "provider_reference": "dep-1"]
-            let credited = try await system.settled(try await system.submit("wallet-topup", deposit))
-            #expect(credited.saga.status == .completed)
-            #expect(try await system.ledger.balance("wallet-usr_1") == 2_000)
-            #expect(
-                try await system.notifications.messages(sagaID: credited.saga.id) == [
-                    "We received your deposit dep-1 of 2000 EUR into wallet-usr_1."
-                ])
+        @Test("an approved customer gets a wallet and a welcome; a rejected one is deregistered and may try again")
+        func onboarding() async throws {
+            try await FintechHarness.run { system in
+                let approved = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
+                #expect(approved.saga.status == .completed)
+                let user = try #require(approved.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
+                #expect(try await system.ledger.balance("wallet-\(user)") == 0)
+                #expect(try await system.users.status(of: user) == "registered")
+                #expect(try await system.kyc.decisions(userID: user) == ["approved"])
+                #expect(
+                    try await system.notifications.messages(sagaID: approved.saga.id) == [
+                        "Welcome, Ada Lovelace! Your wallet wallet-\(user) is open."
+                    ])
 
-            // The same provider deposit again is refused, and credits nothing.
-            let repeated = try await system.settled(try await system.submit("wallet-topup", deposit))
-            #expect(repeated.saga.status == .failed)
-            #expect(repeated.saga.steps[0].error?.code == "duplicate_deposit")
-            #expect(try await system.ledger.balance("wallet-usr_1") == 2_000)
+                let minor = try await system.settled(
+                    try await system.submit("onboarding", Self.person("kid@example.com", name: "Young Kid", birth: "2015-01-01")))
+                #expect(minor.saga.status == .failed)
+                #expect(minor.saga.steps[1].error?.code == "kyc_rejected")
+                #expect(minor.saga.steps[1].error?.message.contains("under 18") == true)
+                #expect(minor.saga.steps[0].status == .compensated)
+                let rejected = try #require(minor.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
+                #expect(try await system.users.status(of: rejected) == "deregistered")
+                #expect(try await system.kyc.decisions(userID: rejected) == ["rejected"])
+                #expect(try await system.ledger.balance("wallet-\(rejected)") == nil)
 
-            let missing = try await system.settled(
-                try await system.submit(
-                    "wallet-topup", ["wallet": "wallet-nobody", "amount": 500, "currency": "EUR", "provider_reference": "dep-2"]))
-            #expect(missing.saga.status == .failed)
-            #expect(missing.saga.steps[1].error?.code == "unknown_account")
-            #expect(missing.saga.steps[0].status == .compensated)
+                let watched = try await system.settled(
+                    try await system.submit("onboarding", Self.person("m@example.com", name: "Mallory Sanctioned")))
+                #expect(watched.saga.steps[1].error?.message.contains("watch list") == true)
+
+                // The email of a withdrawn registration is free again; an active one is not.
+                let retried = try await system.settled(try await system.submit("onboarding", Self.person("kid@example.com")))
+                #expect(retried.saga.status == .completed)
+                let duplicate = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
+                #expect(duplicate.saga.status == .failed)
+                #expect(duplicate.saga.steps[0].error?.code == "email_taken")
+            }
+        }
+
+        @Test("a top-up credits the wallet once per deposit; one to a missing wallet returns the deposit")
+        func topUp() async throws {
+            try await FintechHarness.run { system in
+                try await system.ledger.openAccount("wallet-usr_1", currency: "EUR")
+                let deposit: JSONValue = ["wallet": "wallet-usr_1", "amount": 2_000, "currency": "EUR", "provider_reference": "dep-1"]
+                let credited = try await system.settled(try await system.submit("wallet-topup", deposit))
+                #expect(credited.saga.status == .completed)
+                #expect(try await system.ledger.balance("wallet-usr_1") == 2_000)
+                #expect(
+                    try await system.notifications.messages(sagaID: credited.saga.id) == [
+                        "We received your deposit dep-1 of 2000 EUR into wallet-usr_1."
+                    ])
+
+                // The same provider deposit again is refused, and credits nothing.
+                let repeated = try await system.settled(try await system.submit("wallet-topup", deposit))
+                #expect(repeated.saga.status == .failed)
+                #expect(repeated.saga.steps[0].error?.code == "duplicate_deposit")
+                #expect(try await system.ledger.balance("wallet-usr_1") == 2_000)
+
+                let missing = try await system.settled(
+                    try await system.submit(
+                        "wallet-topup", ["wallet": "wallet-nobody", "amount": 500, "currency": "EUR", "provider_reference": "dep-2"]))
+                #expect(missing.saga.status == .failed)
+                #expect(missing.saga.steps[1].error?.code == "unknown_account")
+                #expect(missing.saga.steps[0].status == .compensated)
+            }
         }
     }
 }
