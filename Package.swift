@@ -7,6 +7,7 @@ import PackageDescription
 //   CNATS           system library over the official NATS C client (libnats)
 //   BatonTransport  NATS JetStream transport over CNATS
 //   BatonEngine     orchestrator services: outbox relay, reply consumer, durable scheduler
+//   BatonLogging    JSON log lines for swift-log, and how a process picks its log format
 //   BatonHTTP       what every HTTP service here shares (problem+json errors)
 //   BatonAPI        the orchestrator's HTTP API (Hummingbird)
 //   BatonClient     a client of that API (the `baton` commands, services that start sagas)
@@ -25,6 +26,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
@@ -35,12 +37,14 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
     ],
     targets: [
         .target(
             name: "BatonCore",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -80,6 +84,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "BatonLogging",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "BatonHTTP",
             dependencies: [
                 "BatonCore",
@@ -110,9 +118,11 @@ let package = Package(
                 "BatonCore",
                 "BatonStore",
                 "BatonTransport",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .target(
@@ -127,12 +137,15 @@ let package = Package(
                 "BatonWorker",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "baton",
             dependencies: [
                 "BatonClient",
+                "BatonLogging",
                 "BatonCore",
                 "BatonStore",
                 "BatonTransport",
@@ -148,6 +161,7 @@ let package = Package(
             name: "baton-participants",
             dependencies: [
                 "BatonClient",
+                "BatonLogging",
                 "BatonParticipants",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 "BatonStore",
@@ -168,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonTransportTests",
-            dependencies: ["BatonCore", "BatonTransport"]
+            dependencies: ["BatonCore", "BatonLogging", "BatonTransport"]
         ),
         .testTarget(
             name: "BatonCommandTests",

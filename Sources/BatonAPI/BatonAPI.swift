@@ -123,10 +123,11 @@ public struct BatonAPI: Sendable {
         }
         // Always present: the correlation middleware sets one when the caller did not.
         let correlationID = request.headers[CorrelationMiddleware<BasicRequestContext>.header]
+        let traceparent = request.headers[CorrelationMiddleware<BasicRequestContext>.traceparentHeader]
         do {
             let creation = try await commands.submit(
                 workflow: workflow, version: version, input: fields["input"] ?? [:], idempotencyKey: idempotencyKey,
-                correlationID: correlationID)
+                correlationID: correlationID, traceparent: traceparent)
             let saga = creation.record.saga
             var headers = HTTPFields()
             headers[.location] = "/v1/sagas/\(saga.id)"

@@ -93,7 +93,7 @@ public struct BatonServer: Service {
         defer { nats.close() }
         let registry = PrometheusCollectorRegistry()
         let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let catalog = DefinitionCatalog(store: store, metrics: metrics)
+        let catalog = DefinitionCatalog(store: store, metrics: metrics, logger: logger)
         let commands = SagaCommands(catalog: catalog, logger: logger)
         let api = BatonAPI(store: store, commands: commands, configuration: configuration.api, metrics: registry) {
             let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil

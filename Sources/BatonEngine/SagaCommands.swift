@@ -42,7 +42,8 @@ public struct SagaCommands: Sendable {
         version: Int? = nil,
         input: JSONValue,
         idempotencyKey: String? = nil,
-        correlationID: String? = nil
+        correlationID: String? = nil,
+        traceparent: String? = nil
     ) async throws -> SagaCreation {
         let stored: StoredDefinition
         if let version {
@@ -64,17 +65,15 @@ public struct SagaCommands: Sendable {
         let id = SagaID.make(now: now, random: &random)
         var machine = try SagaStateMachine(
             definition: definition,
-            saga: SagaInstance(id: id, definition: definition, input: input, correlationID: correlationID, now: now))
+            saga: SagaInstance(
+                id: id, definition: definition, input: input, correlationID: correlationID, traceparent: traceparent, now: now))
         let transition = machine.handle(.start, now: now, random: &random)
         let idempotency = idempotencyKey.map {
             IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))
         }
         let creation = try await store.createSaga(NewSaga(saga: machine.saga, transition: transition, idempotency: idempotency), now: now)
         if case .created(let record) = creation {
-            catalog.metrics.record(transition, of: record.saga)
-            logger.info(
-                "saga started",
-                metadata: ["saga.id": "\(id)", "workflow": "\(workflow)", "correlation.id": "\(correlationID ?? "")"])
+            catalog.record(transition, of: record.saga)
         }
         return creation
     }

@@ -1,23 +1,32 @@
+import BatonCore
 import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// Gives every request a correlation id: the caller's `X-Correlation-ID`, or a new one. The id is
-/// passed on in the request (so a handler that starts a saga stores it), put into the request's
-/// logger metadata as `correlation.id`, and returned in the response's `X-Correlation-ID`.
+/// Gives every request a correlation id and a trace context.
+///
+/// The correlation id is the caller's `X-Correlation-ID`, or a new one; the trace context is the
+/// caller's W3C `traceparent` when valid, or a new trace (``SagaTrace/start(from:)``). Both are
+/// passed on in the request (so a handler that starts a saga stores them), put into the request's
+/// logger metadata (`correlation.id`, `trace.id`), and the correlation id is returned in the
+/// response's `X-Correlation-ID`.
 public struct CorrelationMiddleware<Context: RequestContext>: RouterMiddleware {
     public static var header: HTTPField.Name { HTTPField.Name("X-Correlation-ID")! }
+    public static var traceparentHeader: HTTPField.Name { HTTPField.Name("traceparent")! }
 
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let given = request.headers[Self.header].flatMap { $0.isEmpty || $0.count > 255 ? nil : $0 }
         let id = given ?? UUID().uuidString.lowercased()
+        let traceparent = SagaTrace.start(from: request.headers[Self.traceparentHeader])
         var head = request.head
         head.headerFields[Self.header] = id
+        head.headerFields[Self.traceparentHeader] = traceparent
         let request = Request(head: head, body: request.body)
         var context = context
         context.logger[metadataKey: "correlation.id"] = "\(id)"
+        if let trace = SagaTrace.ids(of: traceparent) { context.logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
         var response = try await next(request, context)
         response.headers[Self.header] = id
         return response

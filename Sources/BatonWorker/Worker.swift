@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// A participant's worker: a `Service` that consumes the participant's commands from JetStream,
 /// runs the registered handler, publishes the typed reply and only then acknowledges the command.
@@ -45,11 +46,13 @@ public struct Worker: Service {
     public let configuration: Configuration
     let handlers: WorkerHandlers
     let logger: Logger
+    let metrics: WorkerMetrics
 
-    public init(configuration: Configuration, handlers: WorkerHandlers, logger: Logger) {
+    public init(configuration: Configuration, handlers: WorkerHandlers, logger: Logger, metrics: WorkerMetrics = WorkerMetrics()) {
         self.configuration = configuration
         self.handlers = handlers
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// The durable consumer every process of the participant shares.
@@ -154,11 +157,39 @@ public struct Worker: Service {
         scoped[metadataKey: "saga.direction"] = "\(command.direction.rawValue)"
         scoped[metadataKey: "saga.attempt"] = "\(command.attempt)"
         if let correlationID = command.correlationID { scoped[metadataKey: "correlation.id"] = "\(correlationID)" }
-        let logger = scoped
+        if let trace = command.traceparent.flatMap(SagaTrace.ids(of:)) { scoped[metadataKey: "trace.id"] = "\(trace.traceID)" }
         if let delivery = message.metadata, delivery.deliveryCount > 1 {
-            logger.debug("command redelivered", metadata: ["delivery.count": "\(delivery.deliveryCount)"])
+            scoped.debug("command redelivered", metadata: ["delivery.count": "\(delivery.deliveryCount)"])
+            metrics.redelivered(participant: configuration.participant)
         }
 
+        let logger = scoped
+        // A span per command, a child of the trace the command carries, for whichever tracer the
+        // process bootstrapped (none by default: then this costs next to nothing).
+        var traceContext = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(message.headers, into: &traceContext, using: NATSHeadersExtractor())
+        let started = ContinuousClock.now
+        let inFlight = metrics.inFlight(participant: configuration.participant)
+        inFlight.increment()
+        defer { inFlight.decrement() }
+        await withSpan("\(configuration.participant).\(command.action)", context: traceContext, ofKind: .consumer) { span in
+            span.attributes["baton.saga.id"] = command.sagaID
+            span.attributes["baton.saga.step"] = command.step
+            span.attributes["baton.saga.direction"] = command.direction.rawValue
+            span.attributes["baton.saga.attempt"] = command.attempt
+            let status = await run(handler, for: command, message: message, jetStream: jetStream, logger: logger)
+            span.attributes["baton.reply.status"] = status.wireName
+            if case .failed = status { span.setStatus(SpanStatus(code: .error)) }
+            metrics.handled(command, participant: configuration.participant, outcome: status.wireName, since: started)
+        }
+    }
+
+    /// Runs `handler` (with heartbeats) and publishes its reply, then acknowledges the command.
+    /// Returns the status replied.
+    private func run(
+        _ handler: @escaping WorkerHandlers.Handler, for command: CommandMessage, message: JetStreamMessage, jetStream: JetStream,
+        logger: Logger
+    ) async -> ReplyStatus {
         let outcome = await withTaskGroup(of: HandlerOutcome?.self) { group in
             group.addTask {
                 do {
@@ -200,8 +231,10 @@ public struct Worker: Service {
         } catch {
             // Unacknowledged, the command comes back; the barrier then returns the stored result.
             logger.warning("reply not published; the command will be redelivered", metadata: ["error": "\(error)"])
+            metrics.replyFailed(participant: configuration.participant)
             try? message.nak(delay: .seconds(1))
         }
+        return status
     }
 
     /// What a handler came to: a reply now, or one it will send later.
@@ -230,6 +263,7 @@ public struct Worker: Service {
     }
 
     func deadLetter(_ message: JetStreamMessage, reason: String, jetStream: JetStream) async {
+        metrics.deadLettered(participant: configuration.participant)
         logger.error(
             "command sent to the dead letters", metadata: ["reason": "\(reason)", "subject": "\(message.subject)"])
         do {
@@ -243,6 +277,11 @@ public struct Worker: Service {
             try? message.nak(delay: .seconds(1))
         }
     }
+}
+
+/// Reads trace context headers (`traceparent`, `tracestate`) from a NATS message's headers.
+struct NATSHeadersExtractor: Extractor {
+    func extract(key: String, from carrier: [String: [String]]) -> String? { carrier[key]?.first }
 }
 
 /// Set once, when graceful shutdown begins.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonClient
+import BatonLogging
 import BatonParticipants
 import BatonStore
 import BatonTransport
@@ -54,6 +55,7 @@ struct ParticipantsCommand: AsyncParsableCommand {
         @Option(help: "Baton API token, if the server requires one. Env: BATON_TOKEN.") var batonToken: String?
         @Option(help: "The Transactions API's address. Env: TRANSACTIONS_LISTEN.") var transactionsListen: String?
         @Option(help: "The Payments API's address. Env: PAYMENTS_LISTEN.") var paymentsListen: String?
+        @Option(help: "Where the workers serve /metrics and /healthz. Env: METRICS_LISTEN.") var metricsListen: String?
         @Option(help: "How long a KYC verification takes, in milliseconds.") var kycDelay: Int = 1500
         @Option(help: "How long JetStream waits for a command's ack or heartbeat before redelivering it, in seconds.")
         var ackWait: Int = 30
@@ -65,8 +67,10 @@ struct ParticipantsCommand: AsyncParsableCommand {
         static let all = ["ledger", "fraud", "notifications", "audit", "users", "kyc", "transactions", "payments"]
 
         func run() async throws {
+            // Before the first logger: a logger keeps the handler it was made with.
+            let level = LogSetup.bootstrap()
             var info = Logger(label: "participants")
-            info.logLevel = .info
+            info.logLevel = level
             let logger = info
             let environment = ProcessInfo.processInfo.environment
             guard let nats = natsURL ?? environment["BATON_NATS_URL"] else {
@@ -77,6 +81,8 @@ struct ParticipantsCommand: AsyncParsableCommand {
             }
             let transactionsAddress = try Self.address(transactionsListen ?? environment["TRANSACTIONS_LISTEN"] ?? "127.0.0.1:8081")
             let paymentsAddress = try Self.address(paymentsListen ?? environment["PAYMENTS_LISTEN"] ?? "127.0.0.1:8082")
+            let metricsAddress = try Self.address(metricsListen ?? environment["METRICS_LISTEN"] ?? "127.0.0.1:9464")
+            let endpoint = WorkerMetricsEndpoint()
             let baton = BatonClient(
                 base: batonURL ?? environment["BATON_URL"] ?? "http://127.0.0.1:8080", token: batonToken ?? environment["BATON_TOKEN"])
 
@@ -127,8 +133,10 @@ struct ParticipantsCommand: AsyncParsableCommand {
                                 participant: name, nats: .init(urlList: nats, name: "participant-\(name)"), ackWait: .seconds(ackWait),
                                 // A late answer must be late: heartbeats would keep the step alive.
                                 heartbeats: slowRate == 0),
-                            handlers: handlers, logger: logger)))
+                            handlers: handlers, logger: logger, metrics: endpoint.workerMetrics)))
             }
+            services.append(.init(service: endpoint.service(host: metricsAddress.host, port: metricsAddress.port, logger: logger)))
+            print("baton-participants: metrics on http://\(metricsAddress.host):\(metricsAddress.port)/metrics")
             if names.contains("transactions") {
                 services.append(
                     .init(

@@ -27,6 +27,8 @@ public struct StepCommand: Sendable, Hashable, Codable {
     public var deadline: Date
     public var payload: JSONValue
     public var correlationID: String?
+    /// The saga's W3C `traceparent`, passed through unchanged (``SagaTrace``).
+    public var traceparent: String?
     /// The workflow's name, for the participant's logs (`Baton-Workflow`).
     public var workflow: String?
 
@@ -41,6 +43,7 @@ public struct StepCommand: Sendable, Hashable, Codable {
         deadline: Date,
         payload: JSONValue,
         correlationID: String?,
+        traceparent: String? = nil,
         workflow: String? = nil
     ) {
         self.sagaID = sagaID
@@ -53,6 +56,7 @@ public struct StepCommand: Sendable, Hashable, Codable {
         self.deadline = deadline
         self.payload = payload
         self.correlationID = correlationID
+        self.traceparent = traceparent
         self.workflow = workflow
     }
 

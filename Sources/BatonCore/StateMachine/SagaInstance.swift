@@ -8,6 +8,8 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     /// The ``WorkflowDefinition/contentHash`` of the definition this saga runs.
     public var workflowHash: String
     public var correlationID: String?
+    /// The W3C `traceparent` every command of the saga carries (``SagaTrace``).
+    public var traceparent: String?
     public var input: JSONValue
     public var status: SagaStatus
     /// Whether the saga is moving forward (actions) or backward (compensations); kept while
@@ -25,12 +27,15 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     public var updatedAt: Date
 
     /// A new saga in `PENDING`, with every step `PENDING`.
-    public init(id: String, definition: WorkflowDefinition, input: JSONValue, correlationID: String? = nil, now: Date) {
+    public init(
+        id: String, definition: WorkflowDefinition, input: JSONValue, correlationID: String? = nil, traceparent: String? = nil, now: Date
+    ) {
         self.id = id
         self.workflow = definition.name
         self.workflowVersion = definition.version
         self.workflowHash = definition.contentHash
         self.correlationID = correlationID
+        self.traceparent = traceparent
         self.input = input
         self.status = .pending
         self.direction = .action
@@ -47,6 +52,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         workflowVersion: Int,
         workflowHash: String,
         correlationID: String?,
+        traceparent: String? = nil,
         input: JSONValue,
         status: SagaStatus,
         direction: StepDirection,
@@ -63,6 +69,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         self.workflowVersion = workflowVersion
         self.workflowHash = workflowHash
         self.correlationID = correlationID
+        self.traceparent = traceparent
         self.input = input
         self.status = status
         self.direction = direction

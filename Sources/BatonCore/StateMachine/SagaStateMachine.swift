@@ -362,6 +362,7 @@ public struct SagaStateMachine: Sendable {
                     deadline: due,
                     payload: payload,
                     correlationID: saga.correlationID,
+                    traceparent: saga.traceparent,
                     workflow: saga.workflow
                 )
             )

@@ -81,6 +81,7 @@ public struct ReplyConsumer: Service {
         logger[metadataKey: "saga.step"] = "\(reply.step)"
         logger[metadataKey: "saga.attempt"] = "\(reply.attempt)"
         if let correlationID = reply.correlationID { logger[metadataKey: "correlation.id"] = "\(correlationID)" }
+        if let trace = reply.traceparent.flatMap(SagaTrace.ids(of:)) { logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
         // The reply's own message id identifies it across redeliveries; without one, its place in
         // the stream does.
         let inboxID = message.header(WireProtocol.Header.messageID) ?? message.metadata.map { "seq:\($0.streamSequence)" }
@@ -94,9 +95,10 @@ public struct ReplyConsumer: Service {
                         "reply applied",
                         metadata: ["reply.status": "\(reply.status.wireName)", "saga.status": "\(record.saga.status.rawValue)"])
                 case .ignored(let reason, let detail):
-                    logger.info("reply ignored", metadata: ["reason": "\(reason.rawValue)", "detail": "\(detail)"])
+                    // Stale and duplicate replies are normal under retries; the metric counts them.
+                    logger.debug("reply ignored", metadata: ["reason": "\(reason.rawValue)", "detail": "\(detail)"])
                 case .rejected(let reason):
-                    logger.info("reply refused", metadata: ["reason": "\(reason)"])
+                    logger.notice("reply refused", metadata: ["reason": "\(reason)"])
                 }
             }
             try message.ack()

@@ -80,7 +80,7 @@ public struct TimerScheduler: Service {
         }
         if case .fired(let record, let transition) = firing {
             catalog.metrics.timerFired(due: claimed.timer.due)
-            catalog.metrics.record(transition, of: record.saga)
+            catalog.record(transition, of: record.saga)
         }
     }
 }

@@ -1,6 +1,7 @@
 import BatonCore
 import BatonStore
 import Foundation
+import Logging
 import Synchronization
 
 /// The workflow definitions sagas run, by name and version, kept in memory: a definition never
@@ -13,10 +14,19 @@ public final class DefinitionCatalog: Sendable {
     let store: SagaStore
     /// Where every transition applied through the catalog is counted.
     public let metrics: EngineMetrics
+    /// Where every transition applied through the catalog is logged.
+    let log: TransitionLog
 
-    public init(store: SagaStore, metrics: EngineMetrics = EngineMetrics()) {
+    public init(store: SagaStore, metrics: EngineMetrics = EngineMetrics(), logger: Logger = Logger(label: "baton.saga")) {
         self.store = store
         self.metrics = metrics
+        self.log = TransitionLog(logger: logger)
+    }
+
+    /// Counts and logs a committed transition.
+    func record(_ transition: SagaTransition, of saga: SagaInstance) {
+        metrics.record(transition, of: saga)
+        log.record(transition, of: saga)
     }
 
     private static func key(_ name: String, _ version: Int) -> String { "\(name)@\(version)" }
@@ -76,7 +86,7 @@ extension DefinitionCatalog {
                 try transition(record, event, now: .now)
             }
         }
-        if case .updated(let record, let transition) = result { metrics.record(transition, of: record.saga) }
+        if case .updated(let updated, let transition) = result { record(transition, of: updated.saga) }
         return result
     }
 }

@@ -24,11 +24,11 @@ extension SagaStore {
                     saga AS (
                         INSERT INTO baton.sagas (
                             id, workflow, workflow_version, workflow_hash, status, direction, position, current_step,
-                            input, correlation_id, idempotency_key, request_hash, deadline, suspension_reason, last_error,
+                            input, correlation_id, traceparent, idempotency_key, request_hash, deadline, suspension_reason, last_error,
                             attempts, retries, awaiting_reply_since, history_length, revision, created_at, updated_at,
                             finished_at)
                         SELECT \(id), \(saga.workflow), \(saga.workflowVersion), \(saga.workflowHash), s.status,
-                            s.direction, s.position, s.current_step, (w.doc->>'input')::jsonb, s.correlation_id,
+                            s.direction, s.position, s.current_step, (w.doc->>'input')::jsonb, s.correlation_id, s.traceparent,
                             s.idempotency_key, s.request_hash, baton.from_epoch_us(s.deadline), s.suspension_reason,
                             s.last_error, s.attempts, s.retries, baton.from_epoch_us(s.awaiting_reply_since),
                             s.history_length, 1, baton.from_epoch_us(s.created_at), baton.from_epoch_us(s.updated_at),
@@ -200,7 +200,7 @@ extension SagaStore {
         let sagaRows = try await connection.run(
             """
             SELECT id, workflow, workflow_version, workflow_hash, status, direction, position, input, correlation_id,
-                idempotency_key, deadline, suspension_reason, last_error, history_length, revision, created_at,
+                traceparent, idempotency_key, deadline, suspension_reason, last_error, history_length, revision, created_at,
                 updated_at, finished_at
             FROM baton.sagas WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
             """,
@@ -216,6 +216,7 @@ extension SagaStore {
                     workflowVersion: try column("workflow_version"),
                     workflowHash: try column("workflow_hash"),
                     correlationID: try column("correlation_id"),
+                    traceparent: try column("traceparent"),
                     input: try column.json("input", as: JSONValue.self) ?? .null,
                     status: try column.enumeration("status", as: SagaStatus.self),
                     direction: try column.enumeration("direction", as: StepDirection.self),
@@ -269,7 +270,8 @@ extension SagaStore {
     /// `jsonb_to_record` over the write set's saga part, as `s`.
     private static let sagaRecord = """
         jsonb_to_record(w.doc->'saga') AS s(
-            status text, direction text, position int, current_step text, correlation_id text, idempotency_key text,
+            status text, direction text, position int, current_step text, correlation_id text, traceparent text,
+            idempotency_key text,
             request_hash text, deadline bigint, suspension_reason text, last_error text, attempts int, retries int,
             awaiting_reply_since bigint, history_length int, created_at bigint, updated_at bigint, finished_at bigint)
         """

@@ -14,6 +14,7 @@ struct SagaWriteSet: Encodable {
         var position: Int
         var currentStep: String
         var correlationID: String?
+        var traceparent: String?
         var idempotencyKey: String?
         var requestHash: String?
         var deadline: Int64?
@@ -115,6 +116,7 @@ struct SagaWriteSet: Encodable {
             position: new.cursor,
             currentStep: new.steps.indices.contains(new.cursor) ? new.steps[new.cursor].name : "",
             correlationID: new.correlationID,
+            traceparent: new.traceparent,
             idempotencyKey: idempotency?.key ?? old?.idempotencyKey,
             requestHash: idempotency?.requestHash,
             deadline: new.deadline?.epochMicroseconds,

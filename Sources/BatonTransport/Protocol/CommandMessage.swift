@@ -27,7 +27,7 @@ public struct CommandMessage: Sendable, Hashable {
         idempotencyKey = command.idempotencyKey
         deadline = command.deadline
         correlationID = command.correlationID
-        self.traceparent = traceparent
+        self.traceparent = traceparent ?? command.traceparent
         payload = command.payload
     }
 

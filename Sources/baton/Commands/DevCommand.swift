@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonLogging
 import BatonStore
 import Foundation
 import Logging
@@ -18,8 +19,10 @@ struct DevCommand: AsyncParsableCommand {
     var workflows: [String] = []
 
     func run() async throws {
+        // Before the first logger: a logger keeps the handler it was made with.
+        let level = LogSetup.bootstrap(defaultFormat: .text)
         var logger = Logger(label: "baton")
-        logger.logLevel = ProcessInfo.processInfo.environment["BATON_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        logger.logLevel = level
         guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]) else {
             throw ValidationError("the HTTP address must be host:port, got '\(http)'")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BatonAPI
 import BatonCore
+import BatonLogging
 import BatonStore
 import BatonTransport
 import Foundation
@@ -38,8 +39,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        // Before the first logger: a logger keeps the handler it was made with.
+        let level = LogSetup.bootstrap(environment: environment)
         var logger = Logger(label: "baton")
-        logger.logLevel = environment["BATON_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        logger.logLevel = level
 
         guard let databaseText = databaseURL ?? environment["BATON_DATABASE_URL"] else {
             throw ValidationError("no database: pass --database-url or set BATON_DATABASE_URL")

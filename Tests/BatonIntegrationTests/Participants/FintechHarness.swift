@@ -34,6 +34,10 @@ struct FintechHarness {
     /// Clients of the Transactions and Payments APIs (the same client type serves any JSON API).
     let transactionsAPI: BatonClient
     let paymentsAPI: BatonClient
+    /// Every line the engine and the workers logged, at debug and above.
+    let logs: LogCapture
+    /// The registry the workers' handler metrics are made in.
+    let workerMetrics: WorkerMetricsEndpoint
 
     /// Runs `body` with the system up. `adjust` may change a workflow before it is registered (a
     /// shorter timeout, say).
@@ -64,7 +68,10 @@ struct FintechHarness {
                 for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
                 let registry = PrometheusCollectorRegistry()
                 let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))
-                let catalog = DefinitionCatalog(store: store, metrics: metrics)
+                let logs = LogCapture()
+                let captured = logs.logger(label: "baton.test.fintech")
+                let workerMetrics = WorkerMetricsEndpoint()
+                let catalog = DefinitionCatalog(store: store, metrics: metrics, logger: captured)
                 let commands = SagaCommands(catalog: catalog, logger: logger)
 
                 let (batonPort, transactionsPort, paymentsPort) = (
@@ -95,10 +102,10 @@ struct FintechHarness {
                     store: store, commands: commands, participants: participants, ledger: ledger, notifications: notifications,
                     users: users, kyc: kyc, payments: payments, transactions: transactions, baton: baton,
                     transactionsAPI: BatonClient(base: "http://127.0.0.1:\(transactionsPort)"),
-                    paymentsAPI: BatonClient(base: "http://127.0.0.1:\(paymentsPort)"))
+                    paymentsAPI: BatonClient(base: "http://127.0.0.1:\(paymentsPort)"), logs: logs, workerMetrics: workerMetrics)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, metrics: metrics, logger: logger).run() }
-                    group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: logger).run() }
+                    group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: captured).run() }
                     group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
                     group.addTask {
                         try await Application(
@@ -124,7 +131,7 @@ struct FintechHarness {
                     ] {
                         let worker = Worker(
                             configuration: .init(participant: participant, nats: .init(urlList: nats.url, name: participant)),
-                            handlers: handlers, logger: logger)
+                            handlers: handlers, logger: captured, metrics: workerMetrics.workerMetrics)
                         group.addTask { try await worker.run() }
                     }
                     for client in [harness.baton, harness.transactionsAPI, harness.paymentsAPI] {

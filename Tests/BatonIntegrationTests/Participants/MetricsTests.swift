@@ -1,5 +1,6 @@
 import BatonCore
 import Foundation
+import Prometheus
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -43,6 +44,15 @@ extension EndToEndSuites {
                 #expect(Self.value(text, #"baton_sagas_in_flight{status="PROCESSING"}"#) == 0)
                 #expect(Self.value(text, "baton_outbox_unpublished") == 0)
                 #expect(Self.value(text, "baton_outbox_lag_seconds") == 0)
+
+                // The workers' own handler metrics, from the registry their /metrics serves.
+                let workers = String(decoding: system.workerMetrics.registry.emitToBuffer(), as: UTF8.self)
+                let debits = #"baton_worker_commands_total{participant="ledger",action="debit",direction="action",outcome="#
+                #expect(Self.value(workers, debits + #""succeeded"}"#) == 1)
+                #expect(Self.value(workers, debits + #""failed"}"#) == 1)
+                #expect(
+                    Self.value(workers, #"baton_worker_handler_seconds_count{participant="fraud",action="score",direction="action"}"#) == 1)
+                #expect(Self.value(workers, #"baton_worker_in_flight{participant="ledger"}"#) == 0)
             }
         }
 

@@ -87,9 +87,13 @@ extension EndToEndSuites {
                         "--ack-wait", "2",
                     ]
                     // The ledger answers late now and then (after its step timed out), and crashes.
-                    let ledgerProcess = Participants(["ledger", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common)
+                    // Each process serves its worker metrics on a port of its own.
+                    let ledgerProcess = Participants(
+                        ["ledger", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common
+                            + ["--metrics-listen", "127.0.0.1:\(try ReconnectTests.freePort())"])
                     let others = Participants(
-                        ["fraud", "notifications", "audit", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common)
+                        ["fraud", "notifications", "audit", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common
+                            + ["--metrics-listen", "127.0.0.1:\(try ReconnectTests.freePort())"])
                     try ledgerProcess.start()
                     try others.start()
                     defer {

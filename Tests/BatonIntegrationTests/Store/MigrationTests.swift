@@ -58,8 +58,9 @@ struct MigrationTests {
         let url = try await StoreFixture.createDatabase()
         try await StoreFixture.withClient(url) { client in
             try await SchemaMigrator().migrate(client, logger: StoreFixture.logger)
+            let next = Migration.all.count + 1
             let broken = Migration(
-                version: 2, name: "broken", statements: ["CREATE TABLE baton.half (id int)", "SELECT no_such_function()"])
+                version: next, name: "broken", statements: ["CREATE TABLE baton.half (id int)", "SELECT no_such_function()"])
             await #expect(throws: PSQLError.self) {
                 try await SchemaMigrator(migrations: Migration.all + [broken]).migrate(client, logger: StoreFixture.logger)
             }
@@ -68,11 +69,11 @@ struct MigrationTests {
             for try await count in tables.decode(Int.self) { #expect(count == 0) }
 
             // An older binary against a newer schema keeps running, and says so.
-            let fixed = Migration(version: 2, name: "fixed", statements: ["CREATE TABLE baton.whole (id int)"])
+            let fixed = Migration(version: next, name: "fixed", statements: ["CREATE TABLE baton.whole (id int)"])
             let applied = try await SchemaMigrator(migrations: Migration.all + [fixed]).migrate(client, logger: StoreFixture.logger)
-            #expect(applied.applied == [2])
+            #expect(applied.applied == [next])
             let older = try await SchemaMigrator().migrate(client, logger: StoreFixture.logger)
-            #expect(older.newerVersionsInDatabase == [2])
+            #expect(older.newerVersionsInDatabase == [next])
         }
     }
 }
