@@ -14,12 +14,14 @@ import PackageDescription
 //   BatonWorker     worker SDK for participant services
 //   BatonParticipants  the demo's participants and the Transactions and Payments services
 //   baton           the `baton` executable
+//   baton-bench     the benchmark (docs/performance.md)
 let package = Package(
     name: "baton",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "baton", targets: ["baton"]),
         .executable(name: "baton-participants", targets: ["baton-participants"]),
+        .executable(name: "baton-bench", targets: ["baton-bench"]),
         .library(name: "BatonCore", targets: ["BatonCore"]),
         .library(name: "BatonWorker", targets: ["BatonWorker"]),
     ],
@@ -164,6 +166,21 @@ let package = Package(
                 "BatonLogging",
                 "BatonParticipants",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                "BatonStore",
+                "BatonTransport",
+                "BatonWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "baton-bench",
+            dependencies: [
+                "BatonClient",
+                "BatonCore",
+                "BatonEngine",
                 "BatonStore",
                 "BatonTransport",
                 "BatonWorker",

@@ -1,0 +1,75 @@
+import BatonStore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything one run measured, and how it prints.
+struct Report: Codable {
+    var count: Int
+    var concurrency: Int
+    var failEvery: Int
+    var phases: [PhaseFigures] = []
+    var preloaded: Int?
+    var storm: StormFigures?
+    var pgbenchTPS: Double?
+
+    var summary: String {
+        var lines = ["", "baton-bench: summary (\(count) sagas per phase, \(concurrency) in flight)"]
+        if let pgbenchTPS {
+            lines.append("  pgbench -N: \(String(format: "%.0f", pgbenchTPS)) tps")
+            for phase in phases {
+                lines.append(
+                    "  \(phase.phase): \(String(format: "%.0f", phase.legsPerSecond)) saga-steps/s = "
+                        + "\(String(format: "%.3f", phase.legsPerSecond / pgbenchTPS)) x pgbench -N tps")
+            }
+        }
+        if let empty = phases.first(where: { $0.phase == "empty" }), let scaled = phases.first(where: { $0.phase == "scaled" }) {
+            lines.append(
+                "  with \(preloaded ?? 0) finished sagas: \(String(format: "%.3f", scaled.sagasPerSecond / empty.sagasPerSecond)) x the throughput of an empty database"
+            )
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension PhaseFigures {
+    static let header =
+        "phase          sagas  completed  failed  sagas/s  steps/s  latency p50/p90/p99 ms   step p50/p99 ms  serve peak RSS MiB"
+
+    var line: String {
+        let name = phase.padding(toLength: 13, withPad: " ", startingAt: 0)
+        return String(
+            format: "%@ %6d  %9d  %6d  %7.0f  %7.0f  %6.1f / %6.1f / %6.1f   %5.2f / %6.2f    %6.1f", name, sagas, completed, failed,
+            sagasPerSecond, legsPerSecond, latencyP50 * 1000, latencyP90 * 1000, latencyP99 * 1000, stepP50 * 1000, stepP99 * 1000,
+            peakRSSMiB)
+    }
+}
+
+extension DatabaseURL {
+    /// The URL as `baton serve --database-url` takes it.
+    var text: String {
+        let credentials = password.map { "\(username):\($0)" } ?? username
+        return "postgres://\(credentials)@\(host):\(port)/\(database)"
+    }
+}
+
+/// A free TCP port on loopback, from the kernel.
+enum FreePort {
+    static func find() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw BenchError("bind() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
