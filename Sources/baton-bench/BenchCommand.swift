@@ -79,6 +79,7 @@ struct BenchCommand: AsyncParsableCommand {
                 }
             }
 
+            Children.stopOnSignals()
             let natsPort = try FreePort.find()
             let nats = try ChildProcess(
                 "nats-server", executable: URL(fileURLWithPath: "/usr/bin/env"),
@@ -108,9 +109,18 @@ struct BenchCommand: AsyncParsableCommand {
                 func phase(_ name: String, failEvery: Int) async throws -> PhaseFigures {
                     memory.start(serve)
                     defer { memory.stop() }
+                    let cpuBefore = CPUAccounting.snapshot(serve: serve.pid, workers: workers?.pid, nats: nats.pid)
                     try await driver.run(phase: name, count: count, concurrency: concurrency, failEvery: failEvery)
-                    let figures = try await PhaseFigures.read(phase: name, peakRSSMiB: memory.peakMiB, from: database)
+                    let cpuAfter = CPUAccounting.snapshot(serve: serve.pid, workers: workers?.pid, nats: nats.pid)
+                    var figures = try await PhaseFigures.read(phase: name, peakRSSMiB: memory.peakMiB, from: database)
+                    figures.cpuMillisecondsPerStep = CPUAccounting.perStep(from: cpuBefore, to: cpuAfter, steps: figures.legs)
                     print(figures.line)
+                    print(
+                        "               CPU ms per step: "
+                            + figures.cpuMillisecondsPerStep.sorted { $0.key < $1.key }.map {
+                                "\($0.key) \(String(format: "%.2f", $0.value))"
+                            }
+                            .joined(separator: ", "))
                     return figures
                 }
                 print("baton-bench: warming up")
@@ -118,6 +128,14 @@ struct BenchCommand: AsyncParsableCommand {
                 print(PhaseFigures.header)
                 report.phases.append(try await phase("empty", failEvery: 0))
                 report.phases.append(try await phase("failing-mix", failEvery: failEvery))
+
+                // Now, while baton serve is idle: pgbench must not share the cores with it.
+                if pgbenchSeconds > 0 {
+                    print("baton-bench: pgbench -N, \(pgbenchClients) clients, \(pgbenchSeconds) s")
+                    report.pgbenchTPS = try PGBench.tps(
+                        url: pgbenchURL, clients: pgbenchClients, seconds: pgbenchSeconds, log: directory.appending(path: "pgbench.log"))
+                    print("baton-bench: pgbench -N: \(String(format: "%.0f", report.pgbenchTPS ?? 0)) tps")
+                }
 
                 if preload > 0 {
                     let took = try await ContinuousClock().measure { try await Preload.finishedSagas(preload, into: database) }
@@ -133,11 +151,6 @@ struct BenchCommand: AsyncParsableCommand {
                         timers: timerStorm, api: api, database: database, serve: serve, concurrency: concurrency)
                     print(report.storm!.line)
                 }
-            }
-            if pgbenchSeconds > 0 {
-                print("baton-bench: pgbench -N, \(pgbenchClients) clients, \(pgbenchSeconds) s")
-                report.pgbenchTPS = try PGBench.tps(
-                    url: pgbenchURL, clients: pgbenchClients, seconds: pgbenchSeconds, log: directory.appending(path: "pgbench.log"))
             }
             print(report.summary)
             if let output {

@@ -20,6 +20,7 @@ final class ChildProcess: @unchecked Sendable {
         process.standardError = handle
         process.standardOutput = handle
         try process.run()
+        Children.register(self)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -40,6 +41,32 @@ final class ChildProcess: @unchecked Sendable {
         for _ in 0..<50 where process.isRunning { usleep(100_000) }
         if process.isRunning { kill(pid, SIGKILL) }
         process.waitUntilExit()
+    }
+}
+
+/// Stops every child still running when the benchmark is interrupted (SIGINT, SIGTERM): a
+/// `baton serve` left behind would reconnect to the next run's database and take its work.
+enum Children {
+    nonisolated(unsafe) private static var running: [ChildProcess] = []
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    static func register(_ child: ChildProcess) {
+        lock.withLock { running.append(child) }
+    }
+
+    /// Installs the handlers, once, before the first child starts.
+    static func stopOnSignals() {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                for child in lock.withLock({ running }) { child.stop() }
+                exit(130)
+            }
+            source.resume()
+            lock.withLock { sources.append(source) }
+        }
     }
 }
 

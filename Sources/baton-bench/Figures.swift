@@ -17,6 +17,8 @@ struct PhaseFigures: Codable {
     var stepP50: Double
     var stepP99: Double
     var peakRSSMiB: Double
+    /// CPU milliseconds per saga-step, by part (`CPUAccounting`).
+    var cpuMillisecondsPerStep: [String: Double] = [:]
 
     var sagasPerSecond: Double { Double(completed + failed) / seconds }
     var legsPerSecond: Double { Double(legs) / seconds }

@@ -12,6 +12,9 @@ public struct TimerScheduler: Service {
     let catalog: DefinitionCatalog
     let logger: Logger
     public var batchSize = 64
+    /// Timers of one batch fired at once, each in its own transaction. Timers of different sagas
+    /// are independent; two of one saga wait for each other on its row lock.
+    public var fireConcurrency = 8
     /// How long a claim lasts before another replica may take the timer.
     public var lease: SagaDuration = .seconds(30)
     /// The longest sleep without a wake-up.
@@ -57,13 +60,25 @@ public struct TimerScheduler: Service {
     /// Claims and fires the timers due now. - Returns: how many were claimed.
     func fireDue() async throws -> Int {
         let claimed = try await store.claimDueTimers(now: .now, limit: batchSize, lease: lease)
-        for timer in claimed {
-            do {
-                try await fire(timer)
-            } catch {
-                // Its lease lapses and it is claimed again.
-                logger.warning(
-                    "timer not fired; it will be retried", metadata: ["saga.id": "\(timer.sagaID)", "error": "\(error)"])
+        // One at a time, a storm of due timers drained at the speed of one transaction after
+        // another (baton-bench's timer storm, docs/performance.md).
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for timer in claimed {
+                if running >= fireConcurrency {
+                    await group.next()
+                    running -= 1
+                }
+                group.addTask {
+                    do {
+                        try await fire(timer)
+                    } catch {
+                        // Its lease lapses and it is claimed again.
+                        logger.warning(
+                            "timer not fired; it will be retried", metadata: ["saga.id": "\(timer.sagaID)", "error": "\(error)"])
+                    }
+                }
+                running += 1
             }
         }
         return claimed.count

@@ -1,0 +1,50 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// CPU time used by the processes that take part in a run, read from `/proc/<pid>/stat`, so a
+/// phase can say where its CPU went (the machine has two cores; every part shares them).
+enum CPUAccounting {
+    /// Clock ticks per second of `/proc` times (`sysconf(_SC_CLK_TCK)`).
+    static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    /// CPU seconds (user and system) used so far, by part: `baton serve`, the workers, this
+    /// driver, every PostgreSQL backend, and nats-server.
+    static func snapshot(serve: Int32, workers: Int32?, nats: Int32) -> [String: Double] {
+        var totals: [String: Double] = [:]
+        totals["baton serve"] = seconds(of: serve)
+        if let workers { totals["workers"] = seconds(of: workers) }
+        totals["driver"] = seconds(of: getpid())
+        totals["nats-server"] = seconds(of: nats)
+        var postgres = 0.0
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+                comm.hasPrefix("postgres")
+            else { continue }
+            postgres += seconds(of: pid) ?? 0
+        }
+        totals["postgres"] = postgres
+        return totals.compactMapValues { $0 }
+    }
+
+    static func seconds(of pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name: state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / ticksPerSecond
+    }
+
+    /// CPU milliseconds per saga-step by part, between two snapshots.
+    static func perStep(from start: [String: Double], to end: [String: Double], steps: Int) -> [String: Double] {
+        var result: [String: Double] = [:]
+        for (part, value) in end {
+            result[part] = (value - (start[part] ?? 0)) * 1000 / Double(max(steps, 1))
+        }
+        return result
+    }
+}
