@@ -50,7 +50,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "In the failing mix, every Nth saga fails at its last step and is compensated.") var failEvery = 10
         @Option(help: "Finished sagas to add before the scaled phase (0: skip it).") var preload = 0
         @Option(help: "Timers due at once in the timer storm (0: skip it).") var timerStorm = 0
-        @Option(help: "How long pgbench -N runs, in seconds (0: skip it).") var pgbenchSeconds = 20
+        @Option(help: "pgbench -N transactions per client (0: skip it).") var pgbenchTransactions = 2500
         @Option(help: "pgbench clients.") var pgbenchClients = 16
         @Option(help: "baton serve's log level.") var serveLogLevel = "info"
         @Option(help: "Write the figures as JSON here too.") var output: String?
@@ -130,10 +130,11 @@ struct BenchCommand: AsyncParsableCommand {
                 report.phases.append(try await phase("failing-mix", failEvery: failEvery))
 
                 // Now, while baton serve is idle: pgbench must not share the cores with it.
-                if pgbenchSeconds > 0 {
-                    print("baton-bench: pgbench -N, \(pgbenchClients) clients, \(pgbenchSeconds) s")
+                if pgbenchTransactions > 0 {
+                    print("baton-bench: pgbench -N, \(pgbenchClients) clients, \(pgbenchTransactions) transactions each")
                     report.pgbenchTPS = try PGBench.tps(
-                        url: pgbenchURL, clients: pgbenchClients, seconds: pgbenchSeconds, log: directory.appending(path: "pgbench.log"))
+                        url: pgbenchURL, clients: pgbenchClients, transactions: pgbenchTransactions,
+                        log: directory.appending(path: "pgbench.log"))
                     print("baton-bench: pgbench -N: \(String(format: "%.0f", report.pgbenchTPS ?? 0)) tps")
                 }
 

@@ -12,10 +12,15 @@ struct TransitionLog: Sendable {
     let logger: Logger
 
     func record(_ transition: SagaTransition, of saga: SagaInstance) {
+        // Most transitions log only debug lines: at the usual info level, build nothing for them.
+        let levels = transition.effects.compactMap { effect -> Logger.Level? in
+            if case .recordHistory(let entry) = effect { Self.level(of: entry.kind) } else { nil }
+        }
+        guard let highest = levels.max(), highest >= logger.logLevel else { return }
         var metadata: Logger.Metadata = ["saga.id": "\(saga.id)", "workflow": "\(saga.workflow)"]
         if let correlationID = saga.correlationID { metadata["correlation.id"] = "\(correlationID)" }
         if let trace = saga.traceparent.flatMap(SagaTrace.ids(of:)) { metadata["trace.id"] = "\(trace.traceID)" }
-        for case .recordHistory(let entry) in transition.effects {
+        for case .recordHistory(let entry) in transition.effects where Self.level(of: entry.kind) >= logger.logLevel {
             var line = metadata
             if let step = entry.step { line["saga.step"] = "\(step)" }
             if let direction = entry.direction { line["saga.direction"] = "\(direction.rawValue)" }
