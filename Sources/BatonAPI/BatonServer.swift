@@ -93,9 +93,11 @@ public struct BatonServer: Service {
         defer { nats.close() }
         let registry = PrometheusCollectorRegistry()
         let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))
-        let catalog = DefinitionCatalog(store: store, metrics: metrics, logger: logger)
+        let publishing = CommandPublishing(store: store, jetStream: streams, metrics: metrics, logger: logger)
+        let engineStore = publishing.store
+        let catalog = DefinitionCatalog(store: engineStore, metrics: metrics, logger: logger)
         let commands = SagaCommands(catalog: catalog, logger: logger)
-        let api = BatonAPI(store: store, commands: commands, configuration: configuration.api, metrics: registry) {
+        let api = BatonAPI(store: engineStore, commands: commands, configuration: configuration.api, metrics: registry) {
             let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
             return ["postgres": postgres, "nats": nats.state == .connected]
         }
@@ -107,7 +109,7 @@ public struct BatonServer: Service {
             logger: logger
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await OutboxRelay(store: store, jetStream: streams, metrics: metrics, logger: logger).run() }
+            group.addTask { try await publishing.run() }
             group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: streams, logger: logger).run() }
             group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
             group.addTask { try await application.runService() }

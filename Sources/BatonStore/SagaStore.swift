@@ -13,11 +13,31 @@ import PostgresNIO
 public struct SagaStore: Sendable {
     public let client: PostgresClient
     let logger: Logger
+    /// Told about the commands each committed write queued; when set, writes send no `outbox`
+    /// wake-up through `NOTIFY` (see ``announcingQueuedCommands(to:)``).
+    let outboxListener: (any OutboxListener)?
 
     /// - Parameter client: A running `PostgresClient` (run it in the service group).
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
+        self.outboxListener = nil
+    }
+
+    private init(client: PostgresClient, logger: Logger, outboxListener: (any OutboxListener)?) {
+        self.client = client
+        self.logger = logger
+        self.outboxListener = outboxListener
+    }
+
+    /// This store, telling `listener` in-process about the commands each of its writes queued, as
+    /// soon as the write commits, instead of waking outbox relays through `NOTIFY`.
+    ///
+    /// The listener publishes them straight away (``OutboxListener``); relays then only sweep up
+    /// what it missed, so they should claim rows older than a grace period
+    /// (``relayOutbox(limit:now:queuedBefore:_:)``).
+    public func announcingQueuedCommands(to listener: some OutboxListener) -> SagaStore {
+        SagaStore(client: client, logger: logger, outboxListener: listener)
     }
 
     /// Applies pending schema migrations (see ``SchemaMigrator``).

@@ -27,10 +27,10 @@ public final class Doorbell: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when rung, when `limit` has passed, or when the task is cancelled.
     /// Whether a ring is waiting for the next `wait` (for tests).
     var isRung: Bool { state.withLock { $0.rung } }
 
+    /// Returns when rung, when `limit` has passed, or when the task is cancelled.
     public func wait(atMost limit: Duration) async {
         // Rings only when the limit passes. (A cancelled alarm that rang anyway left the bell
         // rung after every real ring, so the next wait returned at once: idle services spun,

@@ -7,8 +7,10 @@ import ServiceLifecycle
 
 /// Publishes committed commands from the outbox to JetStream and marks them published.
 ///
-/// Woken by `NOTIFY` when a transaction queues commands; otherwise it sleeps (with a slow safety
-/// poll), never busy-polls. While NATS is down it backs off and loses nothing: unpublished rows stay
+/// Alone, it is woken by `NOTIFY` when a transaction queues commands. Beside a
+/// ``CommandDispatcher`` (as in `baton serve`), it sweeps up only what the dispatcher missed: rows
+/// older than ``grace``, found by its safety poll. Either way it sleeps between batches, never
+/// busy-polls. While NATS is down it backs off and loses nothing: unpublished rows stay
 /// in the outbox. Any number of replicas may run it: rows are claimed with `SKIP LOCKED`.
 public struct OutboxRelay: Service {
     let store: SagaStore
@@ -18,6 +20,13 @@ public struct OutboxRelay: Service {
     public var batchSize = 64
     /// The longest sleep without a wake-up (a safety net for a lost notification).
     public var idlePoll: Duration = .seconds(5)
+    /// Claim only rows queued at least this long ago: set when a ``CommandDispatcher`` publishes
+    /// new rows, so that the two do not race for them. `nil` claims any row.
+    public var grace: Duration?
+    /// The grace (and safety poll) of a relay beside a ``CommandDispatcher``: long enough that the
+    /// dispatcher has published and marked a row before the relay looks at it, short enough that a
+    /// command the dispatcher missed still goes out within seconds.
+    public static let sweepGrace: Duration = .seconds(2)
 
     public init(store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), logger: Logger) {
         self.store = store
@@ -60,7 +69,9 @@ public struct OutboxRelay: Service {
     /// Publishes one batch. - Returns: rows claimed, and how many of them failed to publish.
     func relayBatch() async throws -> (claimed: Int, failed: Int) {
         var failures = 0
-        let claimed = try await store.relayOutbox(limit: batchSize, now: .now) { batch in
+        let now = Date.now
+        let cutoff = grace.map { now.addingTimeInterval(-($0 / .seconds(1))) }
+        let claimed = try await store.relayOutbox(limit: batchSize, now: now, queuedBefore: cutoff) { batch in
             var published: [Int64] = []
             var failed: [Int64: String] = [:]
             for message in batch {

@@ -97,14 +97,16 @@ struct SagaWriteSet: Encodable {
 
     /// The write that takes a saga from `old` (nil when it is being created) to `new`.
     /// - Parameters:
-    ///   - historyLength: How many history entries the saga has before this write.
     ///   - now: When the write happens (for `finished_at`).
+    ///   - notifiesOutbox: Whether queued commands wake outbox relays through `NOTIFY` (not when an
+    ///     in-process ``OutboxListener`` publishes them).
     init(
         old: SagaRecord?,
         new: SagaInstance,
         transition: SagaTransition,
         idempotency: IdempotencyKey?,
-        now: Date
+        now: Date,
+        notifiesOutbox: Bool = true
     ) throws {
         self.now = now.epochMicroseconds
         let historyLength = old?.historyLength ?? 0
@@ -204,7 +206,7 @@ struct SagaWriteSet: Encodable {
             }
 
         var notifications: [String] = []
-        if !outbox.isEmpty { notifications.append(StoreWakeup.outbox.payload) }
+        if notifiesOutbox && !outbox.isEmpty { notifications.append(StoreWakeup.outbox.payload) }
         if let soonest = scheduledTimers.map(\.dueAt).min() {
             notifications.append(StoreWakeup.timer(due: Date(epochMicroseconds: soonest)).payload)
         }

@@ -11,6 +11,14 @@ public struct OutboxMessage: Sendable, Hashable {
     public var publishAttempts: Int
 }
 
+/// Told about the commands a saga write queued, right after the write commits, in the process that
+/// made it. Must return at once: it runs on the writer's task.
+///
+/// Nothing is lost if it drops them: they are in the outbox, and a relay publishes them later.
+public protocol OutboxListener: Sendable {
+    func commandsQueued(_ messages: [OutboxMessage])
+}
+
 /// What a relay did with a claimed batch.
 public struct OutboxPublishResult: Sendable, Hashable {
     /// Published and acknowledged by the broker: marked published.
@@ -35,15 +43,18 @@ extension SagaStore {
     /// `Nats-Msg-Id` should the first publish have reached it. Rows neither published nor failed
     /// stay unpublished too.
     ///
+    /// - Parameter queuedBefore: Claim only rows queued before this (those an ``OutboxListener``
+    ///   had its chance to publish); `nil` claims any.
     /// - Returns: How many rows were claimed (0 when the outbox was empty).
     @discardableResult
     public func relayOutbox(
         limit: Int,
         now: Date,
+        queuedBefore: Date? = nil,
         _ publish: ([OutboxMessage]) async throws -> OutboxPublishResult
     ) async throws -> Int {
         try await transaction { connection in
-            let rows = try await connection.run(Self.outboxClaimQuery(limit: limit), logger: logger)
+            let rows = try await connection.run(Self.outboxClaimQuery(limit: limit, queuedBefore: queuedBefore), logger: logger)
             var batch: [OutboxMessage] = []
             for try await row in rows {
                 let column = RowReader(row)
@@ -78,14 +89,24 @@ extension SagaStore {
     }
 
     /// The oldest unpublished rows that no other relay holds, locked for this transaction.
-    static func outboxClaimQuery(limit: Int) -> PostgresQuery {
-        """
-        SELECT id, command, created_at, publish_attempts FROM baton.outbox
-        WHERE published_at IS NULL
-        ORDER BY id
-        LIMIT \(max(limit, 1))
-        FOR UPDATE SKIP LOCKED
-        """
+    static func outboxClaimQuery(limit: Int, queuedBefore: Date? = nil) -> PostgresQuery {
+        // Without a cutoff, one far in the future: one statement, one plan.
+        let cutoff = queuedBefore ?? Date.distantFuture
+        return """
+            SELECT id, command, created_at, publish_attempts FROM baton.outbox
+            WHERE published_at IS NULL AND created_at < \(cutoff)
+            ORDER BY id
+            LIMIT \(max(limit, 1))
+            FOR UPDATE SKIP LOCKED
+            """
+    }
+
+    /// Marks commands published outside a relay's claim (an ``OutboxListener`` published them).
+    ///
+    /// A row a relay holds is waited for, and one it has marked meanwhile is left as it is.
+    public func markPublished(_ ids: [Int64], now: Date) async throws {
+        guard !ids.isEmpty else { return }
+        _ = try await query("UPDATE baton.outbox SET published_at = \(now) WHERE id = ANY(\(ids)) AND published_at IS NULL")
     }
 
     /// How many commands wait to be published, and when the oldest was queued.

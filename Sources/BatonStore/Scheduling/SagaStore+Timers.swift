@@ -80,9 +80,9 @@ extension SagaStore {
         _ decide: (SagaRecord) throws -> SagaChange
     ) async throws -> TimerFiring {
         guard let sagaID = UUID(sagaID: claimed.sagaID) else { throw SagaStoreError.sagaNotFound(id: claimed.sagaID) }
-        return try await transaction { connection in
+        let (firing, queued) = try await transaction { connection -> (TimerFiring, [Int64]) in
             // The saga first, then its timer: the order every transition takes its locks in.
-            guard let record = try await loadSaga(sagaID, on: connection, lock: true) else { return .superseded }
+            guard let record = try await loadSaga(sagaID, on: connection, lock: true) else { return (.superseded, []) }
             let deleted = try await connection.run(
                 """
                 DELETE FROM baton.timers
@@ -93,12 +93,14 @@ extension SagaStore {
             )
             var current = false
             for try await _ in deleted { current = true }
-            guard current else { return .superseded }
+            guard current else { return (.superseded, []) }
             switch try await apply(try decide(record), to: record, on: connection, now: now) {
-            case .updated(let updated, let transition): return .fired(updated, transition)
-            case .alreadyReceived: return .superseded
+            case (.updated(let updated, let transition), let queued): return (.fired(updated, transition), queued)
+            case (.alreadyReceived, _): return (.superseded, [])
             }
         }
+        if case .fired(_, let transition) = firing { announce(queued, transition.commands, now: now) }
+        return firing
     }
 
     /// When the next timer becomes claimable (its due time, or the end of a lapsed claim's lease), or

@@ -90,11 +90,13 @@ final class EngineHarness: Sendable {
             definition.name = "e2e-deadline"
             definition.deadline = SagaDuration(milliseconds: 2000)
             try await store.registerDefinition(definition, source: nil, now: .now)
-            let catalog = DefinitionCatalog(store: store)
+            // As in baton serve: commands go out straight after their commit, the relay sweeps.
+            let publishing = CommandPublishing(store: store, jetStream: jetStream, logger: logger)
+            let catalog = DefinitionCatalog(store: publishing.store)
             let harness = EngineHarness(store: store, commands: SagaCommands(catalog: catalog, logger: logger), nats: nats)
 
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: logger).run() }
+                group.addTask { try await publishing.run() }
                 group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: logger).run() }
                 group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
                 for (participant, actions) in [

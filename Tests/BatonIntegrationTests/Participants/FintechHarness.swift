@@ -71,7 +71,9 @@ struct FintechHarness {
                 let logs = LogCapture()
                 let captured = logs.logger(label: "baton.test.fintech")
                 let workerMetrics = WorkerMetricsEndpoint()
-                let catalog = DefinitionCatalog(store: store, metrics: metrics, logger: captured)
+                // As in baton serve: commands go out straight after their commit, the relay sweeps.
+                let publishing = CommandPublishing(store: store, jetStream: jetStream, metrics: metrics, logger: logger)
+                let catalog = DefinitionCatalog(store: publishing.store, metrics: metrics, logger: captured)
                 let commands = SagaCommands(catalog: catalog, logger: logger)
 
                 let (batonPort, transactionsPort, paymentsPort) = (
@@ -104,7 +106,7 @@ struct FintechHarness {
                     transactionsAPI: BatonClient(base: "http://127.0.0.1:\(transactionsPort)"),
                     paymentsAPI: BatonClient(base: "http://127.0.0.1:\(paymentsPort)"), logs: logs, workerMetrics: workerMetrics)
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, metrics: metrics, logger: logger).run() }
+                    group.addTask { try await publishing.run() }
                     group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: captured).run() }
                     group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
                     group.addTask {
