@@ -31,4 +31,16 @@ struct DoorbellTests {
         await doorbell.wait(atMost: .milliseconds(10))
         #expect(!doorbell.isRung)
     }
+
+    @Test("a wait without a limit returns on a ring, and when its task is cancelled")
+    func unlimited() async {
+        let doorbell = Doorbell()
+        Task { doorbell.ring() }
+        await doorbell.wait()
+        #expect(!doorbell.isRung)
+
+        let waiting = Task { await doorbell.wait() }
+        waiting.cancel()
+        await waiting.value
+    }
 }

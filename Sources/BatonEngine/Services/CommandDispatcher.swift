@@ -69,7 +69,7 @@ public final class CommandDispatcher: OutboxListener, Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                await self.doorbell.wait(atMost: .seconds(60))
+                await self.doorbell.wait()
                 let batch = self.takeWaiting()
                 if !batch.isEmpty { await self.dispatch(batch) }
             }

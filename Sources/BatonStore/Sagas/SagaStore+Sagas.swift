@@ -21,40 +21,13 @@ extension SagaStore {
         let saga = new.saga
         do {
             let (creation, queued) = try await transaction { connection -> (SagaCreation, [Int64]) in
-                let query: PostgresQuery = """
-                    WITH w AS (SELECT \(document)::jsonb AS doc),
-                    saga AS (
-                        INSERT INTO baton.sagas (
-                            id, workflow, workflow_version, workflow_hash, status, direction, position, current_step,
-                            input, correlation_id, traceparent, idempotency_key, request_hash, deadline, suspension_reason, last_error,
-                            attempts, retries, awaiting_reply_since, history_length, revision, created_at, updated_at,
-                            finished_at)
-                        SELECT \(id), \(saga.workflow), \(saga.workflowVersion), \(saga.workflowHash), s.status,
-                            s.direction, s.position, s.current_step, (w.doc->>'input')::jsonb, s.correlation_id, s.traceparent,
-                            s.idempotency_key, s.request_hash, baton.from_epoch_us(s.deadline), s.suspension_reason,
-                            s.last_error, s.attempts, s.retries, baton.from_epoch_us(s.awaiting_reply_since),
-                            s.history_length, 1, baton.from_epoch_us(s.created_at), baton.from_epoch_us(s.updated_at),
-                            baton.from_epoch_us(s.finished_at)
-                        FROM w, \(unescaped: Self.sagaRecord)
-                        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                        RETURNING id, revision
-                    ),
-                    steps AS (
-                        INSERT INTO baton.saga_steps (
-                            saga_id, position, name, status, attempt, compensation_attempt, attempt_budget_start,
-                            compensation_budget_start, output, error, reply_deadline, retry_at, outcome_unknown,
-                            command_sent_at, started_at, finished_at)
-                        SELECT saga.id, x.position, x.name, x.status, x.attempt, x.compensation_attempt,
-                            x.attempt_budget_start, x.compensation_budget_start, x.output::jsonb, x.error::jsonb,
-                            baton.from_epoch_us(x.reply_deadline), baton.from_epoch_us(x.retry_at), x.outcome_unknown,
-                            baton.from_epoch_us(x.command_sent_at), baton.from_epoch_us(x.started_at),
-                            baton.from_epoch_us(x.finished_at)
-                        FROM saga, w, \(unescaped: Self.stepRecords)
-                    ),
-                    \(unescaped: Self.effects)
-                    \(unescaped: Self.written)
-                    """
-                guard let written = try await Self.written(by: connection.run(query, logger: logger)) else {
+                let statement = SagaCreateStatement(
+                    document: document, id: id, workflow: saga.workflow, version: saga.workflowVersion, hash: saga.workflowHash)
+                var written: (revision: Int64, outboxIDs: [Int64])?
+                for try await (revision, _, ids) in try await connection.execute(statement, logger: logger) {
+                    written = revision.map { ($0, ids) }
+                }
+                guard let written else {
                     return (try await existingSaga(for: new.idempotency, on: connection), [])
                 }
                 let record = SagaRecord(
@@ -336,15 +309,6 @@ extension SagaStore {
         SELECT (SELECT revision FROM saga), (SELECT count(*) FROM notified),
             (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM outbox)
         """
-
-    /// What the statement's final SELECT returned, or `nil` when its saga CTE wrote no row.
-    private static func written(by rows: PostgresRowSequence) async throws -> (revision: Int64, outboxIDs: [Int64])? {
-        var written: (Int64, [Int64])?
-        for try await (revision, _, ids) in rows.decode((Int64?, Int64, [Int64]).self) {
-            written = revision.map { ($0, ids) }
-        }
-        return written
-    }
 }
 
 /// The write of a saga's transition, prepared once per connection: it is the statement run most
@@ -390,6 +354,65 @@ struct SagaUpdateStatement: PostgresPreparedStatement {
         var bindings = PostgresBindings(capacity: 2)
         bindings.append(document)
         bindings.append(id)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// The insert of a new saga, prepared once per connection (see ``SagaUpdateStatement``).
+/// `$1` is the ``SagaWriteSet`` document, `$2` the saga's id, `$3`, `$4` and `$5` its workflow's
+/// name, version and hash.
+struct SagaCreateStatement: PostgresPreparedStatement {
+    typealias Row = (Int64?, Int64, [Int64])
+    static let name = "baton_saga_create"
+    static let sql = """
+            WITH w AS (SELECT $1::jsonb AS doc),
+            saga AS (
+                INSERT INTO baton.sagas (
+                    id, workflow, workflow_version, workflow_hash, status, direction, position, current_step,
+                    input, correlation_id, traceparent, idempotency_key, request_hash, deadline, suspension_reason, last_error,
+                    attempts, retries, awaiting_reply_since, history_length, revision, created_at, updated_at,
+                    finished_at)
+                SELECT $2, $3, $4, $5, s.status,
+                    s.direction, s.position, s.current_step, (w.doc->>'input')::jsonb, s.correlation_id, s.traceparent,
+                    s.idempotency_key, s.request_hash, baton.from_epoch_us(s.deadline), s.suspension_reason,
+                    s.last_error, s.attempts, s.retries, baton.from_epoch_us(s.awaiting_reply_since),
+                    s.history_length, 1, baton.from_epoch_us(s.created_at), baton.from_epoch_us(s.updated_at),
+                    baton.from_epoch_us(s.finished_at)
+                FROM w, \(SagaStore.sagaRecord)
+                ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING id, revision
+            ),
+            steps AS (
+                INSERT INTO baton.saga_steps (
+                    saga_id, position, name, status, attempt, compensation_attempt, attempt_budget_start,
+                    compensation_budget_start, output, error, reply_deadline, retry_at, outcome_unknown,
+                    command_sent_at, started_at, finished_at)
+                SELECT saga.id, x.position, x.name, x.status, x.attempt, x.compensation_attempt,
+                    x.attempt_budget_start, x.compensation_budget_start, x.output::jsonb, x.error::jsonb,
+                    baton.from_epoch_us(x.reply_deadline), baton.from_epoch_us(x.retry_at), x.outcome_unknown,
+                    baton.from_epoch_us(x.command_sent_at), baton.from_epoch_us(x.started_at),
+                    baton.from_epoch_us(x.finished_at)
+                FROM saga, w, \(SagaStore.stepRecords)
+            ),
+            \(SagaStore.effects)
+            \(SagaStore.written)
+        """
+
+    var document: String
+    var id: UUID
+    var workflow: String
+    var version: Int
+    var hash: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 5)
+        bindings.append(document)
+        bindings.append(id)
+        bindings.append(workflow)
+        bindings.append(version)
+        bindings.append(hash)
         return bindings
     }
 
