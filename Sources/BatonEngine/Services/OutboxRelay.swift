@@ -39,9 +39,12 @@ public struct OutboxRelay: Service {
         let doorbell = Doorbell()
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    await listenForWakeups(store, logger: logger) { wakeup in
-                        if wakeup == nil || wakeup == .outbox { doorbell.ring() }
+                // A sweeping relay needs no wake-ups: nothing announces rows to it.
+                if grace == nil {
+                    group.addTask {
+                        await listenForWakeups(store, logger: logger) { wakeup in
+                            if wakeup == nil || wakeup == .outbox { doorbell.ring() }
+                        }
                     }
                 }
                 var backoff = Backoff()

@@ -6,8 +6,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// The durable scheduler: fires due timers (step timeouts, retry delays, saga deadlines) through
-/// the state machine, and sleeps until the next one is due or a `NOTIFY` says a sooner one was
-/// scheduled. Replicas claim timers with `SKIP LOCKED` under a lease; a claim is fenced by its
+/// the state machine, and sleeps until the next one is due, or a `NOTIFY` says a sooner one was
+/// scheduled, or ``idlePoll`` has passed. Replicas claim timers with `SKIP LOCKED` under a lease; a claim is fenced by its
 /// token, so a timer fires once however many replicas run.
 public struct TimerScheduler: Service {
     let catalog: DefinitionCatalog
@@ -18,8 +18,9 @@ public struct TimerScheduler: Service {
     public var fireConcurrency = 8
     /// How long a claim lasts before another replica may take the timer.
     public var lease: SagaDuration = .seconds(30)
-    /// The longest sleep without a wake-up.
-    public var idlePoll: Duration = .seconds(30)
+    /// The longest sleep without a wake-up. Timers due further ahead than this are not announced
+    /// (``StoreWakeup/timerHorizon``), so it must not be longer.
+    public var idlePoll: Duration = StoreWakeup.timerHorizon
 
     public init(catalog: DefinitionCatalog, logger: Logger) {
         self.catalog = catalog

@@ -207,7 +207,8 @@ struct SagaWriteSet: Encodable {
 
         var notifications: [String] = []
         if notifiesOutbox && !outbox.isEmpty { notifications.append(StoreWakeup.outbox.payload) }
-        if let soonest = scheduledTimers.map(\.dueAt).min() {
+        let horizon = now.addingTimeInterval(StoreWakeup.timerHorizon / .seconds(1)).epochMicroseconds
+        if let soonest = scheduledTimers.map(\.dueAt).min(), soonest < horizon {
             notifications.append(StoreWakeup.timer(due: Date(epochMicroseconds: soonest)).payload)
         }
         self.notifications = notifications

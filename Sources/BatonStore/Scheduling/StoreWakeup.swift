@@ -15,6 +15,13 @@ public enum StoreWakeup: Sendable, Hashable {
 
     public static let channel = "baton_wakeup"
 
+    /// How far ahead a scheduled timer is announced. A scheduler never sleeps longer than this
+    /// (``TimerScheduler``'s safety poll), so it looks for a timer due later than this before the
+    /// timer is due, woken or not. Most transitions schedule a step timeout at least this far
+    /// out; not announcing them spares PostgreSQL a notification per step and the schedulers a
+    /// wake-up.
+    public static let timerHorizon: Duration = .seconds(30)
+
     /// The notification payload: `outbox`, or `timer <microseconds since the Unix epoch>`.
     public var payload: String {
         switch self {

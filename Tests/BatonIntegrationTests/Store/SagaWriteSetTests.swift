@@ -37,6 +37,19 @@ struct SagaWriteSetTests {
         #expect(cancelled.notifications == ["timer \((StoreFixture.epoch + .seconds(6)).epochMicroseconds)"])
     }
 
+    @Test("only a timer due within the horizon is announced: schedulers look further ahead on their own")
+    func timerHorizon() throws {
+        let horizon = Int64(StoreWakeup.timerHorizon.components.seconds)
+        let soon = try write([.scheduleTimer(timer(.stepTimeout, due: horizon - 1))])
+        #expect(soon.notifications == ["timer \((StoreFixture.epoch + .seconds(horizon - 1)).epochMicroseconds)"])
+        let far = try write([.scheduleTimer(timer(.stepTimeout, due: horizon))])
+        #expect(far.scheduledTimers.count == 1)
+        #expect(far.notifications.isEmpty)
+        // A far timer beside a sooner one: the sooner one is announced.
+        let both = try write([.scheduleTimer(timer(.stepTimeout, due: 3600)), .scheduleTimer(timer(.sagaDeadline, step: nil, due: 2))])
+        #expect(both.notifications == ["timer \((StoreFixture.epoch + .seconds(2)).epochMicroseconds)"])
+    }
+
     @Test("a finished saga drops every timer, whatever the transition scheduled")
     func finishedSagaDropsTimers() throws {
         let finished = try write([.scheduleTimer(timer(.sagaDeadline, step: nil))], status: .completed)
