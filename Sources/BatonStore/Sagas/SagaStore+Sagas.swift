@@ -23,11 +23,7 @@ extension SagaStore {
             let (creation, queued) = try await transaction { connection -> (SagaCreation, [Int64]) in
                 let statement = SagaCreateStatement(
                     document: document, id: id, workflow: saga.workflow, version: saga.workflowVersion, hash: saga.workflowHash)
-                var written: (revision: Int64, outboxIDs: [Int64])?
-                for try await (revision, _, ids) in try await connection.execute(statement, logger: logger) {
-                    written = revision.map { ($0, ids) }
-                }
-                guard let written else {
+                guard let written = try await statement.run(on: connection, logger: logger) else {
                     return (try await existingSaga(for: new.idempotency, on: connection), [])
                 }
                 let record = SagaRecord(
@@ -138,11 +134,7 @@ extension SagaStore {
         let document = try write.encoded()
         guard let id = UUID(sagaID: record.saga.id) else { throw SagaStoreError.sagaNotFound(id: record.saga.id) }
         let statement = SagaUpdateStatement(document: document, id: id)
-        var written: (revision: Int64, outboxIDs: [Int64])?
-        for try await (revision, _, ids) in try await connection.execute(statement, logger: logger) {
-            written = revision.map { ($0, ids) }
-        }
-        guard let written else {
+        guard let written = try await statement.run(on: connection, logger: logger) else {
             throw SagaStoreError.sagaNotFound(id: record.saga.id)
         }
         let updated = SagaRecord(
@@ -311,12 +303,28 @@ extension SagaStore {
         """
 }
 
+/// A saga write: one statement ending in ``SagaStore/written``'s SELECT.
+protocol SagaWriteStatement: PostgresPreparedStatement where Row == (Int64?, Int64, [Int64]) {}
+
+extension SagaWriteStatement {
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+
+    /// Runs the write. - Returns: the saga's new revision and the ids of the outbox rows it
+    /// queued, or `nil` when its saga CTE wrote no row.
+    func run(on connection: PostgresConnection, logger: Logger) async throws -> (revision: Int64, outboxIDs: [Int64])? {
+        var written: (revision: Int64, outboxIDs: [Int64])?
+        for try await (revision, _, ids) in try await connection.execute(self, logger: logger) {
+            written = revision.map { ($0, ids) }
+        }
+        return written
+    }
+}
+
 /// The write of a saga's transition, prepared once per connection: it is the statement run most
 /// (once per step), and parsing and planning it each time cost more than executing it (0.9 ms
 /// against 0.5 ms in PostgreSQL's own log, measured under baton-bench).
 /// `$1` is the ``SagaWriteSet`` document, `$2` the saga's id.
-struct SagaUpdateStatement: PostgresPreparedStatement {
-    typealias Row = (Int64?, Int64, [Int64])
+struct SagaUpdateStatement: SagaWriteStatement {
     static let name = "baton_saga_update"
     static let sql = """
             WITH w AS (SELECT $1::jsonb AS doc),
@@ -356,15 +364,12 @@ struct SagaUpdateStatement: PostgresPreparedStatement {
         bindings.append(id)
         return bindings
     }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
 /// The insert of a new saga, prepared once per connection (see ``SagaUpdateStatement``).
 /// `$1` is the ``SagaWriteSet`` document, `$2` the saga's id, `$3`, `$4` and `$5` its workflow's
 /// name, version and hash.
-struct SagaCreateStatement: PostgresPreparedStatement {
-    typealias Row = (Int64?, Int64, [Int64])
+struct SagaCreateStatement: SagaWriteStatement {
     static let name = "baton_saga_create"
     static let sql = """
             WITH w AS (SELECT $1::jsonb AS doc),
@@ -415,6 +420,4 @@ struct SagaCreateStatement: PostgresPreparedStatement {
         bindings.append(hash)
         return bindings
     }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
