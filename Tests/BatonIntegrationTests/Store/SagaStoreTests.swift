@@ -259,6 +259,9 @@ struct SagaStoreTests {
             let stored = try #require(try await store.saga(id: new.saga.id))
             #expect(stored.saga.steps[0].replyDeadline == deadline)
             #expect(stored.revision == 2)
+            // Nothing else the write carries was stored either: no history entry, no timer change.
+            #expect(try await store.history(sagaID: new.saga.id).count == first.record?.historyLength)
+            #expect(try await store.timers(sagaID: new.saga.id).contains { $0.due == deadline })
 
             #expect(try await store.pruneInbox(receivedBefore: Fixture.epoch + .seconds(10)) == 1)
         }
