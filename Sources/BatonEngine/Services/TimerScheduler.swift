@@ -7,8 +7,8 @@ import Synchronization
 
 /// The durable scheduler: fires due timers (step timeouts, retry delays, saga deadlines) through
 /// the state machine, and sleeps until the next one is due, or a `NOTIFY` says a sooner one was
-/// scheduled, or ``idlePoll`` has passed. Replicas claim timers with `SKIP LOCKED` under a lease; a claim is fenced by its
-/// token, so a timer fires once however many replicas run.
+/// scheduled, or ``idlePoll`` has passed. Replicas claim timers with `SKIP LOCKED` under a lease;
+/// a claim is fenced by its token, so a timer fires once however many replicas run.
 public struct TimerScheduler: Service {
     let catalog: DefinitionCatalog
     let logger: Logger
