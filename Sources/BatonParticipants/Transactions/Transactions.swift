@@ -100,7 +100,9 @@ public struct Transactions: Sendable {
 
     /// Submits a transaction: freezes its items, then starts its `checkout` saga on Baton, keyed by
     /// the transaction id, so that submitting again (after a timeout, say) starts nothing new.
-    public func submit(_ id: String) async throws -> Transaction {
+    /// - Parameter traceparent: The caller's W3C trace context, passed on to Baton so that the
+    ///   saga's steps join the caller's trace.
+    public func submit(_ id: String, traceparent: String? = nil) async throws -> Transaction {
         let transaction = try await client.withStoreTransaction(logger: logger) { connection in
             let transaction = try await locked(id, on: connection)
             switch transaction.status {
@@ -118,7 +120,7 @@ public struct Transactions: Sendable {
                 return transaction
             }
         }
-        let sagaID = try await startCheckout(transaction)
+        let sagaID = try await startCheckout(transaction, traceparent: traceparent)
         return try await client.withStoreTransaction(logger: logger) { connection in
             try await connection.run(
                 "UPDATE transactions.transactions SET saga_id = \(sagaID) WHERE id = \(id) AND saga_id IS NULL", logger: logger)
@@ -130,7 +132,7 @@ public struct Transactions: Sendable {
     /// cancelling its saga, whose compensation then marks it cancelled.
     /// - Throws: ``CheckoutError/conflict(_:)`` once it has completed, or when Baton refuses (the
     ///   saga is past its pivot).
-    public func cancel(_ id: String) async throws -> Transaction {
+    public func cancel(_ id: String, traceparent: String? = nil) async throws -> Transaction {
         let transaction = try await client.withStoreTransaction(logger: logger) { connection in
             let transaction = try await locked(id, on: connection)
             switch transaction.status {
@@ -153,7 +155,11 @@ public struct Transactions: Sendable {
         // The saga may have been started without its id being recorded yet: starting it again
         // (idempotently) finds it.
         let sagaID: String
-        if let known = transaction.sagaID { sagaID = known } else { sagaID = try await startCheckout(transaction) }
+        if let known = transaction.sagaID {
+            sagaID = known
+        } else {
+            sagaID = try await startCheckout(transaction, traceparent: traceparent)
+        }
         let reason: JSONValue = ["reason": .string("the customer cancelled transaction \(id)")]
         do {
             _ = try await baton.request("POST", "/v1/sagas/\(sagaID)/cancel", body: Data(reason.canonicalJSON.utf8))
@@ -168,15 +174,15 @@ public struct Transactions: Sendable {
     }
 
     /// Starts (or finds) the transaction's checkout saga; returns its id.
-    private func startCheckout(_ transaction: Transaction) async throws -> String {
+    private func startCheckout(_ transaction: Transaction, traceparent: String?) async throws -> String {
         let input: JSONValue = [
             "transaction_id": .string(transaction.id), "customer_id": .string(transaction.customerID),
             "amount": .integer(transaction.total), "currency": .string(transaction.currency),
         ]
         let body: JSONValue = ["workflow": "checkout", "input": input]
-        let response = try await baton.request(
-            "POST", "/v1/sagas", body: Data(body.canonicalJSON.utf8),
-            headers: ["Idempotency-Key": "checkout-\(transaction.id)", "X-Correlation-ID": transaction.id])
+        var headers = ["Idempotency-Key": "checkout-\(transaction.id)", "X-Correlation-ID": transaction.id]
+        headers["traceparent"] = traceparent
+        let response = try await baton.request("POST", "/v1/sagas", body: Data(body.canonicalJSON.utf8), headers: headers)
         guard let sagaID = response.body.value(at: ["id"])?.stringValue else {
             throw BatonClient.Failure(status: response.status, detail: "Baton answered without a saga id")
         }

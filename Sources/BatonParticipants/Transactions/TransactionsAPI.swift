@@ -27,18 +27,22 @@ extension Transactions {
                 unitPrice: unitPrice)
             return JSONBodies.response(try await addItem(to: try ServiceHTTP.id(context), item).json, status: .created)
         }
-        router.post("/transactions/{id}/submit") { _, context in
+        // The caller's trace (or the one CorrelationMiddleware started) goes on to the saga.
+        let traceparent = CorrelationMiddleware<BasicRequestContext>.traceparentHeader
+        router.post("/transactions/{id}/submit") { request, context in
             do {
-                return JSONBodies.response(try await submit(try ServiceHTTP.id(context)).json, status: .accepted)
+                let submitted = try await submit(try ServiceHTTP.id(context), traceparent: request.headers[traceparent])
+                return JSONBodies.response(submitted.json, status: .accepted)
             } catch let error as BatonClient.Unreachable {
                 throw Self.batonUnavailable(error.description)
             } catch let failure as BatonClient.Failure where failure.status >= 500 {
                 throw Self.batonUnavailable(failure.description)
             }
         }
-        router.post("/transactions/{id}/cancel") { _, context in
+        router.post("/transactions/{id}/cancel") { request, context in
             do {
-                return JSONBodies.response(try await cancel(try ServiceHTTP.id(context)).json, status: .accepted)
+                let cancelled = try await cancel(try ServiceHTTP.id(context), traceparent: request.headers[traceparent])
+                return JSONBodies.response(cancelled.json, status: .accepted)
             } catch let error as BatonClient.Unreachable {
                 throw Self.batonUnavailable(error.description)
             }

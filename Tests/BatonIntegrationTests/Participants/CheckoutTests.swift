@@ -20,10 +20,14 @@ extension EndToEndSuites {
                 ["sku": "book-42", "description": "A book", "quantity": .integer(quantity), "unit_price": .integer(unitPrice)])
             #expect(added.status == 201)
             #expect(added.body.value(at: ["total"]) == .integer(unitPrice * quantity))
-            let submitted = try await system.post(system.transactionsAPI, "/transactions/\(id)/submit")
+            // With the caller's trace, which the Transactions service passes on to the saga.
+            let submitted = try await system.transactionsAPI.request(
+                "POST", "/transactions/\(id)/submit", body: Data("{}".utf8), headers: ["traceparent": traceparent])
             #expect(submitted.status == 202)
             return (id, try #require(submitted.body.value(at: ["saga_id"])?.stringValue))
         }
+
+        static let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
         /// The payment the saga started, once it waits for the provider.
         static func awaitedPayment(_ system: FintechHarness, saga: String) async throws -> String {
@@ -54,6 +58,7 @@ extension EndToEndSuites {
                 let record = try await system.settled(saga)
                 #expect(record.saga.status == .completed)
                 #expect(record.saga.steps[2].output?.value(at: ["status"]) == "confirmed")
+                #expect(record.saga.traceparent == Self.traceparent)
 
                 let transaction = try await system.transactionsAPI.get("/transactions/\(id)")
                 #expect(transaction.value(at: ["status"]) == "completed")
