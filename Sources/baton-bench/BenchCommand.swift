@@ -80,7 +80,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
 
             Children.stopOnSignals()
-            let natsPort = try FreePort.find()
+            let natsPort = try LoopbackPort.free()
             let nats = try ChildProcess(
                 "nats-server", executable: URL(fileURLWithPath: "/usr/bin/env"),
                 arguments: [
@@ -88,7 +88,7 @@ struct BenchCommand: AsyncParsableCommand {
                 ], log: directory.appending(path: "nats.log"))
             defer { nats.stop() }
             let natsURL = "nats://127.0.0.1:\(natsPort)"
-            let httpPort = try FreePort.find()
+            let httpPort = try LoopbackPort.free()
             let serve = try ChildProcess(
                 "baton serve", executable: baton,
                 arguments: [

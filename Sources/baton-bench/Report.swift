@@ -1,10 +1,6 @@
 import BatonStore
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Everything one run measured, and how it prints.
 struct Report: Codable {
     var count: Int
@@ -52,24 +48,5 @@ extension DatabaseURL {
     var text: String {
         let credentials = password.map { "\(username):\($0)" } ?? username
         return "postgres://\(credentials)@\(host):\(port)/\(database)"
-    }
-}
-
-/// A free TCP port on loopback, from the kernel.
-enum FreePort {
-    static func find() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw BenchError("bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonTransport
 import Foundation
 
 /// The servers `baton dev` runs for itself: a throwaway PostgreSQL cluster and a JetStream
@@ -60,7 +61,7 @@ final class DevEnvironment {
                 bin.appending(path: "initdb"), ["-D", data.path, "-U", "baton", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
                 asPostgres: true)
         }
-        let port = try Self.freePort()
+        let port = try LoopbackPort.free()
         try run(
             bin.appending(path: "pg_ctl"),
             [
@@ -107,7 +108,7 @@ final class DevEnvironment {
     // MARK: - NATS
 
     private func startNATS() throws -> Int {
-        let port = try Self.freePort()
+        let port = try LoopbackPort.free()
         let storage = directory.appending(path: "nats")
         try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
         let server = Process()
@@ -159,20 +160,6 @@ final class DevEnvironment {
             throw ValidationError("\(executable.lastPathComponent) failed: \(text)")
         }
         return text
-    }
-
-    static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
-        }
-        guard bound else { throw ValidationError("no free port on 127.0.0.1") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     static func accepts(_ port: Int) -> Bool {

@@ -171,7 +171,7 @@ final class PrivateNATS: Sendable {
     private let server: Mutex<Process?>
 
     init() throws {
-        port = try ReconnectTests.freePort()
+        port = try LoopbackPort.free()
         storage = FileManager.default.temporaryDirectory.appending(path: "baton-nats-\(UUID().uuidString)")
         server = Mutex(nil)
         try start()

@@ -101,7 +101,7 @@ extension EndToEndSuites {
         )
             async throws
         {
-            let port = try ReconnectTests.freePort()
+            let port = try LoopbackPort.free()
             let storage = FileManager.default.temporaryDirectory.appending(path: "baton-serve-\(UUID().uuidString)")
             let nats = try ReconnectTests.startServer(port: port, arguments: ["-js", "-sd", storage.path])
             defer {
@@ -282,7 +282,7 @@ extension EndToEndSuites {
         func dev() async throws {
             let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: data) }
-            let port = try ReconnectTests.freePort()
+            let port = try LoopbackPort.free()
             let process = Process()
             process.executableURL = try Self.executable
             process.arguments = [

@@ -77,7 +77,7 @@ struct FintechHarness {
                 let commands = SagaCommands(catalog: catalog, logger: logger)
 
                 let (batonPort, transactionsPort, paymentsPort) = (
-                    try ReconnectTests.freePort(), try ReconnectTests.freePort(), try ReconnectTests.freePort()
+                    try LoopbackPort.free(), try LoopbackPort.free(), try LoopbackPort.free()
                 )
                 let baton = BatonClient(base: "http://127.0.0.1:\(batonPort)")
                 let ledger = Ledger(client: participants, logger: logger)

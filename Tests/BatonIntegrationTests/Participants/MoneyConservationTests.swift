@@ -90,10 +90,10 @@ extension EndToEndSuites {
                     // Each process serves its worker metrics on a port of its own.
                     let ledgerProcess = Participants(
                         ["ledger", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common
-                            + ["--metrics-listen", "127.0.0.1:\(try ReconnectTests.freePort())"])
+                            + ["--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())"])
                     let others = Participants(
                         ["fraud", "notifications", "audit", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common
-                            + ["--metrics-listen", "127.0.0.1:\(try ReconnectTests.freePort())"])
+                            + ["--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())"])
                     try ledgerProcess.start()
                     try others.start()
                     defer {

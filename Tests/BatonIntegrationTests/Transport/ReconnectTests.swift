@@ -5,24 +5,6 @@ import Testing
 /// A NATS outage, with a nats-server of the test's own (the shared one must stay up for the others).
 @Suite("NATS outages")
 struct ReconnectTests {
-    /// A free loopback port, found by binding to port 0.
-    static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw CocoaError(.fileReadUnknown) }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     static func startServer(port: Int, arguments: [String] = []) throws -> Process {
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -50,7 +32,7 @@ struct ReconnectTests {
 
     @Test("the connection reports reconnecting while the server is down, and connected again when it returns")
     func outage() async throws {
-        let port = try Self.freePort()
+        let port = try LoopbackPort.free()
         var server = try Self.startServer(port: port)
         defer { if server.isRunning { server.terminate() } }
         var options = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "outage-test")
@@ -90,7 +72,7 @@ struct ReconnectTests {
                 { (options: inout NATSConnection.Options) in options.token = "nope" }
             ),
         ] {
-            let port = try Self.freePort()
+            let port = try LoopbackPort.free()
             let server = try Self.startServer(port: port, arguments: arguments)
             defer { server.terminate() }
             var options = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "auth-test", maxReconnectAttempts: 0)
