@@ -19,11 +19,27 @@ public struct BatonAPI: Sendable {
         public var tokens: [String]
         /// The longest `?wait=` a client may ask for.
         public var maximumWait: Duration
+        /// The bounds a registered definition must keep.
+        public var definitionLimits: DefinitionLimits
+        /// A saga's input, in bytes of compact JSON.
+        public var maximumInputBytes: Int
+        /// A cancel's or an operator action's reason, in characters.
+        public var maximumReasonLength: Int
 
-        public init(bodyLimit: Int = 1 << 20, tokens: [String] = [], maximumWait: Duration = .seconds(60)) {
+        public init(
+            bodyLimit: Int = 1 << 20,
+            tokens: [String] = [],
+            maximumWait: Duration = .seconds(60),
+            definitionLimits: DefinitionLimits = .default,
+            maximumInputBytes: Int = 64 * 1024,
+            maximumReasonLength: Int = 1024
+        ) {
             self.bodyLimit = bodyLimit
             self.tokens = tokens
             self.maximumWait = maximumWait
+            self.definitionLimits = definitionLimits
+            self.maximumInputBytes = maximumInputBytes
+            self.maximumReasonLength = maximumReasonLength
         }
     }
 
@@ -56,18 +72,21 @@ public struct BatonAPI: Sendable {
 
     public static let routes: [(method: String, path: String, statuses: Set<Int>)] = [
         ("GET", "/healthz", [200]), ("GET", "/readyz", [200, 503]), ("GET", "/metrics", [200]),
-        ("POST", "/v1/sagas", [202, 400, 401, 409, 413, 422]), ("GET", "/v1/sagas", [200, 400, 401]),
-        ("GET", "/v1/sagas/{id}", [200, 400, 401, 404]), ("GET", "/v1/sagas/{id}/history", [200, 400, 401, 404]),
-        ("POST", "/v1/sagas/{id}/cancel", [202, 400, 401, 404, 409, 413]),
-        ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 404, 409, 413]),
-        ("GET", "/v1/workflows", [200, 401]), ("POST", "/v1/workflows", [200, 201, 401, 409, 413, 422]),
-        ("GET", "/v1/workflows/{name}", [200, 401, 404]),
+        ("POST", "/v1/sagas", [202, 400, 401, 409, 413, 415, 422, 503]), ("GET", "/v1/sagas", [200, 400, 401, 503]),
+        ("GET", "/v1/sagas/{id}", [200, 400, 401, 404, 503]), ("GET", "/v1/sagas/{id}/history", [200, 400, 401, 404, 503]),
+        ("POST", "/v1/sagas/{id}/cancel", [202, 400, 401, 404, 409, 413, 415, 422, 503]),
+        ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 404, 409, 413, 415, 422, 503]),
+        ("GET", "/v1/workflows", [200, 401, 503]), ("POST", "/v1/workflows", [200, 201, 400, 401, 409, 413, 415, 422, 503]),
+        ("GET", "/v1/workflows/{name}", [200, 401, 404, 503]),
     ]
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: CorrelationMiddleware())
-        router.add(middleware: ProblemMiddleware())
+        router.add(
+            middleware: ProblemMiddleware(
+                routes: Self.routes.map { ($0.method, $0.path) }, classify: StoreAvailability.problem, describe: StoreAvailability.describe)
+        )
         router.get("/healthz") { _, _ in Render.json(["status": "ok"]) }
         router.get("/metrics") { _, _ in
             // Sampled figures (sagas in flight, the outbox) are read from the store at each scrape.
@@ -106,10 +125,24 @@ public struct BatonAPI: Sendable {
         guard case .string(let workflow)? = fields["workflow"], !workflow.isEmpty else {
             throw APIProblem.badRequest("\"workflow\" (a workflow name) is required", code: "invalid-request")
         }
+        guard WorkflowDefinition.isName(workflow, limits: configuration.definitionLimits) else {
+            throw APIProblem(
+                .unprocessableContent, code: "unknown-workflow", title: "Unknown workflow",
+                detail: "no workflow can be named '\(workflow.prefix(80))': \(WorkflowDefinition.nameRule(configuration.definitionLimits))")
+        }
+        if let input = fields["input"] {
+            let size = input.canonicalJSON.utf8.count
+            guard size <= configuration.maximumInputBytes else {
+                throw APIProblem(
+                    .contentTooLarge, code: "input-too-large", title: "The saga input is too large",
+                    detail: "the input is \(size) bytes as JSON; a saga's input is limited to \(configuration.maximumInputBytes) bytes")
+            }
+        }
         var version: Int?
         if let value = fields["version"], value != .null {
-            guard case .integer(let number) = value, number > 0 else {
-                throw APIProblem.badRequest("\"version\" must be a positive integer", code: "invalid-request")
+            guard case .integer(let number) = value, number > 0, number <= configuration.definitionLimits.maximumVersion else {
+                throw APIProblem.badRequest(
+                    "\"version\" must be an integer from 1 to \(configuration.definitionLimits.maximumVersion)", code: "invalid-request")
             }
             version = Int(number)
         }
@@ -161,8 +194,11 @@ public struct BatonAPI: Sendable {
         let id = try context.parameters.require("id")
         var record = try await existingSaga(id)
         if let wait = request.uri.queryParameters["wait"] {
-            guard let duration = SagaDuration(parsing: String(wait)) else {
-                throw APIProblem.badRequest("wait must be a duration such as 500ms, 10s or 1m, got '\(wait)'")
+            let duration: SagaDuration
+            do {
+                duration = try SagaDuration.parse(String(wait))
+            } catch {
+                throw APIProblem.badRequest("wait must be a duration such as 500ms, 10s or 1m, got '\(wait.prefix(64))': \(error)")
             }
             let limit = min(Duration.milliseconds(duration.milliseconds), configuration.maximumWait)
             let end = ContinuousClock.now + limit
@@ -193,7 +229,14 @@ public struct BatonAPI: Sendable {
             }
             list.statuses.insert(status)
         }
-        list.workflow = query["workflow"].map(String.init)
+        if let workflow = query["workflow"].map(String.init) {
+            guard WorkflowDefinition.isName(workflow, limits: configuration.definitionLimits) else {
+                throw APIProblem.badRequest(
+                    "workflow must be a workflow name, got '\(workflow.prefix(80))': \(WorkflowDefinition.nameRule(configuration.definitionLimits))"
+                )
+            }
+            list.workflow = workflow
+        }
         list.createdFrom = try time(request, "created_after")
         list.createdBefore = try time(request, "created_before")
         list.stuck = try values(request, "stuck").map(stuckCondition)
@@ -216,22 +259,33 @@ public struct BatonAPI: Sendable {
         case ("suspended", nil): return .suspended
         case ("compensating", nil): return .compensating
         case ("running", let duration?):
-            if let duration = SagaDuration(parsing: duration) { return .runningLongerThan(duration) }
+            return .runningLongerThan(try stuckDuration(duration, in: text))
         case ("retries", let count?):
-            if let count = Int(count), count >= 0 { return .retriedMoreThan(count) }
+            if let count = Int32(count), count >= 0 { return .retriedMoreThan(Int(count)) }
+            throw APIProblem.badRequest(
+                "bad stuck filter '\(text.prefix(80))': the count after retries: must be a whole number from 0 to \(Int32.max)")
         case ("awaiting", let duration?):
-            if let duration = SagaDuration(parsing: duration) { return .awaitingReplySince(.now - duration) }
+            return .awaitingReplySince(.now - (try stuckDuration(duration, in: text)))
         default: break
         }
         throw APIProblem.badRequest(
             "unknown stuck filter '\(text)': expected suspended, compensating, running:<duration>, retries:<n> or awaiting:<duration>")
     }
 
+    func stuckDuration(_ text: String, in filter: String) throws -> SagaDuration {
+        do {
+            return try SagaDuration.parse(text)
+        } catch {
+            throw APIProblem.badRequest("bad stuck filter '\(filter.prefix(80))': the duration '\(text.prefix(64))' is \(error)")
+        }
+    }
+
     func cancel(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         _ = try await existingSaga(id)
         let body = try await optionalJSONBody(request)
-        let reason = body?.value(at: ["reason"])?.stringValue ?? "cancelled over the API"
+        if let body, body.objectValue == nil { throw APIProblem.badRequest("the body must be a JSON object", code: "invalid-request") }
+        let reason = try text(body, "reason", required: false) ?? "cancelled over the API"
         let (record, outcome) = try await commands.cancel(id: id, reason: reason)
         if case .rejected(let why) = outcome {
             throw APIProblem(.conflict, code: "cannot-cancel", title: "The saga cannot be cancelled", detail: why)
@@ -243,10 +297,11 @@ public struct BatonAPI: Sendable {
         let id = try context.parameters.require("id")
         _ = try await existingSaga(id)
         let body = try await jsonBody(request)
+        guard body.objectValue != nil else { throw APIProblem.badRequest("the body must be a JSON object", code: "invalid-request") }
         guard let name = body.value(at: ["action"])?.stringValue else {
             throw APIProblem.badRequest("\"action\" is required: retry, skip, resolve or compensate", code: "invalid-request")
         }
-        guard let reason = body.value(at: ["reason"])?.stringValue, !reason.isEmpty else {
+        guard let reason = try text(body, "reason", required: true), !reason.isEmpty else {
             throw APIProblem.badRequest(
                 "\"reason\" is required: every operator action is recorded with its reason", code: "invalid-request")
         }
@@ -256,7 +311,7 @@ public struct BatonAPI: Sendable {
         case "resolve": action = .resolve(reason: reason)
         case "compensate": action = .compensate(reason: reason)
         case "skip":
-            guard let step = body.value(at: ["step"])?.stringValue else {
+            guard let step = try text(body, "step", required: true) else {
                 throw APIProblem.badRequest("\"step\" is required to skip a step", code: "invalid-request")
             }
             action = .skip(step: step, reason: reason)
@@ -268,6 +323,29 @@ public struct BatonAPI: Sendable {
             throw APIProblem(.conflict, code: "action-refused", title: "The action is not allowed now", detail: why)
         }
         return Render.json(Render.saga(record))
+    }
+
+    /// A string member of a request body: text the database can store (no NUL), within the reason
+    /// length limit. - Returns: `nil` when absent and not required.
+    func text(_ body: JSONValue?, _ name: String, required: Bool) throws -> String? {
+        guard let value = body?.value(at: [name]), value != .null else {
+            if required { throw APIProblem.badRequest("\"\(name)\" is required", code: "invalid-request") }
+            return nil
+        }
+        guard case .string(let text) = value else {
+            throw APIProblem.badRequest("\"\(name)\" must be a string, not \(value.typeName)", code: "invalid-request")
+        }
+        guard text.count <= configuration.maximumReasonLength else {
+            throw APIProblem(
+                .unprocessableContent, code: "text-too-long", title: "A text field is too long",
+                detail: "\"\(name)\" is \(text.count) characters long; at most \(configuration.maximumReasonLength) are allowed")
+        }
+        guard !text.unicodeScalars.contains("\u{0}") else {
+            throw APIProblem(
+                .unprocessableContent, code: "unstorable-text", title: "A text field cannot be stored",
+                detail: "\"\(name)\" holds a NUL character (\\u0000), which cannot be stored")
+        }
+        return text
     }
 
     func existingSaga(_ id: String) async throws -> SagaRecord {
@@ -293,18 +371,26 @@ public struct BatonAPI: Sendable {
 
     func workflow(_ context: BasicRequestContext) async throws -> Response {
         let name = try context.parameters.require("name")
+        guard WorkflowDefinition.isName(name, limits: configuration.definitionLimits) else {
+            throw APIProblem.notFound("no workflow named '\(name.prefix(80))'")
+        }
         let versions = try await store.definitionVersions(name: name)
         guard !versions.isEmpty else { throw APIProblem.notFound("no workflow named '\(name)'") }
         return Render.json(["name": .string(name), "versions": .array(versions.map(Render.definition))])
     }
 
     func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let text = String(buffer: try await collect(request))
-        let contentType = request.headers[.contentType] ?? "application/json"
-        let format: WorkflowFormat = contentType.contains("yaml") ? .yaml : .json
+        let buffer = try await collect(request)
+        try JSONBodies.requireContentType(request, oneOf: ["application/json"] + Self.yamlMediaTypes)
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        let format: WorkflowFormat = Self.yamlMediaTypes.contains(where: contentType.hasPrefix) ? .yaml : .json
+        guard let text = String(validating: buffer.readableBytesView, as: UTF8.self) else {
+            throw APIProblem.badRequest("the definition is not UTF-8 text", code: "malformed-body")
+        }
         let definition: WorkflowDefinition
         do {
-            definition = try WorkflowDefinition.parse(text, format: format, source: "request body")
+            definition = try WorkflowDefinition.parse(
+                text, format: format, source: "request body", limits: configuration.definitionLimits)
         } catch {
             throw APIProblem(
                 .unprocessableContent, code: "invalid-workflow", title: "The workflow definition is invalid",
@@ -330,6 +416,8 @@ public struct BatonAPI: Sendable {
             }
         }
     }
+
+    static let yamlMediaTypes = ["application/yaml", "application/x-yaml", "text/yaml"]
 
     // MARK: - Request reading
 

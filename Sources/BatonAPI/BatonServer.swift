@@ -80,7 +80,7 @@ public struct BatonServer: Service {
                 break
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("cannot create the JetStream streams yet; retrying", metadata: ["error": "\(error)"])
+                logger.warning("cannot create the JetStream streams yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                 try? await Task.sleep(for: .seconds(1))
                 if connection.state == .closed {
                     connection = try await NATSConnection.connect(natsOptions)

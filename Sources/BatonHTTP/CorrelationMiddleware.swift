@@ -14,10 +14,23 @@ public struct CorrelationMiddleware<Context: RequestContext>: RouterMiddleware {
     public static var header: HTTPField.Name { HTTPField.Name("X-Correlation-ID")! }
     public static var traceparentHeader: HTTPField.Name { HTTPField.Name("traceparent")! }
 
+    /// The longest correlation id accepted: it is stored with the saga and sent on every command.
+    public static var maximumLength: Int { 255 }
+
     public init() {}
 
+    static func isValid(_ id: String) -> Bool {
+        id.utf8.count <= maximumLength && id.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+    }
+
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let given = request.headers[Self.header].flatMap { $0.isEmpty || $0.count > 255 ? nil : $0 }
+        let given = request.headers[Self.header].flatMap { $0.isEmpty ? nil : $0 }
+        if let given, !Self.isValid(given) {
+            // Answered here: this middleware runs before the one that renders problems.
+            return APIProblem.badRequest(
+                "X-Correlation-ID must be 1 to \(Self.maximumLength) visible ASCII characters", code: "invalid-correlation-id"
+            ).response
+        }
         let id = given ?? UUID().uuidString.lowercased()
         let traceparent = SagaTrace.start(from: request.headers[Self.traceparentHeader])
         var head = request.head

@@ -11,13 +11,23 @@ public struct APIProblem: Error, Sendable, Equatable {
     public var code: String
     /// Extra members (for example `errors`, the list of input problems).
     public var extra: [String: JSONValue]
+    /// Response headers that go with it (`Allow`, `Retry-After`, `WWW-Authenticate`).
+    public var headers: HTTPFields
 
-    public init(_ status: HTTPResponse.Status, code: String, title: String, detail: String, extra: [String: JSONValue] = [:]) {
+    public init(
+        _ status: HTTPResponse.Status,
+        code: String,
+        title: String,
+        detail: String,
+        extra: [String: JSONValue] = [:],
+        headers: HTTPFields = [:]
+    ) {
         self.status = status
         self.code = code
         self.title = title
         self.detail = detail
         self.extra = extra
+        self.headers = headers
     }
 
     public static func badRequest(_ detail: String, code: String = "bad-request") -> APIProblem {
@@ -38,18 +48,35 @@ public struct APIProblem: Error, Sendable, Equatable {
     }
 
     public var response: Response {
-        var headers = HTTPFields()
+        var headers = self.headers
         headers[.contentType] = "application/problem+json"
         return Response(
             status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body.canonicalJSON)))
     }
 }
 
-/// Turns every error a route throws into problem+json: the API's own problems as they are, the
-/// router's (no route, method not allowed, body too large) by their status, anything else as a 500
-/// that hides the internals (and is logged).
+/// Turns every error a route throws into problem+json: the API's own problems as they are, errors
+/// the service knows how to answer (``classify``: a database that is down is a 503), the router's
+/// (no route, body too large) by their status, a known path asked with another method as a 405
+/// with `Allow`, and anything else as a 500 that hides the internals (and is logged).
 public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    /// The routes served, as `(method, path)` with `{name}` for a path parameter: a request for a
+    /// known path with another method is a 405 naming the methods that path has.
+    let routes: [(method: String, path: String)]
+    /// Turns an error a service knows into its answer, or `nil` for a 500.
+    let classify: @Sendable (any Error) -> APIProblem?
+    /// How an unexpected error is written into the log.
+    let describe: @Sendable (any Error) -> String
+
+    public init(
+        routes: [(method: String, path: String)] = [],
+        classify: @escaping @Sendable (any Error) -> APIProblem? = { _ in nil },
+        describe: @escaping @Sendable (any Error) -> String = { String(reflecting: $0) }
+    ) {
+        self.routes = routes
+        self.classify = classify
+        self.describe = describe
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -58,6 +85,15 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return problem.response
         } catch let error as any HTTPResponseError {
             let status = error.status
+            if status == .notFound || status == .methodNotAllowed, let allowed = allowedMethods(for: request.uri.path), !allowed.isEmpty {
+                var headers = HTTPFields()
+                headers[.allow] = allowed.joined(separator: ", ")
+                return APIProblem(
+                    .methodNotAllowed, code: "method-not-allowed", title: "Method not allowed",
+                    detail: "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))",
+                    headers: headers
+                ).response
+            }
             let detail: String =
                 switch status {
                 case .notFound: "no route for \(request.method) \(request.uri.path)"
@@ -67,11 +103,28 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 }
             return APIProblem(status, code: "http-\(status.code)", title: status.reasonPhrase, detail: detail).response
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            if let problem = classify(error) {
+                context.logger.warning(
+                    "request refused: a dependency is unavailable",
+                    metadata: ["error": "\(describe(error))", "path": "\(request.uri.path)"])
+                return problem.response
+            }
+            context.logger.error("request failed", metadata: ["error": "\(describe(error))", "path": "\(request.uri.path)"])
             return APIProblem(
                 .internalServerError, code: "internal", title: "Internal error",
                 detail: "the server failed to handle the request; it has been logged"
             ).response
         }
+    }
+
+    /// The methods the routes serve on `path`, or `nil` when no route has that path.
+    func allowedMethods(for path: String) -> [String]? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let methods = routes.filter { route in
+            let pattern = route.path.split(separator: "/", omittingEmptySubsequences: true)
+            return pattern.count == segments.count
+                && zip(pattern, segments).allSatisfy { expected, given in expected.hasPrefix("{") || expected == given }
+        }.map(\.method)
+        return methods.isEmpty ? nil : Array(Set(methods)).sorted()
     }
 }

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonStore
 import BatonTransport
 import Foundation
 import Logging
@@ -97,7 +98,7 @@ public struct Worker: Service {
                     stream: BatonStreams.commands.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "")
             } catch {
                 if Task.isCancelled || stopping.isSet || connection.state == .closed { return }
-                logger.warning("cannot set up the command consumer yet; retrying", metadata: ["error": "\(error)"])
+                logger.warning("cannot set up the command consumer yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -117,7 +118,7 @@ public struct Worker: Service {
                 } catch {
                     if Task.isCancelled || stopping.isSet || connection.state == .closed { break }
                     // NATS is away (libnats reconnects by itself): try again shortly.
-                    logger.warning("fetching commands failed; retrying", metadata: ["error": "\(error)"])
+                    logger.warning("fetching commands failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                     try? await Task.sleep(for: .seconds(1))
                     continue
                 }
@@ -230,7 +231,7 @@ public struct Worker: Service {
             logger.debug("command answered", metadata: ["reply.status": "\(status.wireName)"])
         } catch {
             // Unacknowledged, the command comes back; the barrier then returns the stored result.
-            logger.warning("reply not published; the command will be redelivered", metadata: ["error": "\(error)"])
+            logger.warning("reply not published; the command will be redelivered", metadata: ["error": "\(StoreErrors.describe(error))"])
             metrics.replyFailed(participant: configuration.participant)
             try? message.nak(delay: .seconds(1))
         }
@@ -257,7 +258,7 @@ public struct Worker: Service {
                 try await jetStream.publish(ReplyMessage(answering: command, status: .inProgress, heartbeat: beat).outgoing)
                 logger.debug("heartbeat sent", metadata: ["heartbeat": "\(beat)"])
             } catch {
-                logger.warning("heartbeat not sent", metadata: ["error": "\(error)"])
+                logger.warning("heartbeat not sent", metadata: ["error": "\(StoreErrors.describe(error))"])
             }
         }
     }
@@ -273,7 +274,8 @@ public struct Worker: Service {
                     source: "worker:\(configuration.participant)"))
             try message.term()
         } catch {
-            logger.warning("dead letter not published; the command will be redelivered", metadata: ["error": "\(error)"])
+            logger.warning(
+                "dead letter not published; the command will be redelivered", metadata: ["error": "\(StoreErrors.describe(error))"])
             try? message.nak(delay: .seconds(1))
         }
     }

@@ -18,6 +18,7 @@ struct DefinitionReader {
         }
         self.members = members
         for key in members.keys.sorted() where !allowedKeys.contains(key) {
+            let key = key.count > 64 ? "\(key.prefix(64))…" : key
             let suggestion = Self.nearest(to: key, in: allowedKeys).map { "; did you mean '\($0)'?" } ?? ""
             log.add(
                 step: step,
@@ -26,6 +27,8 @@ struct DefinitionReader {
             )
         }
     }
+
+    var limits: DefinitionLimits { log.limits }
 
     func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
@@ -48,6 +51,10 @@ struct DefinitionReader {
     /// or digit.
     func identifier(_ key: String, required: Bool = true) -> String? {
         guard let text = string(key, required: required) else { return nil }
+        guard text.count <= log.limits.maximumNameLength else {
+            log.add(step: step, field: field(key), "is \(text.count) characters long; at most \(log.limits.maximumNameLength) are allowed")
+            return nil
+        }
         guard Self.isIdentifier(text) else {
             log.add(
                 step: step,
@@ -86,16 +93,17 @@ struct DefinitionReader {
 
     func duration(_ key: String) -> SagaDuration? {
         guard let value = present(key, required: false) else { return nil }
-        guard case .string(let text) = value, let duration = SagaDuration(parsing: text) else {
-            let shown = value.stringValue ?? value.canonicalJSON
-            log.add(
-                step: step,
-                field: field(key),
-                "bad duration '\(shown)': write a number with a unit (ms, s, m, h, d), e.g. 30s or 1m30s"
-            )
+        let shown = value.stringValue ?? value.canonicalJSON
+        guard case .string(let text) = value else {
+            log.add(step: step, field: field(key), "bad duration '\(shown.prefix(64))': \(SagaDuration.ParseError.malformed)")
             return nil
         }
-        return duration
+        do {
+            return try SagaDuration.parse(text)
+        } catch {
+            log.add(step: step, field: field(key), "bad duration '\(shown.prefix(64))': \(error)")
+            return nil
+        }
     }
 
     func array(_ key: String, required: Bool = false) -> [JSONValue]? {
@@ -154,6 +162,10 @@ struct DefinitionReader {
 /// Collects the issues found while reading and validating one definition.
 final class DefinitionIssueLog {
     private(set) var issues: [DefinitionIssue] = []
+    /// The bounds the definition being read must keep.
+    let limits: DefinitionLimits
+
+    init(limits: DefinitionLimits) { self.limits = limits }
 
     func add(step: String?, field: String, _ message: String) {
         issues.append(DefinitionIssue(step: step, field: field, message: message))

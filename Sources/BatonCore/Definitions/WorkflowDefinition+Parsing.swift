@@ -25,13 +25,25 @@ extension WorkflowDefinition {
     ///   - text: The definition's YAML or JSON text.
     ///   - format: Which of the two it is.
     ///   - source: Where it came from (a file path), used to prefix every error.
+    ///   - limits: The bounds it must keep; the text's size is checked before it is parsed.
     /// - Returns: The definition, with defaults filled in for omitted fields.
     /// - Throws: ``DefinitionError`` listing every problem, each naming the step and the field.
     public static func parse(
         _ text: String,
         format: WorkflowFormat,
-        source: String? = nil
+        source: String? = nil,
+        limits: DefinitionLimits = .default
     ) throws(DefinitionError) -> WorkflowDefinition {
+        guard text.utf8.count <= limits.maximumBytes else {
+            throw DefinitionError(
+                source: source,
+                issues: [
+                    DefinitionIssue(
+                        step: nil, field: "(document)",
+                        message: "is \(text.utf8.count) bytes long; definitions are limited to \(limits.maximumBytes) bytes")
+                ]
+            )
+        }
         let document: JSONValue
         do {
             document = try JSONValue(parsing: text, format: format)
@@ -41,13 +53,17 @@ extension WorkflowDefinition {
                 issues: [DefinitionIssue(step: nil, field: "(document)", message: "not valid \(format.rawValue.uppercased()): \(error)")]
             )
         }
-        return try decode(document, source: source)
+        return try decode(document, source: source, limits: limits)
     }
 
     /// Builds and validates a definition from an already-parsed document (the body of an API call).
     /// - Throws: ``DefinitionError`` listing every problem.
-    public static func decode(_ document: JSONValue, source: String? = nil) throws(DefinitionError) -> WorkflowDefinition {
-        let log = DefinitionIssueLog()
+    public static func decode(
+        _ document: JSONValue,
+        source: String? = nil,
+        limits: DefinitionLimits = .default
+    ) throws(DefinitionError) -> WorkflowDefinition {
+        let log = DefinitionIssueLog(limits: limits)
         let definition = read(document, log: log)
         // Semantic rules run even when some fields were malformed (those read as their defaults),
         // so one pass reports every problem: a typo in a timeout does not hide a bad reference.
@@ -73,12 +89,25 @@ extension WorkflowDefinition {
         let name = reader.identifier("name")
         let version = reader.integer("version", required: true)
         if let version, version < 1 { reader.issue("version", "must be 1 or more") }
+        if let version, version > log.limits.maximumVersion {
+            reader.issue("version", "must be at most \(log.limits.maximumVersion)")
+        }
         let description = reader.string("description") ?? ""
+        if description.count > log.limits.maximumDescriptionLength {
+            reader.issue(
+                "description",
+                "is \(description.count) characters long; at most \(log.limits.maximumDescriptionLength) are allowed")
+        }
         let input = reader.raw("input").flatMap { readInputSchema($0, log: log) }
         let deadline = reader.duration("deadline")
         if let deadline, deadline == .zero { reader.issue("deadline", "must be longer than 0s") }
         let stepValues = reader.array("steps", required: true) ?? []
         if reader.has("steps") && stepValues.isEmpty { reader.issue("steps", "a workflow needs at least one step") }
+        guard stepValues.count <= log.limits.maximumSteps else {
+            // Each step would add its own issues; the count is the one to fix.
+            reader.issue("steps", "has \(stepValues.count) steps; a workflow may have at most \(log.limits.maximumSteps)")
+            return nil
+        }
         let steps = stepValues.enumerated().compactMap { index, value in readStep(value, index: index, log: log) }
         return WorkflowDefinition(
             name: name ?? "",
@@ -107,7 +136,7 @@ extension WorkflowDefinition {
             name: reader.identifier("name") ?? label,
             participant: reader.identifier("participant") ?? "",
             action: reader.identifier("action") ?? "",
-            payload: reader.raw("payload") ?? .object([:]),
+            payload: readTemplate(reader),
             timeout: readTimeout(reader),
             retry: reader.raw("retry").map { readRetry($0, path: "retry", defaults: .default, step: label, log: log) }
                 ?? .default,
@@ -126,12 +155,23 @@ extension WorkflowDefinition {
         )
         return CompensationDefinition(
             action: reader?.identifier("action") ?? "",
-            payload: reader?.raw("payload") ?? .object([:]),
+            payload: reader.map(readTemplate) ?? .object([:]),
             timeout: reader.map(readTimeout) ?? StepDefinition.defaultTimeout,
             retry: reader?.raw("retry").map {
                 readRetry($0, path: "compensate.retry", defaults: .defaultCompensation, step: step, log: log)
             } ?? .defaultCompensation
         )
+    }
+
+    /// The payload template, or an empty one when absent or over the size limit (logged).
+    private static func readTemplate(_ reader: DefinitionReader) -> JSONValue {
+        guard let template = reader.raw("payload") else { return .object([:]) }
+        let size = template.canonicalJSON.utf8.count
+        guard size <= reader.limits.maximumTemplateBytes else {
+            reader.issue("payload", "is \(size) bytes as JSON; a payload template may have at most \(reader.limits.maximumTemplateBytes)")
+            return .object([:])
+        }
+        return template
     }
 
     /// The timeout, or its default when absent or invalid (an invalid one is logged).
@@ -163,6 +203,7 @@ extension WorkflowDefinition {
         else { return defaults }
         let maxAttempts = reader.integer("max_attempts") ?? defaults.maxAttempts
         if maxAttempts < 1 { reader.issue("max_attempts", "must be 1 or more (1 means no retry)") }
+        if maxAttempts > log.limits.maximumAttempts { reader.issue("max_attempts", "must be at most \(log.limits.maximumAttempts)") }
         var backoff = defaults.backoff
         if let text = reader.string("backoff") {
             if let parsed = RetryPolicy.Backoff(rawValue: text) {
@@ -244,17 +285,43 @@ extension WorkflowDefinition {
 
 extension JSONValue {
     /// Parses YAML or JSON text into a value.
-    /// - Throws: The parser's error, or ``JSONValueConversionError`` for YAML values JSON cannot hold.
+    ///
+    /// Both are read as hostile input: JSON strictly (``JSONParser``: no duplicate keys, integers
+    /// within `Int64`, bounded nesting); YAML with anchors and aliases refused before anything is
+    /// expanded (an alias bomb of a few hundred bytes expands to gigabytes), nesting bounded before
+    /// the recursive composer runs, and the result held to the same depth as JSON.
+    /// - Throws: The parser's error, or ``JSONValueConversionError``.
     public init(parsing text: String, format: WorkflowFormat) throws {
         switch format {
         case .json:
-            self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            self = try JSONParser.parse(text)
         case .yaml:
-            self = try JSONValue(yamlObject: try Yams.load(yaml: text) as Any?)
+            let nesting = YAMLGuard.estimatedNesting(of: text)
+            guard nesting <= YAMLGuard.maximumEstimatedNesting else {
+                throw JSONValueConversionError(
+                    description:
+                        "nested too deeply (about \(nesting) levels of indentation, lists and brackets; at most \(YAMLGuard.maximumEstimatedNesting))"
+                )
+            }
+            // The parser holds the anchors alive while the tree is checked (nodes refer to them weakly).
+            let parser = try Yams.Parser(yaml: text)
+            guard let root = try parser.singleRoot() else {
+                self = .null
+                return
+            }
+            if let anchor = YAMLGuard.firstAnchor(in: root) {
+                throw JSONValueConversionError(
+                    description: "anchors and aliases (&\(anchor), *\(anchor)) are not accepted in definitions: write each value out")
+            }
+            withExtendedLifetime(parser) {}
+            self = try JSONValue(yamlObject: root.any, depth: 0)
         }
     }
 
-    private init(yamlObject: Any?) throws {
+    private init(yamlObject: Any?, depth: Int) throws {
+        guard depth <= JSONParser.defaultMaximumDepth else {
+            throw JSONValueConversionError(description: "nested deeper than \(JSONParser.defaultMaximumDepth) levels")
+        }
         switch yamlObject {
         case nil, is NSNull:
             self = .null
@@ -270,16 +337,16 @@ extension JSONValue {
         case let value as Date:
             self = .string(value.formatted(.iso8601))
         case let value as [Any]:
-            self = .array(try value.map { try JSONValue(yamlObject: $0) })
+            self = .array(try value.map { try JSONValue(yamlObject: $0, depth: depth + 1) })
         case let value as [String: Any]:
-            self = .object(try value.mapValues { try JSONValue(yamlObject: $0) })
+            self = .object(try value.mapValues { try JSONValue(yamlObject: $0, depth: depth + 1) })
         case let value as [AnyHashable: Any]:
             var members: [String: JSONValue] = [:]
             for (key, member) in value {
                 guard let name = key.base as? String else {
                     throw JSONValueConversionError(description: "mapping key \(key) is not a string")
                 }
-                members[name] = try JSONValue(yamlObject: member)
+                members[name] = try JSONValue(yamlObject: member, depth: depth + 1)
             }
             self = .object(members)
         default:
@@ -291,4 +358,70 @@ extension JSONValue {
 /// A YAML value that has no JSON equivalent.
 public struct JSONValueConversionError: Error, Sendable, CustomStringConvertible {
     public var description: String
+}
+
+/// Checks on YAML text made before and after composing it, so that hostile text costs no more
+/// than its length to refuse.
+enum YAMLGuard {
+    /// Above any definition a person writes (they nest about ten levels), below where the
+    /// composer's recursion could exhaust a thread's stack.
+    static let maximumEstimatedNesting = 200
+
+    /// An upper bound on how deeply the text nests: for each line, the column where its content
+    /// starts (after indentation and `- `, `? `, `: ` indicators, each of which can open a level),
+    /// plus how many flow brackets are open. Block nesting needs at least one column a level, and
+    /// flow nesting a bracket, so the true depth is never more than this (brackets inside scalars
+    /// only make it larger).
+    static func estimatedNesting(of text: String) -> Int {
+        var deepest = 0
+        var openBrackets = 0
+        var column = 0
+        var atLineStart = true
+        for byte in text.utf8 {
+            if byte == 0x0A {
+                atLineStart = true
+                column = 0
+                continue
+            }
+            if atLineStart {
+                let isIndicator = (byte == UInt8(ascii: "-") || byte == UInt8(ascii: "?") || byte == UInt8(ascii: ":"))
+                if byte == 0x20 || byte == 0x09 || isIndicator {
+                    column += 1
+                } else {
+                    atLineStart = false
+                    deepest = max(deepest, column + openBrackets)
+                }
+            }
+            // Brackets inside quoted scalars are counted too: a quote cannot be told apart from an
+            // apostrophe in a plain scalar without parsing, and counting more is the safe side.
+            switch byte {
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                openBrackets += 1
+                deepest = max(deepest, column + openBrackets)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): openBrackets = max(0, openBrackets - 1)
+            default: break
+            }
+        }
+        return deepest
+    }
+
+    /// The name of the first anchor met, depth first. An alias always refers to an anchored node,
+    /// so the walk stops at the first alias's target at the latest: it never walks an expansion.
+    static func firstAnchor(in node: Node) -> String? {
+        if let anchor = node.anchor { return anchor.rawValue }
+        switch node {
+        case .scalar: return nil
+        case .alias(let alias): return alias.anchor.rawValue
+        case .sequence(let sequence):
+            for element in sequence {
+                if let found = firstAnchor(in: element) { return found }
+            }
+            return nil
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                if let found = firstAnchor(in: key) ?? firstAnchor(in: value) { return found }
+            }
+            return nil
+        }
+    }
 }

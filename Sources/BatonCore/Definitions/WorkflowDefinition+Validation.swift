@@ -142,7 +142,9 @@ extension InputField {
             return nil
         case (.integer, .integer(let number)), (.number, .integer(let number)):
             numeric = Double(number)
-        case (.integer, .number(let number)) where number.rounded() == number:
+        // A whole number written with a fraction or exponent (`2.0`, `1e3`) is an integer only
+        // while a Double holds it exactly: beyond 2^53 it has already lost digits.
+        case (.integer, .number(let number)) where number.rounded() == number && abs(number) <= 9_007_199_254_740_992:
             numeric = number
         case (.number, .number(let number)):
             numeric = number

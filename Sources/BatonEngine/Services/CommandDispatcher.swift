@@ -84,7 +84,8 @@ public final class CommandDispatcher: OutboxListener, Service {
             try await store.markPublished(published, now: .now)
         } catch {
             // The relay publishes them again; JetStream drops the duplicates.
-            logger.warning("published commands not marked; the relay will resend them", metadata: ["error": "\(error)"])
+            logger.warning(
+                "published commands not marked; the relay will resend them", metadata: ["error": "\(StoreErrors.describe(error))"])
         }
     }
 
@@ -106,7 +107,7 @@ public final class CommandDispatcher: OutboxListener, Service {
                     } catch {
                         logger.warning(
                             "command not published; the relay will retry it",
-                            metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(error)"])
+                            metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(StoreErrors.describe(error))"])
                         return nil
                     }
                 }

@@ -60,7 +60,7 @@ public struct OutboxRelay: Service {
                         }
                     } catch {
                         if Task.isCancelled { break }
-                        logger.warning("outbox relay failed; backing off", metadata: ["error": "\(error)"])
+                        logger.warning("outbox relay failed; backing off", metadata: ["error": "\(StoreErrors.describe(error))"])
                         try? await Task.sleep(for: backoff.next())
                     }
                 }
@@ -86,7 +86,8 @@ public struct OutboxRelay: Service {
                     // NATS is likely down: leave the rest of the batch for the next try.
                     failed[message.id] = String(describing: error)
                     logger.warning(
-                        "command not published", metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(error)"])
+                        "command not published",
+                        metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(StoreErrors.describe(error))"])
                     break
                 }
             }

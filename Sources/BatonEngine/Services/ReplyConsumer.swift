@@ -36,7 +36,7 @@ public struct ReplyConsumer: Service {
                     stream: BatonStreams.replies.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "baton.reply.>")
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("cannot bind to the replies consumer yet; retrying", metadata: ["error": "\(error)"])
+                logger.warning("cannot bind to the replies consumer yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -54,7 +54,7 @@ public struct ReplyConsumer: Service {
                         batch = try await subscription.fetch(batch: concurrency - inFlight, maxWait: .seconds(1))
                     } catch {
                         if Task.isCancelled { break }
-                        logger.warning("fetching replies failed; retrying", metadata: ["error": "\(error)"])
+                        logger.warning("fetching replies failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                         try? await Task.sleep(for: .seconds(1))
                         continue
                     }
@@ -107,13 +107,13 @@ public struct ReplyConsumer: Service {
             case .sagaNotFound, .invalidSagaID, .unstorableValue, .corruptRow, .definitionNotFound:
                 await deadLetter(message, reason: error.description)
             default:
-                logger.warning("reply not applied; it will be redelivered", metadata: ["error": "\(error)"])
+                logger.warning("reply not applied; it will be redelivered", metadata: ["error": "\(StoreErrors.describe(error))"])
                 try? message.nak(delay: .seconds(1))
             }
         } catch let error as DefinitionMismatchError {
             await deadLetter(message, reason: error.description)
         } catch {
-            logger.warning("reply not applied; it will be redelivered", metadata: ["error": "\(error)"])
+            logger.warning("reply not applied; it will be redelivered", metadata: ["error": "\(StoreErrors.describe(error))"])
             try? message.nak(delay: .seconds(1))
         }
     }

@@ -62,7 +62,7 @@ public struct TimerScheduler: Service {
                         }
                     } catch {
                         if Task.isCancelled { break }
-                        logger.warning("scheduler failed; backing off", metadata: ["error": "\(error)"])
+                        logger.warning("scheduler failed; backing off", metadata: ["error": "\(StoreErrors.describe(error))"])
                         try? await Task.sleep(for: backoff.next())
                     }
                 }
@@ -89,7 +89,8 @@ public struct TimerScheduler: Service {
                     } catch {
                         // Its lease lapses and it is claimed again.
                         logger.warning(
-                            "timer not fired; it will be retried", metadata: ["saga.id": "\(timer.sagaID)", "error": "\(error)"])
+                            "timer not fired; it will be retried",
+                            metadata: ["saga.id": "\(timer.sagaID)", "error": "\(StoreErrors.describe(error))"])
                     }
                 }
                 running += 1

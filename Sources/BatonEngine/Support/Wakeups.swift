@@ -12,7 +12,7 @@ func listenForWakeups(_ store: SagaStore, logger: Logger, _ wake: @escaping @Sen
             }
         } catch {
             if Task.isCancelled { return }
-            logger.warning("listening for wake-ups failed; retrying", metadata: ["error": "\(error)"])
+            logger.warning("listening for wake-ups failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
             wake(nil)
             try? await Task.sleep(for: .seconds(1))
         }

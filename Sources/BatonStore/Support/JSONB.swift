@@ -17,8 +17,12 @@ struct JSONB<Value: Codable & Sendable>: Codable, Sendable, PostgresCodable {
 
 extension Date {
     /// Microseconds since the Unix epoch: how timestamps travel inside JSON row sets (decoded by
-    /// `baton.from_epoch_us`), exact where a floating-point seconds value would round.
-    var epochMicroseconds: Int64 { Int64((timeIntervalSince1970 * 1_000_000).rounded()) }
+    /// `baton.from_epoch_us`), exact where a floating-point seconds value would round. Saturates
+    /// at ``Date/earliestStorable`` and ``Date/latestStorable`` rather than trap.
+    var epochMicroseconds: Int64 {
+        let clamped = min(max(self, .earliestStorable), .latestStorable)
+        return Int64((clamped.timeIntervalSince1970 * 1_000_000).rounded())
+    }
 
     init(epochMicroseconds: Int64) {
         self.init(timeIntervalSince1970: Double(epochMicroseconds) / 1_000_000)

@@ -78,9 +78,9 @@ public struct CommandMessage: Sendable, Hashable {
         correlationID = reader.optional(Header.correlationID)
         traceparent = reader.optional(Header.traceparent)
         do {
-            self.payload = try JSONDecoder().decode(JSONValue.self, from: payload)
+            self.payload = try JSONParser.parse(payload)
         } catch {
-            throw ProtocolViolation("the body is not JSON")
+            throw ProtocolViolation("the body is not strict JSON: \(error)")
         }
     }
 }

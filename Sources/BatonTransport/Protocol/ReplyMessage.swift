@@ -72,9 +72,9 @@ public struct ReplyMessage: Sendable, Hashable {
 
         let body: JSONValue
         do {
-            body = try JSONDecoder().decode(JSONValue.self, from: payload)
+            body = try JSONParser.parse(payload)
         } catch {
-            throw ProtocolViolation("the body is not JSON")
+            throw ProtocolViolation("the body is not strict JSON: \(error)")
         }
         status = try ReplyBody.decode(body)
     }

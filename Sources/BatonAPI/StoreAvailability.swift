@@ -1,0 +1,22 @@
+import BatonHTTP
+import BatonStore
+import HTTPTypes
+
+/// The API's answer when the database cannot be reached: 503 with `Retry-After`, not a 500, so
+/// that clients and load balancers retry instead of reporting a bug.
+enum StoreAvailability {
+    /// Seconds a client should wait before trying again.
+    static let retryAfterSeconds = 5
+
+    static func problem(_ error: any Error) -> APIProblem? {
+        guard StoreErrors.isUnavailable(error) else { return nil }
+        var headers = HTTPFields()
+        headers[.retryAfter] = "\(retryAfterSeconds)"
+        return APIProblem(
+            .serviceUnavailable, code: "unavailable", title: "The database is unavailable",
+            detail: "the saga store cannot be reached right now; nothing was changed; try again in \(retryAfterSeconds) s",
+            headers: headers)
+    }
+
+    static func describe(_ error: any Error) -> String { StoreErrors.describe(error) }
+}
