@@ -103,6 +103,8 @@ public struct SagaPageCursor: Sendable, Hashable {
     /// Reads a cursor a client sent back.
     /// - Throws: ``SagaStoreError/invalidCursor(_:)`` for text this store did not issue.
     public init(encoded text: String) throws(SagaStoreError) {
+        // A cursor this store issues is about 80 characters.
+        guard text.utf8.count <= 256 else { throw .invalidCursor("not a cursor returned by a saga list") }
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         guard let data = Data(base64Encoded: base64), let decoded = String(data: data, encoding: .utf8) else {
@@ -111,6 +113,10 @@ public struct SagaPageCursor: Sendable, Hashable {
         let parts = decoded.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "v1", let microseconds = Int64(parts[1]), let id = UUID(uuidString: String(parts[2]))
         else {
+            throw .invalidCursor("not a cursor returned by a saga list")
+        }
+        // Only times the database can hold: a forged one would make the query fail.
+        guard (Date.earliestStorable.epochMicroseconds...Date.latestStorable.epochMicroseconds).contains(microseconds) else {
             throw .invalidCursor("not a cursor returned by a saga list")
         }
         self.init(createdAtMicroseconds: microseconds, id: id)

@@ -35,9 +35,16 @@ struct APITests {
     }
 
     static func submit(_ client: some TestClientProtocol, _ body: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        try await post(client, "/v1/sagas", body, headers: headers)
+    }
+
+    static func post(
+        _ client: some TestClientProtocol, _ uri: String, _ body: String, headers: HTTPFields = [:],
+        contentType: String = "application/json"
+    ) async throws -> TestResponse {
         var headers = headers
-        headers[.contentType] = "application/json"
-        return try await client.execute(uri: "/v1/sagas", method: .post, headers: headers, body: ByteBuffer(string: body))
+        headers[.contentType] = contentType
+        return try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: body))
     }
 
     static let validSubmission = #"{"workflow":"store-test","input":{"amount":100}}"#
@@ -94,7 +101,7 @@ struct APITests {
                 ("[1,2]", .badRequest, "JSON object"),
                 (#"{"input":{}}"#, .badRequest, "\"workflow\""),
                 (#"{"workflow":"store-test","input":{},"extra":1}"#, .badRequest, "unknown field"),
-                (#"{"workflow":"store-test","version":0}"#, .badRequest, "positive integer"),
+                (#"{"workflow":"store-test","version":0}"#, .badRequest, "an integer from 1 to"),
                 (#"{"workflow":"nope","input":{}}"#, .unprocessableContent, "no workflow named 'nope'"),
                 (#"{"workflow":"store-test","version":7,"input":{"amount":1}}"#, .unprocessableContent, "no version 7"),
                 (#"{"workflow":"store-test","input":{"amount":"ten"}}"#, .unprocessableContent, "amount"),
@@ -158,20 +165,90 @@ struct APITests {
     func cancelAndActions() async throws {
         try await Self.withAPI { client, _ in
             let id = try #require(try Self.json(try await Self.submit(client, Self.validSubmission)).value(at: ["id"])?.stringValue)
-            let cancelled = try await client.execute(
-                uri: "/v1/sagas/\(id)/cancel", method: .post, body: ByteBuffer(string: #"{"reason":"changed my mind"}"#))
+            let cancelled = try await Self.post(client, "/v1/sagas/\(id)/cancel", #"{"reason":"changed my mind"}"#)
             #expect(cancelled.status == .accepted)
             #expect(try Self.json(cancelled).value(at: ["status"]) == "COMPENSATING")
 
-            let action = try await client.execute(
-                uri: "/v1/sagas/\(id)/actions", method: .post, body: ByteBuffer(string: #"{"action":"resolve","reason":"checked"}"#))
+            let action = try await Self.post(client, "/v1/sagas/\(id)/actions", #"{"action":"resolve","reason":"checked"}"#)
             #expect(action.status == .conflict)
-            let noReason = try await client.execute(
-                uri: "/v1/sagas/\(id)/actions", method: .post, body: ByteBuffer(string: #"{"action":"resolve"}"#))
+            let noReason = try await Self.post(client, "/v1/sagas/\(id)/actions", #"{"action":"resolve"}"#)
             #expect(noReason.status == .badRequest)
-            let unknown = try await client.execute(
-                uri: "/v1/sagas/\(id)/actions", method: .post, body: ByteBuffer(string: #"{"action":"explode","reason":"x"}"#))
+            let unknown = try await Self.post(client, "/v1/sagas/\(id)/actions", #"{"action":"explode","reason":"x"}"#)
             #expect(unknown.status == .badRequest)
+        }
+    }
+
+    @Test("hostile requests get a 4xx problem naming what is wrong, and the server stays up")
+    func hostileRequests() async throws {
+        try await Self.withAPI { client, _ in
+            func expectProblem(_ response: TestResponse, _ status: HTTPResponse.Status, _ mention: String, _ label: String) throws {
+                #expect(response.status == status, "\(label)")
+                #expect(response.headers[.contentType] == "application/problem+json", "\(label)")
+                let detail = try Self.json(response).value(at: ["detail"])?.stringValue ?? ""
+                #expect(detail.contains(mention), "\(label): \(detail)")
+            }
+            let submitted = try await Self.submit(client, Self.validSubmission)
+            let id = try #require(try Self.json(submitted).value(at: ["id"])?.stringValue)
+
+            // Bodies: strict JSON, declared as such.
+            try expectProblem(
+                try await Self.submit(client, #"{"workflow":"store-test","input":{"amount":1,"amount":100000}}"#), .unprocessableContent,
+                "'amount' appears twice", "duplicate key")
+            try expectProblem(
+                try await Self.submit(client, #"{"workflow":"store-test","input":{"amount":9223372036854775808}}"#), .unprocessableContent,
+                "beyond the 64-bit range", "integer beyond int64")
+            try expectProblem(
+                try await Self.post(client, "/v1/sagas", Self.validSubmission, contentType: "text/plain"), .unsupportedMediaType,
+                "application/json", "text/plain submit")
+            try expectProblem(
+                try await Self.post(client, "/v1/workflows", StoreFixture.definitionSource, contentType: "text/plain"),
+                .unsupportedMediaType,
+                "application/yaml", "text/plain registration")
+            try expectProblem(
+                try await Self.post(client, "/v1/sagas/\(id)/cancel", #"{"reason":"a\u0000b"}"#), .unprocessableContent, "NUL",
+                "NUL in a reason")
+            try expectProblem(
+                try await Self.post(client, "/v1/sagas/\(id)/cancel", #"{"reason":42}"#), .badRequest, "must be a string", "reason type")
+
+            // Definitions: the durations that crashed the engine, and an alias bomb.
+            let far = StoreFixture.definitionSource.replacingOccurrences(of: "deadline: 1h", with: "deadline: 50000000000d")
+            try expectProblem(
+                try await Self.post(client, "/v1/workflows", far, contentType: "application/yaml"), .unprocessableContent,
+                "deadline: bad duration '50000000000d': longer than the maximum of 365d", "far deadline")
+            let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+            try expectProblem(
+                try await Self.post(client, "/v1/workflows", bomb, contentType: "application/yaml"), .unprocessableContent,
+                "anchors and aliases", "alias bomb")
+
+            // Query strings and headers.
+            let gets: [(String, String)] = [
+                ("/v1/sagas?workflow=%00", "workflow must be a workflow name"),
+                ("/v1/sagas?stuck=running:50000000000d", "maximum of 365d"),
+                ("/v1/sagas?stuck=awaiting:50000000000d", "maximum of 365d"),
+                ("/v1/sagas?stuck=running:5", "the duration '5'"),
+                (
+                    "/v1/sagas?cursor=\(Data("v1:9223372036854775807:0190f5a4-7b1c-7d2e-8f00-000000000000".utf8).base64EncodedString())",
+                    "cursor"
+                ),
+                ("/v1/sagas/\(id)?wait=50000000000d", "maximum of 365d"),
+            ]
+            for (uri, mention) in gets {
+                try expectProblem(try await client.execute(uri: uri, method: .get), .badRequest, mention, uri)
+            }
+            #expect(try await client.execute(uri: "/v1/workflows/%00", method: .get).status == .notFound)
+            var longID = HTTPFields()
+            longID[HTTPField.Name("X-Correlation-ID")!] = String(repeating: "c", count: 256)
+            try expectProblem(
+                try await client.execute(uri: "/v1/sagas", method: .get, headers: longID), .badRequest, "X-Correlation-ID", "long id")
+
+            // A known path with another method: 405 naming the methods it has.
+            for method in [HTTPRequest.Method.delete, .put, .head, .options] {
+                let response = try await client.execute(uri: "/v1/sagas/\(id)", method: method)
+                #expect(response.status == .methodNotAllowed, "\(method)")
+                #expect(response.headers[.allow] == "GET", "\(method)")
+            }
+            #expect(try await client.execute(uri: "/v1/workflows", method: .delete).headers[.allow] == "GET, POST")
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
         }
     }
 
