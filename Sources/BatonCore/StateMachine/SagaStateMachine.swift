@@ -674,8 +674,8 @@ extension SagaEvent {
         }
     }
 
-    /// A short description for history entries.
-    var summary: String {
+    /// A short description, for history entries and logs.
+    public var summary: String {
         switch self {
         case .start: "start"
         case .reply(let reply): "reply '\(reply.status.name)' to \(reply.step) \(reply.direction.rawValue) attempt \(reply.attempt)"

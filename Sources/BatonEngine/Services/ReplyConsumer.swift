@@ -110,8 +110,6 @@ public struct ReplyConsumer: Service {
                 logger.warning("reply not applied; it will be redelivered", metadata: ["error": "\(StoreErrors.describe(error))"])
                 try? message.nak(delay: .seconds(1))
             }
-        } catch let error as DefinitionMismatchError {
-            await deadLetter(message, reason: error.description)
         } catch {
             logger.warning("reply not applied; it will be redelivered", metadata: ["error": "\(StoreErrors.describe(error))"])
             try? message.nak(delay: .seconds(1))

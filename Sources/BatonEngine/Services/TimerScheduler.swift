@@ -103,10 +103,22 @@ public struct TimerScheduler: Service {
         let event = SagaEvent.timerFired(claimed.timer)
         let firing: TimerFiring
         do {
-            firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
-        } catch let missing as DefinitionNotCached {
-            try await catalog.load(name: missing.name, version: missing.version)
-            firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+            do {
+                firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+            } catch let missing as DefinitionNotCached {
+                try await catalog.load(name: missing.name, version: missing.version)
+                firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
+            }
+        } catch let poison as UnappliableEvent {
+            // Fired again it would fail again, every lease, for ever: park the saga instead, which
+            // also drops its timers.
+            let parked = try await store.fireTimer(claimed, now: .now) { record in
+                catalog.parking(record, event: event, because: poison, now: .now)
+            }
+            if case .fired(let record, let transition) = parked {
+                catalog.recordParking(transition, of: record.saga, event: event, because: poison)
+            }
+            return
         }
         if case .fired(let record, let transition) = firing {
             catalog.metrics.timerFired(due: claimed.timer.due)

@@ -49,6 +49,15 @@ public final class DefinitionCatalog: Sendable {
     }
 }
 
+/// An event that can never be applied to its saga: the state machine cannot run over the saga as
+/// stored (its definition does not match its steps). Retrying changes nothing, so the saga is
+/// parked (``DefinitionCatalog/park(_:event:because:inboxMessageID:)``) instead of failing again on
+/// every redelivery or timer lease.
+public struct UnappliableEvent: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+
 /// A saga's definition was not in the catalog when its row was locked (another replica registered
 /// it since this one started): load it, then try again.
 struct DefinitionNotCached: Error {
@@ -63,17 +72,66 @@ extension DefinitionCatalog {
         guard let definition = cached(name: saga.workflow, version: saga.workflowVersion) else {
             throw DefinitionNotCached(name: saga.workflow, version: saga.workflowVersion)
         }
-        var machine = try SagaStateMachine(definition: definition, saga: saga)
+        var machine: SagaStateMachine
+        do {
+            machine = try SagaStateMachine(definition: definition, saga: saga)
+        } catch {
+            throw UnappliableEvent(reason: error.description)
+        }
         var random = SystemRandomNumberGenerator()
         let transition = machine.handle(event, now: now, random: &random)
         return SagaChange(saga: machine.saga, transition: transition)
     }
 
-    /// Applies `event` to saga `id`, loading its definition first if it was not cached.
+    /// Applies `event` to saga `id`, loading its definition first if it was not cached. An event
+    /// that can never be applied parks the saga (``park(_:event:because:inboxMessageID:)``).
     func apply(
         _ event: SagaEvent,
         to id: String,
         inboxMessageID: String? = nil
+    ) async throws -> SagaUpdateResult {
+        do {
+            return try await applyOrThrow(event, to: id, inboxMessageID: inboxMessageID)
+        } catch let poison as UnappliableEvent {
+            return try await park(id, event: event, because: poison, inboxMessageID: inboxMessageID)
+        }
+    }
+
+    /// Parks saga `id` SUSPENDED because `event` cannot be applied to it
+    /// (``BatonCore/SagaInstance/park(because:event:now:)``), recording the reason, counting it and
+    /// logging it as an error: a person has to look.
+    func park(
+        _ id: String, event: SagaEvent, because poison: UnappliableEvent, inboxMessageID: String? = nil
+    ) async throws -> SagaUpdateResult {
+        let result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
+            parking(record, event: event, because: poison, now: .now)
+        }
+        if case .updated(let record, let transition) = result { recordParking(transition, of: record.saga, event: event, because: poison) }
+        return result
+    }
+
+    /// The change that parks a stored saga.
+    func parking(_ record: SagaRecord, event: SagaEvent, because poison: UnappliableEvent, now: Date) -> SagaChange {
+        var saga = record.saga
+        let transition = saga.park(because: poison.reason, event: event.summary, now: now)
+        return SagaChange(saga: saga, transition: transition)
+    }
+
+    /// Counts and logs a committed parking.
+    func recordParking(_ transition: SagaTransition, of saga: SagaInstance, event: SagaEvent, because poison: UnappliableEvent) {
+        metrics.sagaParked(workflow: saga.workflow)
+        log.logger.error(
+            "saga parked: an event cannot be applied to it",
+            metadata: [
+                "saga.id": "\(saga.id)", "saga.workflow": "\(saga.workflow)", "event": "\(event.summary)", "reason": "\(poison.reason)",
+            ])
+        record(transition, of: saga)
+    }
+
+    private func applyOrThrow(
+        _ event: SagaEvent,
+        to id: String,
+        inboxMessageID: String?
     ) async throws -> SagaUpdateResult {
         let result: SagaUpdateResult
         do {

@@ -72,6 +72,11 @@ public struct EngineMetrics: Sendable {
     }
 
     /// A message sent to the dead letters by the orchestrator.
+    /// A saga parked SUSPENDED because an event cannot be applied to it.
+    func sagaParked(workflow: String) {
+        Counter(label: "baton_sagas_parked_total", dimensions: [("workflow", workflow)], factory: factory).increment()
+    }
+
     func deadLettered() {
         Counter(label: "baton_dead_letters_total", dimensions: [("source", "orchestrator")], factory: factory).increment()
     }

@@ -212,6 +212,38 @@ extension EndToEndSuites {
             }
         }
 
+        @Test("a saga whose events can never be applied is parked SUSPENDED with the reason; its timers stop; others flow")
+        func poisonSagaIsParked() async throws {
+            try await EngineHarness.run(heartbeats: false) { harness in
+                // The poisoned saga's reserve never answers, so its step timeout is what fires.
+                harness.on("reserve") { context in
+                    if context.command.payload.value(at: ["amount"]) == 1 { try await Task.sleep(for: .seconds(60)) }
+                    return ["reservation": "r-1"]
+                }
+                let poisoned = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 1]).record.saga.id
+                _ = try await harness.wait(for: poisoned) { $0.saga.steps[0].commandSentAt != nil }
+                // Injected for real: the stored saga no longer matches its definition (as a bad
+                // migration or a hand edit would leave it), so the state machine refuses every event.
+                try await harness.store.client.query(
+                    "UPDATE baton.saga_steps SET name = 'renamed' WHERE saga_id = \(UUID(uuidString: poisoned)!) AND position = 2",
+                    logger: EngineHarness.logger)
+                let healthy = try await harness.runSaga(input: ["amount": 5])
+                #expect(healthy.saga.status == .completed)
+
+                let parked = try await harness.wait(for: poisoned) { $0.saga.status == .suspended }
+                #expect(parked.saga.status == .suspended)
+                #expect(parked.saga.suspensionReason?.contains("cannot be applied") == true)
+                #expect(parked.saga.suspensionReason?.contains("renamed") == true)
+                let history = try await harness.history(poisoned)
+                #expect(history.last?.kind == .sagaSuspended)
+                #expect(history.last?.detail.hasPrefix("parked: timer step_timeout for reserve attempt 1 cannot be applied") == true)
+                // No timer of it is left to fire again and again.
+                #expect(try await harness.store.timers(sagaID: poisoned).isEmpty)
+                // And the engine keeps running sagas.
+                #expect(try await harness.runSaga(input: ["amount": 6]).saga.status == .completed)
+            }
+        }
+
         @Test("a step whose every attempt times out is compensated too, since it may have taken effect")
         func timeoutsExhausted() async throws {
             try await EngineHarness.run(heartbeats: false) { harness in
