@@ -25,6 +25,8 @@ public struct BatonAPI: Sendable {
         public var maximumInputBytes: Int
         /// A cancel's or an operator action's reason, in characters.
         public var maximumReasonLength: Int
+        /// Timeouts and header limits of the HTTP server.
+        public var http: HTTPServerLimits
 
         public init(
             bodyLimit: Int = 1 << 20,
@@ -32,8 +34,10 @@ public struct BatonAPI: Sendable {
             maximumWait: Duration = .seconds(60),
             definitionLimits: DefinitionLimits = .default,
             maximumInputBytes: Int = 64 * 1024,
-            maximumReasonLength: Int = 1024
+            maximumReasonLength: Int = 1024,
+            http: HTTPServerLimits = .init()
         ) {
+            self.http = http
             self.bodyLimit = bodyLimit
             self.tokens = tokens
             self.maximumWait = maximumWait

@@ -104,6 +104,7 @@ public struct BatonServer: Service {
         let onListening = self.onListening
         let application = Application(
             router: api.router(),
+            server: configuration.api.http.server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "baton"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger
