@@ -37,8 +37,8 @@ struct DevCommand: AsyncParsableCommand {
         let database: DatabaseURL
         do { database = try DatabaseURL(urls.databaseURL) } catch { throw ValidationError(error.description) }
         try await ServeCommand.serve(
-            database: database, natsURL: urls.natsURL, host: String(http[..<colon]), port: port, bodyLimit: 1 << 20, tokens: [],
-            definitions: definitions, logger: logger)
+            database: database, natsURL: urls.natsURL, host: String(http[..<colon]), port: port,
+            api: try ServeCommand.limits(from: ProcessInfo.processInfo.environment), definitions: definitions, logger: logger)
         print("baton dev: stopping PostgreSQL and NATS")
     }
 }

@@ -62,9 +62,37 @@ struct ServeCommand: AsyncParsableCommand {
             .filter { !$0.isEmpty }
 
         let paths = workflows.isEmpty ? (environment["BATON_WORKFLOWS"].map { [$0] } ?? []) : workflows
+        var api = try Self.limits(from: environment)
+        api.bodyLimit = limit
+        api.tokens = tokens
         try await Self.serve(
-            database: database, natsURL: natsText, host: host, port: port, bodyLimit: limit, tokens: tokens,
-            definitions: try Self.definitions(paths), logger: logger)
+            database: database, natsURL: natsText, host: host, port: port, api: api, definitions: try Self.definitions(paths),
+            logger: logger)
+    }
+
+    /// The API's limits, each overridable by an environment variable (docs/operations.md, Limits).
+    static func limits(from environment: [String: String]) throws -> BatonAPI.Configuration {
+        var api = BatonAPI.Configuration()
+        func integer(_ name: String, _ target: inout Int) throws {
+            guard let text = environment[name] else { return }
+            guard let value = Int(text), value > 0 else { throw ValidationError("\(name) must be a positive whole number, got '\(text)'") }
+            target = value
+        }
+        func duration(_ name: String, _ target: inout Duration) throws {
+            guard let text = environment[name] else { return }
+            guard let value = SagaDuration(parsing: text), value > .zero else {
+                throw ValidationError("\(name) must be a duration such as 30s, got '\(text)'")
+            }
+            target = .milliseconds(value.milliseconds)
+        }
+        try integer("BATON_MAX_DEFINITION_BYTES", &api.definitionLimits.maximumBytes)
+        try integer("BATON_MAX_STEPS", &api.definitionLimits.maximumSteps)
+        try integer("BATON_MAX_TEMPLATE_BYTES", &api.definitionLimits.maximumTemplateBytes)
+        try integer("BATON_MAX_INPUT_BYTES", &api.maximumInputBytes)
+        try integer("BATON_MAX_HEADER_BYTES", &api.http.maximumHeaderBytes)
+        try duration("BATON_HTTP_IDLE_TIMEOUT", &api.http.idleTimeout)
+        try duration("BATON_HTTP_BODY_TIMEOUT", &api.http.bodyTimeout)
+        return api
     }
 
     /// Reads the workflow definitions to register at start; any invalid one stops start-up.
@@ -88,8 +116,7 @@ struct ServeCommand: AsyncParsableCommand {
         natsURL: String,
         host: String,
         port: Int,
-        bodyLimit: Int,
-        tokens: [String],
+        api: BatonAPI.Configuration,
         definitions: [(definition: WorkflowDefinition, source: String)],
         logger: Logger
     ) async throws {
@@ -98,7 +125,7 @@ struct ServeCommand: AsyncParsableCommand {
             client: client,
             configuration: .init(
                 nats: .init(urlList: natsURL, name: "baton-serve"), host: host, port: port,
-                api: .init(bodyLimit: bodyLimit, tokens: tokens), definitions: definitions),
+                api: api, definitions: definitions),
             logger: logger,
             onListening: { port in
                 // Scripts and tests wait for this line to know where the server listens.
