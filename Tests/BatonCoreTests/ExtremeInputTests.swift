@@ -47,7 +47,7 @@ struct ExtremeInputTests {
         "a duration of any text parses to at most the maximum or is refused",
         arguments: [
             "1e400s", "99999999999999999999999d", "9223372036854775807ms", "0.0000001ms", "365d1ms", "1..5s", "١s", "nanms",
-            String(repeating: "9", count: 10_000) + "s", String(repeating: "1s", count: 1000),
+            String(repeating: "9", count: 80) + "s", String(repeating: "1s", count: 40),
         ])
     func durationText(_ text: String) {
         if let duration = SagaDuration(parsing: text) { #expect(duration <= .maximum) }
