@@ -39,12 +39,21 @@ public final class JetStream: @unchecked Sendable {
             var code = jsErrCode(0)
             let added = js_AddStream(nil, context, &config, nil, &code)
             if added == NATS_OK { return }
-            guard code == JSStreamNameExistErr else {
-                throw NATSError(added, jetStreamCode: code, context: "creating stream \(configuration.name)")
+            // Another process may have created the stream a moment ago. The server says so as
+            // "name exists", or, when the two creations race, as "subjects overlap" (10065): either
+            // way the stream is there, and updating it to this configuration is the answer. An
+            // overlap with some other stream stays an error (the update finds no stream by our name).
+            let addCode = code
+            guard addCode == JSStreamNameExistErr || addCode == JSStreamSubjectOverlapErr else {
+                throw NATSError(added, jetStreamCode: addCode, context: "creating stream \(configuration.name)")
             }
             code = jsErrCode(0)
-            try NATSError.check(
-                js_UpdateStream(nil, context, &config, nil, &code), jetStreamCode: code, "updating stream \(configuration.name)")
+            let updated = js_UpdateStream(nil, context, &config, nil, &code)
+            if updated == NATS_OK { return }
+            if addCode == JSStreamSubjectOverlapErr && code == JSStreamNotFoundErr {
+                throw NATSError(added, jetStreamCode: addCode, context: "creating stream \(configuration.name)")
+            }
+            throw NATSError(updated, jetStreamCode: code, context: "updating stream \(configuration.name)")
         }
     }
 

@@ -65,6 +65,37 @@ struct JetStreamTests {
         _ = try await fixture.consumer(ackWait: .seconds(10))
     }
 
+    @Test("several processes creating the same stream and consumer at once all succeed; a real overlap is still an error")
+    func concurrentSetup() async throws {
+        // On a fresh server, as when every process of a deployment starts at once.
+        for _ in 0..<5 {
+            let nats = try PrivateNATS()
+            defer { nats.remove() }
+            var connections: [JetStream] = []
+            for index in 0..<6 {
+                var connection: NATSConnection?
+                for _ in 0..<50 where connection == nil {
+                    connection = try? await NATSConnection.connect(.init(urlList: nats.url, name: "racer-\(index)"))
+                    if connection == nil { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                connections.append(try JetStream(try #require(connection)))
+            }
+            let consumer = ConsumerConfiguration(durable: "baton-orchestrator", filterSubject: "baton.reply.>")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for jetStream in connections {
+                    group.addTask {
+                        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                        try await jetStream.ensureConsumer(stream: BatonStreams.replies.name, consumer)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            var other = BatonStreams.commands
+            other.name = "OVERLAPPING"
+            await #expect(throws: NATSError.self) { try await connections[0].ensureStream(other) }
+        }
+    }
+
     @Test("a message round-trips with its headers, payload and delivery metadata, and an ack removes it")
     func roundTrip() async throws {
         let fixture = try await Fixture.make()
