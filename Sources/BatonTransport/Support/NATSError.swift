@@ -15,11 +15,13 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
         self.jetStreamCode = Int(jetStreamCode.rawValue)
         self.context = context
         // The thread's last error carries the detail (the server's message); the status text is the fallback.
+        // The last error can be empty (seen on publish failures): then only the status says why.
         var last = NATS_OK
-        if let detail = nats_GetLastError(&last), last == status {
-            self.text = String(cString: detail)
+        let statusText = String(cString: natsStatus_GetText(status))
+        if let detail = nats_GetLastError(&last).map({ String(cString: $0) }), last == status, !detail.isEmpty {
+            self.text = detail.contains(statusText) ? detail : "\(statusText): \(detail)"
         } else {
-            self.text = String(cString: natsStatus_GetText(status))
+            self.text = statusText
         }
     }
 
