@@ -15,8 +15,9 @@ public struct BatonAPI: Sendable {
     public struct Configuration: Sendable {
         /// Request bodies larger than this are refused with 413.
         public var bodyLimit: Int
-        /// When not empty, every `/v1` route requires `Authorization: Bearer <one of these>`.
-        public var tokens: [String]
+        /// Who may call the `/v1` routes, and with which scopes; ``APIAccessPolicy/open`` lets
+        /// everyone in (for loopback only).
+        public var access: APIAccessPolicy
         /// The longest `?wait=` a client may ask for.
         public var maximumWait: Duration
         /// The bounds a registered definition must keep.
@@ -30,7 +31,7 @@ public struct BatonAPI: Sendable {
 
         public init(
             bodyLimit: Int = 1 << 20,
-            tokens: [String] = [],
+            access: APIAccessPolicy = .open,
             maximumWait: Duration = .seconds(60),
             definitionLimits: DefinitionLimits = .default,
             maximumInputBytes: Int = 64 * 1024,
@@ -39,7 +40,7 @@ public struct BatonAPI: Sendable {
         ) {
             self.http = http
             self.bodyLimit = bodyLimit
-            self.tokens = tokens
+            self.access = access
             self.maximumWait = maximumWait
             self.definitionLimits = definitionLimits
             self.maximumInputBytes = maximumInputBytes
@@ -76,16 +77,16 @@ public struct BatonAPI: Sendable {
 
     public static let routes: [(method: String, path: String, statuses: Set<Int>)] = [
         ("GET", "/healthz", [200]), ("GET", "/readyz", [200, 503]), ("GET", "/metrics", [200]),
-        ("POST", "/v1/sagas", [202, 400, 401, 409, 413, 415, 422, 503]), ("GET", "/v1/sagas", [200, 400, 401, 503]),
-        ("GET", "/v1/sagas/{id}", [200, 400, 401, 404, 503]), ("GET", "/v1/sagas/{id}/history", [200, 400, 401, 404, 503]),
-        ("POST", "/v1/sagas/{id}/cancel", [202, 400, 401, 404, 409, 413, 415, 422, 503]),
-        ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 404, 409, 413, 415, 422, 503]),
-        ("GET", "/v1/workflows", [200, 401, 503]), ("POST", "/v1/workflows", [200, 201, 400, 401, 409, 413, 415, 422, 503]),
-        ("GET", "/v1/workflows/{name}", [200, 401, 404, 503]),
+        ("POST", "/v1/sagas", [202, 400, 401, 403, 409, 413, 415, 422, 503]), ("GET", "/v1/sagas", [200, 400, 401, 403, 503]),
+        ("GET", "/v1/sagas/{id}", [200, 400, 401, 403, 404, 503]), ("GET", "/v1/sagas/{id}/history", [200, 400, 401, 403, 404, 503]),
+        ("POST", "/v1/sagas/{id}/cancel", [202, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
+        ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
+        ("GET", "/v1/workflows", [200, 401, 403, 503]), ("POST", "/v1/workflows", [200, 201, 400, 401, 403, 409, 413, 415, 422, 503]),
+        ("GET", "/v1/workflows/{name}", [200, 401, 403, 404, 503]),
     ]
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func router() -> Router<BatonRequestContext> {
+        let router = Router(context: BatonRequestContext.self)
         router.add(middleware: CorrelationMiddleware())
         router.add(
             middleware: ProblemMiddleware(
@@ -108,22 +109,37 @@ public struct BatonAPI: Sendable {
         }
 
         let v1 = router.group("v1")
-        if !configuration.tokens.isEmpty { v1.add(middleware: BearerTokenMiddleware(tokens: configuration.tokens)) }
-        v1.post("sagas") { request, context in try await submit(request, context) }
-        v1.get("sagas") { request, _ in try await list(request) }
-        v1.get("sagas/:id") { request, context in try await get(request, context) }
-        v1.get("sagas/:id/history") { request, context in try await history(request, context) }
-        v1.post("sagas/:id/cancel") { request, context in try await cancel(request, context) }
-        v1.post("sagas/:id/actions") { request, context in try await act(request, context) }
-        v1.get("workflows") { _, _ in try await workflows() }
-        v1.post("workflows") { request, context in try await register(request, context) }
-        v1.get("workflows/:name") { _, context in try await workflow(context) }
+        v1.add(middleware: AuthenticationMiddleware(policy: configuration.access))
+        v1.post("sagas") { request, context in try await submit(request, context, by: try context.require(.sagasWrite)) }
+        v1.get("sagas") { request, context in
+            _ = try context.require(.sagasRead)
+            return try await list(request)
+        }
+        v1.get("sagas/:id") { request, context in
+            _ = try context.require(.sagasRead)
+            return try await get(request, context)
+        }
+        v1.get("sagas/:id/history") { request, context in
+            _ = try context.require(.sagasRead)
+            return try await history(request, context)
+        }
+        v1.post("sagas/:id/cancel") { request, context in try await cancel(request, context, by: try context.require(.sagasWrite)) }
+        v1.post("sagas/:id/actions") { request, context in try await act(request, context, by: try context.require(.operator)) }
+        v1.get("workflows") { _, context in
+            _ = try context.require(.sagasRead)
+            return try await workflows()
+        }
+        v1.post("workflows") { request, context in try await register(request, context, by: try context.require(.workflowsWrite)) }
+        v1.get("workflows/:name") { _, context in
+            _ = try context.require(.sagasRead)
+            return try await workflow(context)
+        }
         return router
     }
 
     // MARK: - Sagas
 
-    func submit(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func submit(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {
         let body = try await jsonBody(request)
         guard case .object(let fields) = body else { throw APIProblem.badRequest("the body must be a JSON object") }
         guard case .string(let workflow)? = fields["workflow"], !workflow.isEmpty else {
@@ -159,12 +175,12 @@ public struct BatonAPI: Sendable {
             throw APIProblem.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid-request")
         }
         // Always present: the correlation middleware sets one when the caller did not.
-        let correlationID = request.headers[CorrelationMiddleware<BasicRequestContext>.header]
-        let traceparent = request.headers[CorrelationMiddleware<BasicRequestContext>.traceparentHeader]
+        let correlationID = request.headers[CorrelationMiddleware<BatonRequestContext>.header]
+        let traceparent = request.headers[CorrelationMiddleware<BatonRequestContext>.traceparentHeader]
         do {
             let creation = try await commands.submit(
                 workflow: workflow, version: version, input: fields["input"] ?? [:], idempotencyKey: idempotencyKey,
-                correlationID: correlationID, traceparent: traceparent)
+                correlationID: correlationID, traceparent: traceparent, actor: caller.name)
             let saga = creation.record.saga
             var headers = HTTPFields()
             headers[.location] = "/v1/sagas/\(saga.id)"
@@ -194,7 +210,7 @@ public struct BatonAPI: Sendable {
         }
     }
 
-    func get(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func get(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         var record = try await existingSaga(id)
         if let wait = request.uri.queryParameters["wait"] {
@@ -214,7 +230,7 @@ public struct BatonAPI: Sendable {
         return Render.json(Render.saga(record))
     }
 
-    func history(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func history(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         _ = try await existingSaga(id)
         let after = try integer(request, "after", default: 0, range: 0...Int.max)
@@ -284,20 +300,20 @@ public struct BatonAPI: Sendable {
         }
     }
 
-    func cancel(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func cancel(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {
         let id = try context.parameters.require("id")
         _ = try await existingSaga(id)
         let body = try await optionalJSONBody(request)
         if let body, body.objectValue == nil { throw APIProblem.badRequest("the body must be a JSON object", code: "invalid-request") }
         let reason = try text(body, "reason", required: false) ?? "cancelled over the API"
-        let (record, outcome) = try await commands.cancel(id: id, reason: reason)
+        let (record, outcome) = try await commands.cancel(id: id, reason: reason, actor: caller.name)
         if case .rejected(let why) = outcome {
             throw APIProblem(.conflict, code: "cannot-cancel", title: "The saga cannot be cancelled", detail: why)
         }
         return Render.json(Render.saga(record), status: .accepted)
     }
 
-    func act(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func act(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {
         let id = try context.parameters.require("id")
         _ = try await existingSaga(id)
         let body = try await jsonBody(request)
@@ -322,7 +338,7 @@ public struct BatonAPI: Sendable {
         default:
             throw APIProblem.badRequest("unknown action '\(name)': expected retry, skip, resolve or compensate", code: "invalid-request")
         }
-        let (record, outcome) = try await commands.act(on: id, action)
+        let (record, outcome) = try await commands.act(on: id, action, actor: caller.name)
         if case .rejected(let why) = outcome {
             throw APIProblem(.conflict, code: "action-refused", title: "The action is not allowed now", detail: why)
         }
@@ -373,7 +389,7 @@ public struct BatonAPI: Sendable {
         ])
     }
 
-    func workflow(_ context: BasicRequestContext) async throws -> Response {
+    func workflow(_ context: BatonRequestContext) async throws -> Response {
         let name = try context.parameters.require("name")
         guard WorkflowDefinition.isName(name, limits: configuration.definitionLimits) else {
             throw APIProblem.notFound("no workflow named '\(name.prefix(80))'")
@@ -383,7 +399,7 @@ public struct BatonAPI: Sendable {
         return Render.json(["name": .string(name), "versions": .array(versions.map(Render.definition))])
     }
 
-    func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func register(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {
         let buffer = try await collect(request)
         try JSONBodies.requireContentType(request, oneOf: ["application/json"] + Self.yamlMediaTypes)
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
@@ -402,7 +418,7 @@ public struct BatonAPI: Sendable {
                 extra: ["errors": .array(error.issues.map { .string($0.description) })])
         }
         do {
-            let registration = try await store.registerDefinition(definition, source: text, now: .now)
+            let registration = try await store.registerDefinition(definition, source: text, now: .now, registeredBy: caller.name)
             var headers = HTTPFields()
             headers[.location] = "/v1/workflows/\(definition.name)"
             let created: Bool = if case .registered = registration { true } else { false }
@@ -457,35 +473,5 @@ public struct BatonAPI: Sendable {
             throw APIProblem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-21T14:00:00Z, got '\(text)'")
         }
         return date
-    }
-}
-
-/// `Authorization: Bearer <token>` on every route it guards, compared in constant time.
-struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    /// SHA-256 of each accepted token.
-    let digests: [[UInt8]]
-
-    init(tokens: [String]) { digests = tokens.map { Array(SHA256.hash(data: Data($0.utf8))) } }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let header = request.headers[.authorization] ?? ""
-        guard header.hasPrefix("Bearer ") else { throw Self.unauthorized }
-        // Fixed-length digests compared byte by byte without stopping early, against every token:
-        // the time taken does not depend on the token or on how much of it matches.
-        let presented = Array(SHA256.hash(data: Data(header.dropFirst("Bearer ".count).utf8)))
-        var matched = false
-        for digest in digests {
-            var difference: UInt8 = 0
-            for (left, right) in zip(digest, presented) { difference |= left ^ right }
-            matched = matched || difference == 0
-        }
-        guard matched else { throw Self.unauthorized }
-        return try await next(request, context)
-    }
-
-    static var unauthorized: APIProblem {
-        APIProblem(
-            .unauthorized, code: "unauthorized", title: "Authentication required",
-            detail: "send Authorization: Bearer <token> with one of the server's API tokens")
     }
 }

@@ -66,7 +66,7 @@ enum Render {
             "seq": .integer(Int64(entry.seq)), "kind": .string(entry.entry.kind.rawValue), "step": string(entry.entry.step),
             "direction": string(entry.entry.direction?.rawValue), "attempt": entry.entry.attempt.map { .integer(Int64($0)) } ?? .null,
             "status_before": .string(entry.entry.statusBefore.rawValue), "status_after": .string(entry.entry.statusAfter.rawValue),
-            "detail": .string(entry.entry.detail), "at": time(entry.entry.at),
+            "detail": .string(entry.entry.detail), "at": time(entry.entry.at), "actor": string(entry.entry.actor),
         ]
     }
 
@@ -75,7 +75,7 @@ enum Render {
         return [
             "name": .string(stored.definition.name), "version": .integer(Int64(stored.definition.version)),
             "description": .string(stored.definition.description), "hash": .string(stored.contentHash),
-            "registered_at": time(stored.registeredAt), "definition": document,
+            "registered_at": time(stored.registeredAt), "registered_by": string(stored.registeredBy), "definition": document,
         ]
     }
 }

@@ -43,7 +43,8 @@ public struct SagaCommands: Sendable {
         input: JSONValue,
         idempotencyKey: String? = nil,
         correlationID: String? = nil,
-        traceparent: String? = nil
+        traceparent: String? = nil,
+        actor: String? = nil
     ) async throws -> SagaCreation {
         let stored: StoredDefinition
         if let version {
@@ -67,7 +68,7 @@ public struct SagaCommands: Sendable {
             definition: definition,
             saga: SagaInstance(
                 id: id, definition: definition, input: input, correlationID: correlationID, traceparent: traceparent, now: now))
-        let transition = machine.handle(.start, now: now, random: &random)
+        let transition = machine.handle(.start, now: now, random: &random).attributed(to: actor)
         let idempotency = idempotencyKey.map {
             IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))
         }
@@ -90,20 +91,22 @@ public struct SagaCommands: Sendable {
     /// Asks saga `id` to stop and undo what it did.
     /// - Returns: The saga after the request, and the outcome (`rejected` with the reason when it is
     ///   past its pivot or finished).
-    public func cancel(id: String, reason: String) async throws -> (SagaRecord, SagaTransition.Outcome) {
-        try await request(.cancel(reason: reason), id: id)
+    /// - Parameter actor: Who asked (the API caller), named in the history entries it adds.
+    public func cancel(id: String, reason: String, actor: String? = nil) async throws -> (SagaRecord, SagaTransition.Outcome) {
+        try await request(.cancel(reason: reason), id: id, actor: actor)
     }
 
     /// An operator's action on a suspended saga.
-    public func act(on id: String, _ action: OperatorAction) async throws -> (SagaRecord, SagaTransition.Outcome) {
-        try await request(.operatorAction(action), id: id)
+    /// - Parameter actor: Who acted (the API caller), named in the history entries it adds.
+    public func act(on id: String, _ action: OperatorAction, actor: String? = nil) async throws -> (SagaRecord, SagaTransition.Outcome) {
+        try await request(.operatorAction(action), id: id, actor: actor)
     }
 
-    private func request(_ event: SagaEvent, id: String) async throws -> (SagaRecord, SagaTransition.Outcome) {
+    private func request(_ event: SagaEvent, id: String, actor: String?) async throws -> (SagaRecord, SagaTransition.Outcome) {
         if let saga = try await store.saga(id: id) {
             try await catalog.load(name: saga.saga.workflow, version: saga.saga.workflowVersion)
         }
-        guard case .updated(let record, let transition) = try await catalog.apply(event, to: id) else {
+        guard case .updated(let record, let transition) = try await catalog.apply(event, to: id, actor: actor) else {
             throw SagaStoreError.sagaNotFound(id: id)
         }
         return (record, transition.outcome)

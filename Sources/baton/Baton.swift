@@ -10,7 +10,7 @@ struct Baton: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, DevCommand.self, SubmitCommand.self, GetCommand.self, WatchCommand.self, ListCommand.self,
             CancelCommand.self,
-            WorkflowsCommand.self,
+            WorkflowsCommand.self, TokenCommand.self,
         ]
     )
 }

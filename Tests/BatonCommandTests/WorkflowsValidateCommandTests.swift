@@ -20,7 +20,9 @@ struct WorkflowsValidateCommandTests {
         var output: String
     }
 
-    func baton(_ arguments: String...) throws -> Run {
+    func baton(_ arguments: String...) throws -> Run { try baton(arguments) }
+
+    func baton(_ arguments: [String]) throws -> Run {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments

@@ -148,6 +148,9 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
     public var statusAfter: SagaStatus
     public var detail: String
     public var at: Date
+    /// Who asked for the change, when a person or a system did through the API (the token's name
+    /// or the JWT's subject); `nil` for what the engine did by itself (replies, timers).
+    public var actor: String?
 
     public init(
         kind: Kind,
@@ -157,8 +160,10 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
         statusBefore: SagaStatus,
         statusAfter: SagaStatus,
         detail: String,
-        at: Date
+        at: Date,
+        actor: String? = nil
     ) {
+        self.actor = actor
         self.kind = kind
         self.step = step
         self.direction = direction
@@ -209,5 +214,17 @@ public struct SagaTransition: Sendable, Hashable {
     /// The history entries to append.
     public var history: [HistoryEntry] {
         effects.compactMap { if case .recordHistory(let entry) = $0 { entry } else { nil } }
+    }
+
+    /// The same transition with every history entry naming `actor` as who asked for it.
+    public func attributed(to actor: String?) -> SagaTransition {
+        guard let actor else { return self }
+        var attributed = self
+        attributed.effects = effects.map { effect in
+            guard case .recordHistory(var entry) = effect else { return effect }
+            entry.actor = actor
+            return .recordHistory(entry)
+        }
+        return attributed
     }
 }

@@ -67,7 +67,8 @@ struct DefinitionNotCached: Error {
 
 extension DefinitionCatalog {
     /// Hands `event` to the state machine for a stored saga (under its row lock).
-    func transition(_ record: SagaRecord, _ event: SagaEvent, now: Date) throws -> SagaChange {
+    /// - Parameter actor: Who asked for it (an API caller), named in every history entry it adds.
+    func transition(_ record: SagaRecord, _ event: SagaEvent, now: Date, actor: String? = nil) throws -> SagaChange {
         let saga = record.saga
         guard let definition = cached(name: saga.workflow, version: saga.workflowVersion) else {
             throw DefinitionNotCached(name: saga.workflow, version: saga.workflowVersion)
@@ -79,7 +80,7 @@ extension DefinitionCatalog {
             throw UnappliableEvent(reason: error.description)
         }
         var random = SystemRandomNumberGenerator()
-        let transition = machine.handle(event, now: now, random: &random)
+        let transition = machine.handle(event, now: now, random: &random).attributed(to: actor)
         return SagaChange(saga: machine.saga, transition: transition)
     }
 
@@ -88,10 +89,11 @@ extension DefinitionCatalog {
     func apply(
         _ event: SagaEvent,
         to id: String,
-        inboxMessageID: String? = nil
+        inboxMessageID: String? = nil,
+        actor: String? = nil
     ) async throws -> SagaUpdateResult {
         do {
-            return try await applyOrThrow(event, to: id, inboxMessageID: inboxMessageID)
+            return try await applyOrThrow(event, to: id, inboxMessageID: inboxMessageID, actor: actor)
         } catch let poison as UnappliableEvent {
             return try await park(id, event: event, because: poison, inboxMessageID: inboxMessageID)
         }
@@ -131,17 +133,18 @@ extension DefinitionCatalog {
     private func applyOrThrow(
         _ event: SagaEvent,
         to id: String,
-        inboxMessageID: String?
+        inboxMessageID: String?,
+        actor: String?
     ) async throws -> SagaUpdateResult {
         let result: SagaUpdateResult
         do {
             result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
-                try transition(record, event, now: .now)
+                try transition(record, event, now: .now, actor: actor)
             }
         } catch let missing as DefinitionNotCached {
             try await load(name: missing.name, version: missing.version)
             result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
-                try transition(record, event, now: .now)
+                try transition(record, event, now: .now, actor: actor)
             }
         }
         if case .updated(let updated, let transition) = result { record(transition, of: updated.saga) }

@@ -7,11 +7,12 @@ extension SagaStore {
     ///
     /// Registering the same content again is a no-op, so every replica registers `workflows/` at
     /// start-up. A name and version are immutable once registered: sagas pin them.
+    /// - Parameter registeredBy: Who registered it (the API caller), kept with the version.
     /// - Throws: ``SagaStoreError/definitionConflict(name:version:registeredHash:newHash:)`` when the
     ///   version is registered with different content.
     @discardableResult
     public func registerDefinition(
-        _ definition: WorkflowDefinition, source: String?, now: Date
+        _ definition: WorkflowDefinition, source: String?, now: Date, registeredBy: String? = nil
     ) async throws
         -> DefinitionRegistration
     {
@@ -19,14 +20,15 @@ extension SagaStore {
         let json = String(decoding: definition.canonicalJSON, as: UTF8.self)
         let inserted = try await query(
             """
-            INSERT INTO baton.workflow_definitions (name, version, content_hash, definition, source, registered_at)
-            VALUES (\(definition.name), \(definition.version), \(hash), \(json)::jsonb, \(source), \(now))
+            INSERT INTO baton.workflow_definitions (name, version, content_hash, definition, source, registered_at, registered_by)
+            VALUES (\(definition.name), \(definition.version), \(hash), \(json)::jsonb, \(source), \(now), \(registeredBy))
             ON CONFLICT (name, version) DO NOTHING
             RETURNING registered_at
             """)
         for try await registeredAt in inserted.decode(Date.self) {
             return .registered(
-                StoredDefinition(definition: definition, contentHash: hash, source: source, registeredAt: registeredAt))
+                StoredDefinition(
+                    definition: definition, contentHash: hash, source: source, registeredAt: registeredAt, registeredBy: registeredBy))
         }
         guard let existing = try await self.definition(name: definition.name, version: definition.version) else {
             throw SagaStoreError.corruptRow("workflow \(definition.name) v\(definition.version) conflicted but cannot be read")
@@ -42,7 +44,7 @@ extension SagaStore {
     public func definition(name: String, version: Int) async throws -> StoredDefinition? {
         try await definitions(
             """
-            SELECT name, version, content_hash, definition, source, registered_at FROM baton.workflow_definitions
+            SELECT name, version, content_hash, definition, source, registered_at, registered_by FROM baton.workflow_definitions
             WHERE name = \(name) AND version = \(version)
             """
         ).first
@@ -52,7 +54,7 @@ extension SagaStore {
     public func latestDefinition(name: String) async throws -> StoredDefinition? {
         try await definitions(
             """
-            SELECT name, version, content_hash, definition, source, registered_at FROM baton.workflow_definitions
+            SELECT name, version, content_hash, definition, source, registered_at, registered_by FROM baton.workflow_definitions
             WHERE name = \(name) ORDER BY version DESC LIMIT 1
             """
         ).first
@@ -62,7 +64,7 @@ extension SagaStore {
     public func definitionVersions(name: String) async throws -> [StoredDefinition] {
         try await definitions(
             """
-            SELECT name, version, content_hash, definition, source, registered_at FROM baton.workflow_definitions
+            SELECT name, version, content_hash, definition, source, registered_at, registered_by FROM baton.workflow_definitions
             WHERE name = \(name) ORDER BY version DESC
             """)
     }
@@ -71,7 +73,7 @@ extension SagaStore {
     public func latestDefinitions() async throws -> [StoredDefinition] {
         try await definitions(
             """
-            SELECT DISTINCT ON (name) name, version, content_hash, definition, source, registered_at
+            SELECT DISTINCT ON (name) name, version, content_hash, definition, source, registered_at, registered_by
             FROM baton.workflow_definitions ORDER BY name, version DESC
             """)
     }
@@ -93,7 +95,7 @@ extension SagaStore {
             found.append(
                 StoredDefinition(
                     definition: definition, contentHash: hash, source: try column("source"),
-                    registeredAt: try column("registered_at")))
+                    registeredAt: try column("registered_at"), registeredBy: try column("registered_by")))
         }
         return found
     }

@@ -79,6 +79,8 @@ public struct StoredDefinition: Sendable, Hashable {
     /// The text it was registered from (YAML or JSON), when known.
     public var source: String?
     public var registeredAt: Date
+    /// Who registered it through the API; `nil` for definitions registered at start-up.
+    public var registeredBy: String? = nil
 }
 
 /// The result of ``SagaStore/registerDefinition(_:source:now:)``.

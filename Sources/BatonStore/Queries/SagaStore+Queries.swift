@@ -89,7 +89,7 @@ extension SagaStore {
         guard let id = UUID(sagaID: sagaID) else { return [] }
         let rows = try await query(
             """
-            SELECT seq, kind, step, direction, attempt, status_before, status_after, detail, at
+            SELECT seq, kind, step, direction, attempt, status_before, status_after, detail, at, actor
             FROM baton.saga_history WHERE saga_id = \(id) AND seq > \(afterSeq)
             ORDER BY seq LIMIT \(max(limit, 1))
             """)
@@ -107,7 +107,8 @@ extension SagaStore {
                         statusBefore: try column.enumeration("status_before", as: SagaStatus.self),
                         statusAfter: try column.enumeration("status_after", as: SagaStatus.self),
                         detail: try column("detail"),
-                        at: try column("at")
+                        at: try column("at"),
+                        actor: try column("actor")
                     )
                 ))
         }

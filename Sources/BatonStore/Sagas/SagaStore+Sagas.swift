@@ -253,12 +253,12 @@ extension SagaStore {
     fileprivate static let effects = """
         history AS (
             INSERT INTO baton.saga_history (
-                saga_id, seq, kind, step, direction, attempt, status_before, status_after, detail, at)
+                saga_id, seq, kind, step, direction, attempt, status_before, status_after, detail, at, actor)
             SELECT saga.id, x.seq, x.kind, x.step, x.direction, x.attempt, x.status_before, x.status_after, x.detail,
-                baton.from_epoch_us(x.at)
+                baton.from_epoch_us(x.at), x.actor
             FROM saga, w, jsonb_to_recordset(w.doc->'history') AS x(
                 seq int, kind text, step text, direction text, attempt int, status_before text, status_after text,
-                detail text, at bigint)
+                detail text, at bigint, actor text)
         ),
         outbox AS (
             INSERT INTO baton.outbox (saga_id, subject, message_id, command, created_at)

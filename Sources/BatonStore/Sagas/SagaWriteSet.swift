@@ -59,6 +59,7 @@ struct SagaWriteSet: Encodable {
         var statusAfter: String
         var detail: String
         var at: Int64
+        var actor: String?
     }
 
     struct Outbox: Encodable {
@@ -168,7 +169,8 @@ struct SagaWriteSet: Encodable {
                 statusBefore: entry.statusBefore.rawValue,
                 statusAfter: entry.statusAfter.rawValue,
                 detail: entry.detail,
-                at: entry.at.epochMicroseconds
+                at: entry.at.epochMicroseconds,
+                actor: entry.actor
             )
         }
         outbox = try transition.commands.map { Outbox(subject: $0.subject, messageID: $0.messageID, command: try json($0)) }

@@ -26,6 +26,10 @@ struct DevCommand: AsyncParsableCommand {
         guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]) else {
             throw ValidationError("the HTTP address must be host:port, got '\(http)'")
         }
+        // Development has no credentials: the API stays on this machine.
+        guard ServeCommand.isLoopback(String(http[..<colon])) else {
+            throw ValidationError("baton dev serves without credentials, so only on loopback (127.0.0.1, ::1), not '\(http)'")
+        }
         let paths = workflows.isEmpty ? (FileManager.default.fileExists(atPath: "workflows") ? ["workflows"] : []) : workflows
         let definitions = try ServeCommand.definitions(paths)
 

@@ -16,9 +16,12 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the orchestrator and its HTTP API.",
         discussion: """
             Every option can also come from the environment (BATON_DATABASE_URL, BATON_NATS_URL,
-            BATON_HTTP_ADDRESS, BATON_WORKFLOWS, BATON_BODY_LIMIT, BATON_API_TOKENS); a flag wins over
+            BATON_HTTP_ADDRESS, BATON_WORKFLOWS, BATON_BODY_LIMIT, BATON_AUTH_FILE); a flag wins over
             the environment. Run as many as you like against one database and NATS: there is no leader.
             SIGTERM or SIGINT drains in-flight work, then exits.
+
+            Without credentials (--auth) the API is open to whoever reaches it, so it listens on
+            loopback only; any other address needs --insecure-no-auth.
             """
     )
 
@@ -36,6 +39,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Largest request body accepted, in bytes. Env: BATON_BODY_LIMIT.")
     var bodyLimit: Int?
+
+    @Option(help: "Credentials file (YAML or JSON): hashed API tokens with scopes, and/or a JWKS for JWTs. Env: BATON_AUTH_FILE.")
+    var auth: String?
+
+    @Flag(help: "Serve the API without credentials on a non-loopback address: anyone who reaches it may do anything.")
+    var insecureNoAuth = false
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -58,16 +67,29 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let host = String(address[..<colon])
         let limit = bodyLimit ?? environment["BATON_BODY_LIMIT"].flatMap(Int.init) ?? 1 << 20
-        let tokens = (environment["BATON_API_TOKENS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
+        var access = APIAccessPolicy.open
+        if let file = auth ?? environment["BATON_AUTH_FILE"] {
+            do { access = try await APIAccessPolicy.load(file: file) } catch { throw ValidationError("\(error)") }
+        }
+        if access.isOpen && !Self.isLoopback(host) && !insecureNoAuth && environment["BATON_INSECURE_NO_AUTH"] != "true" {
+            throw ValidationError(
+                "refusing to serve the API without credentials on '\(address)': anyone who reaches it could register workflows and move money. Configure --auth (docs/operations.md, Security), listen on 127.0.0.1, or pass --insecure-no-auth"
+            )
+        }
 
         let paths = workflows.isEmpty ? (environment["BATON_WORKFLOWS"].map { [$0] } ?? []) : workflows
         var api = try Self.limits(from: environment)
         api.bodyLimit = limit
-        api.tokens = tokens
+        api.access = access
         try await Self.serve(
             database: database, natsURL: natsText, host: host, port: port, api: api, definitions: try Self.definitions(paths),
             logger: logger)
+    }
+
+    /// Whether `host` only accepts connections from this machine.
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return bare == "localhost" || bare == "::1" || bare.hasPrefix("127.")
     }
 
     /// The API's limits, each overridable by an environment variable (docs/operations.md, Limits).
