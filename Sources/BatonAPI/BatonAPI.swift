@@ -55,14 +55,18 @@ public struct BatonAPI: Sendable {
     let configuration: Configuration
     /// Whether each dependency answers (`postgres`, `nats`): `/readyz` is 503 unless all do.
     let readiness: @Sendable () async -> [String: Bool]
+    /// Called after a workflow version is registered (the server makes its participants' consumers).
+    let onRegistered: @Sendable (WorkflowDefinition) async -> Void
 
     public init(
         store: SagaStore,
         commands: SagaCommands,
         configuration: Configuration,
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        onRegistered: @escaping @Sendable (WorkflowDefinition) async -> Void = { _ in },
         readiness: @escaping @Sendable () async -> [String: Bool]
     ) {
+        self.onRegistered = onRegistered
         self.metrics = metrics
         self.store = store
         self.commands = commands
@@ -422,6 +426,7 @@ public struct BatonAPI: Sendable {
             var headers = HTTPFields()
             headers[.location] = "/v1/workflows/\(definition.name)"
             let created: Bool = if case .registered = registration { true } else { false }
+            if created { await onRegistered(definition) }
             return Render.json(Render.definition(registration.stored), status: created ? .created : .ok, headers: headers)
         } catch let error as SagaStoreError {
             switch error {

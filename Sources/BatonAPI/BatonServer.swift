@@ -70,6 +70,7 @@ public struct BatonServer: Service {
         }
         var natsOptions = configuration.nats
         natsOptions.retryOnFailedConnect = true
+        natsOptions.inboxPrefix = natsOptions.inboxPrefix ?? BatonStreams.orchestratorInboxPrefix
         // The API starts even while NATS is away (commands wait in the outbox); the streams are
         // created as soon as it answers. A connection libnats closed for good is replaced.
         var connection = try await NATSConnection.connect(natsOptions)
@@ -90,6 +91,22 @@ public struct BatonServer: Service {
         }
         let nats = connection
         let streams = jetStream
+        // Each participant's consumer is made here, so that a participant's NATS user needs no
+        // right to manage consumers (docs/operations.md, Security); one already there is left as
+        // its participant configured it.
+        let provision: @Sendable ([String]) async -> Void = { participants in
+            for participant in Set(participants).sorted() {
+                do {
+                    try await streams.ensureConsumer(
+                        stream: BatonStreams.commands.name, BatonStreams.participantConsumer(participant), updateExisting: false)
+                } catch {
+                    logger.warning(
+                        "cannot create a participant's consumer; its workers will",
+                        metadata: ["participant": "\(participant)", "error": "\(error)"])
+                }
+            }
+        }
+        await provision((try? await store.participants()) ?? [])
         defer { nats.close() }
         let registry = PrometheusCollectorRegistry()
         let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))
@@ -97,7 +114,10 @@ public struct BatonServer: Service {
         let engineStore = publishing.store
         let catalog = DefinitionCatalog(store: engineStore, metrics: metrics, logger: logger)
         let commands = SagaCommands(catalog: catalog, logger: logger)
-        let api = BatonAPI(store: engineStore, commands: commands, configuration: configuration.api, metrics: registry) {
+        let api = BatonAPI(
+            store: engineStore, commands: commands, configuration: configuration.api, metrics: registry,
+            onRegistered: { definition in await provision(definition.steps.map(\.participant)) }
+        ) {
             let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
             return ["postgres": postgres, "nats": nats.state == .connected]
         }

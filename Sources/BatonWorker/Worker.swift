@@ -58,9 +58,7 @@ public struct Worker: Service {
 
     /// The durable consumer every process of the participant shares.
     public var consumer: ConsumerConfiguration {
-        ConsumerConfiguration(
-            durable: configuration.participant, filterSubject: "baton.cmd.\(configuration.participant).>",
-            ackWait: configuration.ackWait)
+        BatonStreams.participantConsumer(configuration.participant, ackWait: configuration.ackWait)
     }
 
     public func run() async throws {
@@ -71,6 +69,7 @@ public struct Worker: Service {
             while !stopping.isSet && !Task.isCancelled {
                 var options = configuration.nats
                 options.retryOnFailedConnect = true
+                options.inboxPrefix = options.inboxPrefix ?? BatonStreams.inboxPrefix(participant: configuration.participant)
                 let connection = try await NATSConnection.connect(options)
                 defer { connection.close() }
                 try await consume(on: connection, stopping: stopping)
@@ -92,8 +91,22 @@ public struct Worker: Service {
         var subscription: PullSubscription?
         while subscription == nil {
             do {
-                for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-                try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
+                do {
+                    // A consumer already as configured needs nothing managed: the common case, and
+                    // the only one a confined participant (which may read its consumer, not change
+                    // it) can be in; asking the server to change anything would cost it a timeout.
+                    if try await jetStream.consumer(stream: BatonStreams.commands.name, durable: consumer.durable) != consumer {
+                        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                        try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
+                    }
+                } catch {
+                    // A participant whose NATS user may only consume its own commands cannot manage
+                    // streams or consumers; the orchestrator has made them. Binding says whether
+                    // they are there.
+                    logger.debug(
+                        "cannot manage the streams or the consumer; binding to the ones provisioned",
+                        metadata: ["error": "\(StoreErrors.describe(error))"])
+                }
                 subscription = try await jetStream.pullSubscription(
                     stream: BatonStreams.commands.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "")
             } catch {

@@ -86,7 +86,8 @@ public struct ReplyConsumer: Service {
         // the stream does.
         let inboxID = message.header(WireProtocol.Header.messageID) ?? message.metadata.map { "seq:\($0.streamSequence)" }
         do {
-            let result = try await catalog.apply(.reply(reply.stepReply), to: reply.sagaID, inboxMessageID: inboxID)
+            let result = try await catalog.apply(
+                .reply(reply.stepReply), to: reply.sagaID, inboxMessageID: inboxID, check: Self.subjectCheck(reply))
             if case .updated(let record, let transition) = result {
                 catalog.metrics.replyApplied(publishedAt: message.metadata?.timestamp)
                 switch transition.outcome {
@@ -102,6 +103,8 @@ public struct ReplyConsumer: Service {
                 }
             }
             try message.ack()
+        } catch let error as MisaddressedReply {
+            await deadLetter(message, reason: error.description)
         } catch let error as SagaStoreError {
             switch error {
             case .sagaNotFound, .invalidSagaID, .unstorableValue, .corruptRow, .definitionNotFound:
@@ -113,6 +116,22 @@ public struct ReplyConsumer: Service {
         } catch {
             logger.warning("reply not applied; it will be redelivered", metadata: ["error": "\(StoreErrors.describe(error))"])
             try? message.nak(delay: .seconds(1))
+        }
+    }
+
+    /// Checks that the reply came on its step's subject: `baton.reply.<participant>.<action>` of the
+    /// step and direction its headers name. A step the workflow does not have is left to the state
+    /// machine, which records the reply as ignored.
+    static func subjectCheck(_ reply: ReplyMessage) -> EventCheck {
+        { definition in
+            guard let step = definition.steps.first(where: { $0.name == reply.step }) else { return }
+            let action = reply.direction == .action ? step.action : step.compensate?.action
+            guard reply.participant == step.participant, reply.action == action else {
+                throw MisaddressedReply(
+                    description:
+                        "the reply came on baton.reply.\(reply.participant).\(reply.action), but step '\(step.name)' (\(reply.direction.rawValue)) is answered on baton.reply.\(step.participant).\(action ?? "-")"
+                )
+            }
         }
     }
 

@@ -58,6 +58,18 @@ public struct UnappliableEvent: Error, Sendable, CustomStringConvertible {
     public var description: String { reason }
 }
 
+/// A check of an event against the saga's definition, made under the saga's row lock before the
+/// state machine runs (a reply's subject against the step it names).
+typealias EventCheck = @Sendable (WorkflowDefinition) throws -> Void
+
+/// A reply published on a subject that is not its step's: `baton.reply.<participant>.<action>`
+/// must name the participant and action of the step and direction its headers name. NATS
+/// permissions let each participant publish only under its own name, so a mismatch is a
+/// participant answering for another one's step: refused, to the dead letters.
+struct MisaddressedReply: Error, CustomStringConvertible {
+    var description: String
+}
+
 /// A saga's definition was not in the catalog when its row was locked (another replica registered
 /// it since this one started): load it, then try again.
 struct DefinitionNotCached: Error {
@@ -68,11 +80,15 @@ struct DefinitionNotCached: Error {
 extension DefinitionCatalog {
     /// Hands `event` to the state machine for a stored saga (under its row lock).
     /// - Parameter actor: Who asked for it (an API caller), named in every history entry it adds.
-    func transition(_ record: SagaRecord, _ event: SagaEvent, now: Date, actor: String? = nil) throws -> SagaChange {
+    /// - Parameter check: Runs first, with the saga's definition; what it throws aborts the event.
+    func transition(
+        _ record: SagaRecord, _ event: SagaEvent, now: Date, actor: String? = nil, check: EventCheck? = nil
+    ) throws -> SagaChange {
         let saga = record.saga
         guard let definition = cached(name: saga.workflow, version: saga.workflowVersion) else {
             throw DefinitionNotCached(name: saga.workflow, version: saga.workflowVersion)
         }
+        try check?(definition)
         var machine: SagaStateMachine
         do {
             machine = try SagaStateMachine(definition: definition, saga: saga)
@@ -90,10 +106,11 @@ extension DefinitionCatalog {
         _ event: SagaEvent,
         to id: String,
         inboxMessageID: String? = nil,
-        actor: String? = nil
+        actor: String? = nil,
+        check: EventCheck? = nil
     ) async throws -> SagaUpdateResult {
         do {
-            return try await applyOrThrow(event, to: id, inboxMessageID: inboxMessageID, actor: actor)
+            return try await applyOrThrow(event, to: id, inboxMessageID: inboxMessageID, actor: actor, check: check)
         } catch let poison as UnappliableEvent {
             return try await park(id, event: event, because: poison, inboxMessageID: inboxMessageID)
         }
@@ -134,17 +151,18 @@ extension DefinitionCatalog {
         _ event: SagaEvent,
         to id: String,
         inboxMessageID: String?,
-        actor: String?
+        actor: String?,
+        check: EventCheck?
     ) async throws -> SagaUpdateResult {
         let result: SagaUpdateResult
         do {
             result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
-                try transition(record, event, now: .now, actor: actor)
+                try transition(record, event, now: .now, actor: actor, check: check)
             }
         } catch let missing as DefinitionNotCached {
             try await load(name: missing.name, version: missing.version)
             result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: .now) { record in
-                try transition(record, event, now: .now, actor: actor)
+                try transition(record, event, now: .now, actor: actor, check: check)
             }
         }
         if case .updated(let updated, let transition) = result { record(transition, of: updated.saga) }

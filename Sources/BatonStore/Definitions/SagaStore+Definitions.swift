@@ -69,6 +69,19 @@ extension SagaStore {
             """)
     }
 
+    /// Every participant any registered workflow version names, sorted.
+    public func participants() async throws -> [String] {
+        let rows = try await query(
+            """
+            SELECT DISTINCT step->>'participant' AS participant
+            FROM baton.workflow_definitions, jsonb_array_elements(definition->'steps') AS step
+            ORDER BY 1
+            """)
+        var names: [String] = []
+        for try await name in rows.decode(String.self) { names.append(name) }
+        return names
+    }
+
     /// The newest version of every workflow, by name.
     public func latestDefinitions() async throws -> [StoredDefinition] {
         try await definitions(

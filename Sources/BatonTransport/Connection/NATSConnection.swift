@@ -34,6 +34,12 @@ public final class NATSConnection: @unchecked Sendable {
         /// When no server answers at first, return a connection that keeps trying in the
         /// background (its ``NATSConnection/state`` says when it is up) instead of failing.
         public var retryOnFailedConnect: Bool
+        /// The prefix of this connection's reply inboxes (JetStream API answers, fetched messages,
+        /// publish acks). With a prefix of its own, a NATS user can be allowed to subscribe to its
+        /// own inboxes only (`_INBOX_ledger.>`), not to everyone's (`_INBOX.>`).
+        public var inboxPrefix: String?
+        /// A NATS credentials file (a user JWT and its NKey seed), for servers run with accounts.
+        public var credentialsFile: String?
 
         public init(
             urls: [String],
@@ -63,6 +69,8 @@ public final class NATSConnection: @unchecked Sendable {
             self.sendAsap = sendAsap
             self.connectTimeout = connectTimeout
             self.retryOnFailedConnect = retryOnFailedConnect
+            self.inboxPrefix = nil
+            self.credentialsFile = nil
         }
 
         /// Options from a comma-separated URL list (`BATON_NATS_URL`). Credentials in a URL
@@ -118,6 +126,12 @@ public final class NATSConnection: @unchecked Sendable {
             try NATSError.check(natsOptions_SetUserInfo(natsOptions, user, options.password), "setting user credentials")
         }
         if let token = options.token { try NATSError.check(natsOptions_SetToken(natsOptions, token), "setting the token") }
+        if let file = options.credentialsFile {
+            try NATSError.check(natsOptions_SetUserCredentialsFromFiles(natsOptions, file, nil), "loading credentials from \(file)")
+        }
+        if let prefix = options.inboxPrefix {
+            try NATSError.check(natsOptions_SetCustomInboxPrefix(natsOptions, prefix), "setting the inbox prefix \(prefix)")
+        }
         if options.tls {
             try NATSError.check(natsOptions_SetSecure(natsOptions, true), "requiring TLS")
             if let caFile = options.caFile {

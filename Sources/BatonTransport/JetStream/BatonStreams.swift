@@ -40,4 +40,19 @@ public enum BatonStreams {
     )
 
     public static let all = [commands, replies, deadLetters]
+
+    /// The durable consumer of one participant's commands, shared by all its processes: named
+    /// after the participant, filtered to `baton.cmd.<participant>.>`. The orchestrator creates it
+    /// for every participant its workflows name, so a participant whose NATS user may not manage
+    /// consumers (docs/operations.md, Security) only binds to it.
+    public static func participantConsumer(_ participant: String, ackWait: Duration = .seconds(30)) -> ConsumerConfiguration {
+        ConsumerConfiguration(durable: participant, filterSubject: "baton.cmd.\(participant).>", ackWait: ackWait)
+    }
+
+    /// The inbox prefix of a participant's connections: `_INBOX_<participant>`, so that its NATS
+    /// user can be allowed its own inboxes only.
+    public static func inboxPrefix(participant: String) -> String { "_INBOX_\(participant)" }
+
+    /// The inbox prefix of the orchestrator's connections.
+    public static let orchestratorInboxPrefix = "_INBOX_baton"
 }

@@ -58,7 +58,9 @@ public final class JetStream: @unchecked Sendable {
     }
 
     /// Creates the durable consumer, or brings an existing one to this configuration.
-    public func ensureConsumer(stream: String, _ configuration: ConsumerConfiguration) async throws {
+    /// - Parameter updateExisting: When `false`, an existing consumer is left as it is (someone
+    ///   else, its own participant, may have configured it).
+    public func ensureConsumer(stream: String, _ configuration: ConsumerConfiguration, updateExisting: Bool = true) async throws {
         let address = self.address
         try await BlockingCalls.run {
             let strings = CStringArena()
@@ -78,10 +80,28 @@ public final class JetStream: @unchecked Sendable {
             guard code == JSConsumerNameExistErr || code == JSConsumerExistingActiveErr || code == jsErrCode(10148) else {
                 throw NATSError(added, jetStreamCode: code, context: "creating consumer \(configuration.durable) on \(stream)")
             }
+            guard updateExisting else { return }
             code = jsErrCode(0)
             try NATSError.check(
                 js_UpdateConsumer(nil, context, stream, &config, nil, &code), jetStreamCode: code,
                 "updating consumer \(configuration.durable) on \(stream)")
+        }
+    }
+
+    /// The configuration of a durable consumer as the server has it, or `nil` when there is none.
+    public func consumer(stream: String, durable: String) async throws -> ConsumerConfiguration? {
+        let address = self.address
+        return try await BlockingCalls.run {
+            var info: UnsafeMutablePointer<jsConsumerInfo>?
+            var code = jsErrCode(0)
+            let status = js_GetConsumerInfo(&info, OpaquePointer(bitPattern: address), stream, durable, nil, &code)
+            defer { jsConsumerInfo_Destroy(info) }
+            if code == JSConsumerNotFoundErr || code == JSStreamNotFoundErr { return nil }
+            try NATSError.check(status, jetStreamCode: code, "reading consumer \(durable) on \(stream)")
+            guard let config = info?.pointee.Config?.pointee else { return nil }
+            return ConsumerConfiguration(
+                durable: durable, filterSubject: config.FilterSubject.map { String(cString: $0) },
+                ackWait: .nanoseconds(config.AckWait), maxDeliver: Int(config.MaxDeliver), maxAckPending: Int(config.MaxAckPending))
         }
     }
 

@@ -4,6 +4,7 @@ import BatonStore
 import BatonTransport
 import BatonWorker
 import Foundation
+import Synchronization
 import Testing
 
 extension EndToEndSuites {
@@ -241,6 +242,41 @@ extension EndToEndSuites {
                 #expect(try await harness.store.timers(sagaID: poisoned).isEmpty)
                 // And the engine keeps running sagas.
                 #expect(try await harness.runSaga(input: ["amount": 6]).saga.status == .completed)
+            }
+        }
+
+        @Test("a reply on another participant's subject goes to the dead letters and changes nothing")
+        func misaddressedReply() async throws {
+            try await EngineHarness.run(heartbeats: false) { harness in
+                let forged = Mutex<CommandMessage?>(nil)
+                harness.on("reserve") { context in
+                    forged.withLock { $0 = context.command }
+                    try await Task.sleep(for: .seconds(60))
+                    return [:]
+                }
+                let id = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 3]).record.saga.id
+                _ = try await harness.wait(for: id) { _ in forged.withLock { $0 } != nil }
+                var reply = ReplyMessage(
+                    answering: try #require(forged.withLock { $0 }), status: .succeeded(output: ["reservation": "stolen"]))
+                // Right headers, wrong subject: the payments participant answering for the inventory.
+                reply.participant = "payments"
+                reply.action = "charge"
+                let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "rogue-participant"))
+                let jetStream = try JetStream(connection)
+                try await jetStream.publish(reply.outgoing)
+                try await jetStream.ensureConsumer(
+                    stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
+                let letters = try await jetStream.pullSubscription(
+                    stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
+                )
+                .fetch(batch: 10, maxWait: .seconds(5))
+                #expect(letters.map(\.subject) == ["baton.dlq.reply.payments.charge"])
+                #expect(
+                    letters.first?.header("Baton-Dead-Letter-Reason")?.contains(
+                        "step 'reserve' (action) is answered on baton.reply.inventory.reserve") == true)
+                let saga = try #require(try await harness.store.saga(id: id))
+                #expect(saga.saga.steps[0].status == .running)
+                #expect(saga.saga.steps[0].output == nil)
             }
         }
 
