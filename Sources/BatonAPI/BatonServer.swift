@@ -116,11 +116,11 @@ public struct BatonServer: Service {
         let commands = SagaCommands(catalog: catalog, logger: logger)
         let api = BatonAPI(
             store: engineStore, commands: commands, configuration: configuration.api, metrics: registry,
-            onRegistered: { definition in await provision(definition.steps.map(\.participant)) }
-        ) {
-            let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
-            return ["postgres": postgres, "nats": nats.state == .connected]
-        }
+            onRegistered: { definition in await provision(definition.steps.map(\.participant)) },
+            readiness: {
+                let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
+                return ["postgres": postgres, "nats": nats.state == .connected]
+            })
         let onListening = self.onListening
         let application = Application(
             router: api.router(),
