@@ -36,13 +36,19 @@ struct DevCommand: AsyncParsableCommand {
         let environment = DevEnvironment(directory: URL(fileURLWithPath: data))
         let urls = try environment.start()
         defer { environment.stop() }
-        print("baton dev: PostgreSQL \(urls.databaseURL)")
-        print("baton dev: NATS       \(urls.natsURL)")
+        Self.say("baton dev: PostgreSQL \(urls.databaseURL)")
+        Self.say("baton dev: NATS       \(urls.natsURL)")
         let database: DatabaseURL
         do { database = try DatabaseURL(urls.databaseURL) } catch { throw ValidationError(error.description) }
         try await ServeCommand.serve(
             database: database, natsURL: urls.natsURL, host: String(http[..<colon]), port: port,
             api: try ServeCommand.limits(from: ProcessInfo.processInfo.environment), definitions: definitions, logger: logger)
-        print("baton dev: stopping PostgreSQL and NATS")
+        Self.say("baton dev: stopping PostgreSQL and NATS")
+    }
+
+    /// A line to standard output at once: `print` is buffered when stdout is a pipe or a file, and
+    /// the lines would appear only when the process exits.
+    static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 }

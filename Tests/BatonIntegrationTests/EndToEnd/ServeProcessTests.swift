@@ -35,6 +35,11 @@ extension EndToEndSuites {
         /// The line the server prints once it accepts requests ("baton serve: listening on
         /// http://host:port"), or an empty one if it exits first.
         static func listeningLine(_ output: Pipe) async -> String {
+            await startupOutput(output).split(separator: "\n").last { $0.contains("listening on") }.map(String.init) ?? ""
+        }
+
+        /// Everything printed up to and including the listening line (empty if the process exits first).
+        static func startupOutput(_ output: Pipe) async -> String {
             let handle = output.fileHandleForReading
             return await withCheckedContinuation { continuation in
                 // Reading a pipe blocks: on a thread of its own.
@@ -43,8 +48,8 @@ extension EndToEndSuites {
                     while true {
                         // Complete lines only: the last piece may still be arriving.
                         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-                        if let line = lines.first(where: { $0.contains("listening on") }) {
-                            continuation.resume(returning: String(line))
+                        if let index = lines.firstIndex(where: { $0.contains("listening on") }) {
+                            continuation.resume(returning: lines[...index].joined(separator: "\n"))
                             return
                         }
                         let chunk = handle.availableData
@@ -276,6 +281,87 @@ extension EndToEndSuites {
                 #expect(try await Self.settle(ids, in: store).allSatisfy { $0 == .completed })
                 #expect(try await Self.effectCounts(effects).allSatisfy { $0 == 1 })
             }
+        }
+
+        /// How long SIGTERM may take to end `baton serve` (docs/operations.md, Shutdown).
+        static let shutdownBound = Duration.seconds(15)
+
+        @Test(
+            "SIGTERM ends baton within the documented bound during a PostgreSQL outage and during a NATS outage",
+            arguments: ["postgres", "nats"])
+        func shutdownDuringOutage(_ outage: String) async throws {
+            let data = FileManager.default.temporaryDirectory.appending(path: "baton-outage-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: data) }
+            let port = try LoopbackPort.free()
+            let process = Process()
+            process.executableURL = try Self.executable
+            process.arguments = [
+                "dev", "--data", data.path, "--http", "127.0.0.1:\(port)", "--workflows", EngineHarnessFiles.workflows.path,
+            ]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
+            let startup = await Self.startupOutput(output)
+            try #require(startup.contains("listening on"), "baton dev did not start: \(startup)")
+            func url(_ label: String) throws -> String {
+                let line = try #require(startup.split(separator: "\n").first { $0.hasPrefix("baton dev: \(label)") })
+                return String(try #require(line.split(separator: " ").last))
+            }
+            // Work in flight: commands wait for participants that never come. And participants'
+            // workers of their own, which must stop on SIGTERM through the same outage.
+            let server = Server(process: process, port: port)
+            for amount in 1...5 { _ = try await server.submit(amount: amount) }
+            let participants = Process()
+            participants.executableURL = try Self.built("baton-participants")
+            participants.arguments = [
+                "run", "ledger", "fraud", "--nats-url", try url("NATS"), "--database-url", try url("PostgreSQL"),
+                "--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())",
+            ]
+            participants.standardOutput = FileHandle.nullDevice
+            participants.standardError = FileHandle.nullDevice
+            try participants.run()
+            defer { if participants.isRunning { Glibc.kill(participants.processIdentifier, SIGKILL) } }
+            try await Task.sleep(for: .seconds(2))
+            #expect(participants.isRunning, "baton-participants did not start")
+
+            switch outage {
+            case "postgres":
+                // PostgreSQL goes away at once (SIGQUIT to the postmaster: immediate shutdown).
+                let databaseURL = try url("PostgreSQL")
+                let directory = try await StoreFixture.withClient(try DatabaseURL(databaseURL)) { client in
+                    var found = ""
+                    for try await setting in try await client.query("SHOW data_directory", logger: Self.logger).decode(String.self) {
+                        found = setting
+                    }
+                    return found
+                }
+                let pidText = try String(contentsOfFile: directory + "/postmaster.pid", encoding: .utf8)
+                let postmaster = try #require(pidText.split(separator: "\n").first.flatMap { Int32($0) })
+                Glibc.kill(postmaster, SIGQUIT)
+            default:
+                let natsPort = try #require(try url("NATS").split(separator: ":").last.flatMap { Int($0) })
+                let killer = Process()
+                killer.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+                killer.arguments = ["-KILL", "-f", "nats-server -js -a 127.0.0.1 -p \(natsPort) "]
+                try killer.run()
+                killer.waitUntilExit()
+            }
+            // Let the services meet the outage (failed queries, reconnect loops, backoff).
+            try await Task.sleep(for: .seconds(3))
+
+            let start = ContinuousClock.now
+            Glibc.kill(process.processIdentifier, SIGTERM)
+            Glibc.kill(participants.processIdentifier, SIGTERM)
+            while (process.isRunning || participants.isRunning) && ContinuousClock.now - start < Self.shutdownBound {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(!process.isRunning, "baton was still running \(Self.shutdownBound) after SIGTERM during a \(outage) outage")
+            #expect(
+                !participants.isRunning,
+                "baton-participants was still running \(Self.shutdownBound) after SIGTERM during a \(outage) outage")
+            Self.logger.info("SIGTERM during a \(outage) outage: both exited after \(ContinuousClock.now - start)")
         }
 
         @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
