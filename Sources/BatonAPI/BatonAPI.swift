@@ -155,6 +155,9 @@ public struct BatonAPI: Sendable {
                 detail: "no workflow can be named '\(workflow.prefix(80))': \(WorkflowDefinition.nameRule(configuration.definitionLimits))")
         }
         if let input = fields["input"] {
+            guard case .object = input else {
+                throw APIProblem.badRequest("\"input\" must be a JSON object, not \(input.typeName)", code: "invalid-request")
+            }
             let size = input.canonicalJSON.utf8.count
             guard size <= configuration.maximumInputBytes else {
                 throw APIProblem(
@@ -163,7 +166,7 @@ public struct BatonAPI: Sendable {
             }
         }
         var version: Int?
-        if let value = fields["version"], value != .null {
+        if let value = fields["version"] {
             guard case .integer(let number) = value, number > 0, number <= configuration.definitionLimits.maximumVersion else {
                 throw APIProblem.badRequest(
                     "\"version\" must be an integer from 1 to \(configuration.definitionLimits.maximumVersion)", code: "invalid-request")
@@ -237,7 +240,7 @@ public struct BatonAPI: Sendable {
     func history(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         _ = try await existingSaga(id)
-        let after = try integer(request, "after", default: 0, range: 0...Int.max)
+        let after = try integer(request, "after", default: 0, range: 0...Int(Int32.max))
         let limit = try integer(request, "limit", default: 1000, range: 1...1000)
         let entries = try await store.history(sagaID: id, afterSeq: after, limit: limit)
         return Render.json(["entries": .array(entries.map(Render.history))])
@@ -352,7 +355,7 @@ public struct BatonAPI: Sendable {
     /// A string member of a request body: text the database can store (no NUL), within the reason
     /// length limit. - Returns: `nil` when absent and not required.
     func text(_ body: JSONValue?, _ name: String, required: Bool) throws -> String? {
-        guard let value = body?.value(at: [name]), value != .null else {
+        guard let value = body?.value(at: [name]) else {
             if required { throw APIProblem.badRequest("\"\(name)\" is required", code: "invalid-request") }
             return nil
         }

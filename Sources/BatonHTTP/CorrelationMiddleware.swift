@@ -20,11 +20,11 @@ public struct CorrelationMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 
     static func isValid(_ id: String) -> Bool {
-        id.utf8.count <= maximumLength && id.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+        !id.isEmpty && id.utf8.count <= maximumLength && id.utf8.allSatisfy { (0x21...0x7E).contains($0) }
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let given = request.headers[Self.header].flatMap { $0.isEmpty ? nil : $0 }
+        let given = request.headers[Self.header]
         if let given, !Self.isValid(given) {
             // Answered here: this middleware runs before the one that renders problems.
             return APIProblem.badRequest(

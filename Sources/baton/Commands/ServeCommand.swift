@@ -114,6 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
         try integer("BATON_MAX_HEADER_BYTES", &api.http.maximumHeaderBytes)
         try duration("BATON_HTTP_IDLE_TIMEOUT", &api.http.idleTimeout)
         try duration("BATON_HTTP_BODY_TIMEOUT", &api.http.bodyTimeout)
+        try duration("BATON_MAX_WAIT", &api.maximumWait)
         return api
     }
 
