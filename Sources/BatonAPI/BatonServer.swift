@@ -73,24 +73,31 @@ public struct BatonServer: Service {
         natsOptions.inboxPrefix = natsOptions.inboxPrefix ?? BatonStreams.orchestratorInboxPrefix
         // The API starts even while NATS is away (commands wait in the outbox); the streams are
         // created as soon as it answers. A connection libnats closed for good is replaced.
-        var connection = try await NATSConnection.connect(natsOptions)
-        var jetStream = try JetStream(connection)
-        while true {
-            do {
-                for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-                break
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning("cannot create the JetStream streams yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
-                try? await Task.sleep(for: .seconds(1))
-                if connection.state == .closed {
-                    connection = try await NATSConnection.connect(natsOptions)
-                    jetStream = try JetStream(connection)
+        // Waiting for NATS must end on SIGTERM too (graceful shutdown cancels the wait).
+        let options = natsOptions
+        let ready = try await cancelWhenGracefulShutdown { () async throws -> (NATSConnection, JetStream)? in
+            var connection = try await NATSConnection.connect(options)
+            var jetStream = try JetStream(connection)
+            while true {
+                do {
+                    for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                    return (connection, jetStream)
+                } catch {
+                    if Task.isCancelled { return nil }
+                    logger.warning(
+                        "cannot create the JetStream streams yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
+                    try? await Task.sleep(for: .seconds(1))
+                    if connection.state == .closed {
+                        connection = try await NATSConnection.connect(options)
+                        jetStream = try JetStream(connection)
+                    }
                 }
             }
         }
-        let nats = connection
-        let streams = jetStream
+        guard let (nats, streams) = ready else {
+            logger.info("baton serve stopped before NATS was ready")
+            return
+        }
         // Each participant's consumer is made here, so that a participant's NATS user needs no
         // right to manage consumers (docs/operations.md, Security); one already there is left as
         // its participant configured it.

@@ -28,6 +28,12 @@ public struct ReplyConsumer: Service {
     }
 
     public func run() async throws {
+        // Binding waits for NATS and may never succeed (a consumer that cannot be made): graceful
+        // shutdown must end the wait as well as the consuming, or SIGTERM would hang here.
+        try await cancelWhenGracefulShutdown { try await consume() }
+    }
+
+    private func consume() async throws {
         var bound: PullSubscription?
         while bound == nil {
             do {
@@ -41,30 +47,28 @@ public struct ReplyConsumer: Service {
             }
         }
         guard let subscription = bound else { return }
-        try await cancelWhenGracefulShutdown {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var inFlight = 0
-                while !Task.isCancelled {
-                    if inFlight >= concurrency {
-                        try await group.next()
-                        inFlight -= 1
-                    }
-                    let batch: [JetStreamMessage]
-                    do {
-                        batch = try await subscription.fetch(batch: concurrency - inFlight, maxWait: .seconds(1))
-                    } catch {
-                        if Task.isCancelled { break }
-                        logger.warning("fetching replies failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
-                        try? await Task.sleep(for: .seconds(1))
-                        continue
-                    }
-                    for message in batch {
-                        group.addTask { await apply(message) }
-                        inFlight += 1
-                    }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while !Task.isCancelled {
+                if inFlight >= concurrency {
+                    try await group.next()
+                    inFlight -= 1
                 }
-                try await group.waitForAll()
+                let batch: [JetStreamMessage]
+                do {
+                    batch = try await subscription.fetch(batch: concurrency - inFlight, maxWait: .seconds(1))
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.warning("fetching replies failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
+                }
+                for message in batch {
+                    group.addTask { await apply(message) }
+                    inFlight += 1
+                }
             }
+            try await group.waitForAll()
         }
     }
 

@@ -2,6 +2,7 @@ import BatonAPI
 import BatonCore
 import BatonEngine
 import BatonStore
+import BatonTransport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -275,6 +276,31 @@ struct APITests {
             let versions = try Self.json(try await client.execute(uri: "/v1/workflows/store-test", method: .get))
             #expect(versions.value(at: ["versions", "0", "version"]) == 2)
             #expect(versions.value(at: ["versions", "1", "version"]) == 1)
+        }
+    }
+
+    @Test("while PostgreSQL cannot be reached, requests get 503 with Retry-After, not 500")
+    func databaseUnavailable() async throws {
+        // A real client of a database that is not there: nothing listens on the port.
+        let nowhere = try DatabaseURL("postgres://baton@127.0.0.1:\(try LoopbackPort.free())/baton")
+        try await StoreFixture.withClient(nowhere, maximumConnections: 2) { client in
+            let store = SagaStore(client: client, logger: StoreFixture.logger)
+            let api = BatonAPI(
+                store: store, commands: SagaCommands(catalog: DefinitionCatalog(store: store), logger: StoreFixture.logger),
+                configuration: .init(), readiness: { ["postgres": false, "nats": true] })
+            try await Application(router: api.router()).test(.router) { client in
+                for (method, uri, body) in [
+                    (HTTPRequest.Method.post, "/v1/sagas", Self.validSubmission), (.get, "/v1/sagas", ""),
+                    (.get, "/v1/workflows", ""),
+                ] {
+                    var headers = HTTPFields()
+                    headers[.contentType] = "application/json"
+                    let response = try await client.execute(uri: uri, method: method, headers: headers, body: ByteBuffer(string: body))
+                    #expect(response.status == .serviceUnavailable, "\(method) \(uri)")
+                    #expect(response.headers[.retryAfter] == "5", "\(method) \(uri)")
+                    #expect(response.headers[.contentType] == "application/problem+json", "\(method) \(uri)")
+                }
+            }
         }
     }
 

@@ -364,6 +364,35 @@ extension EndToEndSuites {
             Self.logger.info("SIGTERM during a \(outage) outage: both exited after \(ContinuousClock.now - start)")
         }
 
+        @Test("SIGTERM ends baton serve while it waits for a replies consumer it cannot make")
+        func shutdownWhileBinding() async throws {
+            let nats = try PrivateNATS()
+            defer { nats.remove() }
+            var connection: NATSConnection?
+            for _ in 0..<50 where connection == nil {
+                connection = try? await NATSConnection.connect(.init(urlList: nats.url, name: "blocker"))
+                if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let jetStream = try JetStream(try #require(connection))
+            for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+            // Another consumer of every reply: a work queue allows no second one, so the
+            // orchestrator's consumer cannot be made and it keeps retrying.
+            try await jetStream.ensureConsumer(
+                stream: BatonStreams.replies.name, ConsumerConfiguration(durable: "blocker", filterSubject: "baton.reply.>"))
+            let database = try await StoreFixture.createDatabase()
+            let server = try await Server.start(
+                databaseURL: "postgres://\(database.username)@\(database.host):\(database.port)/\(database.database)", natsURL: nats.url,
+                workflows: EngineHarnessFiles.workflows)
+            defer { if server.process.isRunning { server.kill() } }
+            try await Task.sleep(for: .seconds(2))
+            let start = ContinuousClock.now
+            Glibc.kill(server.process.processIdentifier, SIGTERM)
+            while server.process.isRunning && ContinuousClock.now - start < Self.shutdownBound {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(!server.process.isRunning, "baton serve was still running \(Self.shutdownBound) after SIGTERM")
+        }
+
         @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
         func dev() async throws {
             let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
