@@ -28,6 +28,11 @@ public struct BatonAPI: Sendable {
         public var maximumReasonLength: Int
         /// Timeouts and header limits of the HTTP server.
         public var http: HTTPServerLimits
+        /// How long a request may take before it is answered 503 (a long-poll gets its wait on top).
+        public var requestTimeout: Duration
+        /// The one web origin (`https://console.example.com`) whose pages may call the API from a
+        /// browser (CORS); `nil` answers no CORS request, so no other site's page can.
+        public var corsOrigin: String?
 
         public init(
             bodyLimit: Int = 1 << 20,
@@ -36,9 +41,13 @@ public struct BatonAPI: Sendable {
             definitionLimits: DefinitionLimits = .default,
             maximumInputBytes: Int = 64 * 1024,
             maximumReasonLength: Int = 1024,
-            http: HTTPServerLimits = .init()
+            http: HTTPServerLimits = .init(),
+            corsOrigin: String? = nil,
+            requestTimeout: Duration = .seconds(10)
         ) {
+            self.requestTimeout = requestTimeout
             self.http = http
+            self.corsOrigin = corsOrigin
             self.bodyLimit = bodyLimit
             self.access = access
             self.maximumWait = maximumWait
@@ -91,6 +100,18 @@ public struct BatonAPI: Sendable {
 
     public func router() -> Router<BatonRequestContext> {
         let router = Router(context: BatonRequestContext.self)
+        if let origin = configuration.corsOrigin {
+            router.add(
+                middleware: CORSMiddleware(
+                    allowOrigin: .custom(origin),
+                    allowHeaders: [
+                        .accept, .authorization, .contentType, HTTPField.Name("Idempotency-Key")!,
+                        CorrelationMiddleware<BatonRequestContext>.header,
+                        CorrelationMiddleware<BatonRequestContext>.traceparentHeader,
+                    ],
+                    allowMethods: [.get, .post, .options], exposedHeaders: ["Location", "X-Correlation-ID", "Retry-After"],
+                    maxAge: .seconds(600)))
+        }
         router.add(middleware: CorrelationMiddleware())
         router.add(
             middleware: ProblemMiddleware(
@@ -114,29 +135,41 @@ public struct BatonAPI: Sendable {
 
         let v1 = router.group("v1")
         v1.add(middleware: AuthenticationMiddleware(policy: configuration.access))
-        v1.post("sagas") { request, context in try await submit(request, context, by: try context.require(.sagasWrite)) }
+        v1.post("sagas") { request, context in
+            let caller = try context.require(.sagasWrite)
+            return try await withDeadline(request) { try await submit(request, context, by: caller) }
+        }
         v1.get("sagas") { request, context in
             _ = try context.require(.sagasRead)
-            return try await list(request)
+            return try await withDeadline(request) { try await list(request) }
         }
         v1.get("sagas/:id") { request, context in
             _ = try context.require(.sagasRead)
-            return try await get(request, context)
+            return try await withDeadline(request) { try await get(request, context) }
         }
         v1.get("sagas/:id/history") { request, context in
             _ = try context.require(.sagasRead)
-            return try await history(request, context)
+            return try await withDeadline(request) { try await history(request, context) }
         }
-        v1.post("sagas/:id/cancel") { request, context in try await cancel(request, context, by: try context.require(.sagasWrite)) }
-        v1.post("sagas/:id/actions") { request, context in try await act(request, context, by: try context.require(.operator)) }
-        v1.get("workflows") { _, context in
-            _ = try context.require(.sagasRead)
-            return try await workflows()
+        v1.post("sagas/:id/cancel") { request, context in
+            let caller = try context.require(.sagasWrite)
+            return try await withDeadline(request) { try await cancel(request, context, by: caller) }
         }
-        v1.post("workflows") { request, context in try await register(request, context, by: try context.require(.workflowsWrite)) }
-        v1.get("workflows/:name") { _, context in
+        v1.post("sagas/:id/actions") { request, context in
+            let caller = try context.require(.operator)
+            return try await withDeadline(request) { try await act(request, context, by: caller) }
+        }
+        v1.get("workflows") { request, context in
             _ = try context.require(.sagasRead)
-            return try await workflow(context)
+            return try await withDeadline(request) { try await workflows() }
+        }
+        v1.post("workflows") { request, context in
+            let caller = try context.require(.workflowsWrite)
+            return try await withDeadline(request) { try await register(request, context, by: caller) }
+        }
+        v1.get("workflows/:name") { request, context in
+            _ = try context.require(.sagasRead)
+            return try await withDeadline(request) { try await workflow(context) }
         }
         return router
     }

@@ -23,6 +23,8 @@ public struct BatonServer: Service {
         public var api: BatonAPI.Configuration
         /// Definitions to register at start (the contents of `workflows/`), with their source text.
         public var definitions: [(definition: WorkflowDefinition, source: String)]
+        /// The largest reply accepted (its step output is stored); larger ones are dead-lettered.
+        public var maximumReplyBytes = 256 * 1024
 
         public init(
             nats: NATSConnection.Options,
@@ -129,6 +131,7 @@ public struct BatonServer: Service {
                 return ["postgres": postgres, "nats": nats.state == .connected]
             })
         let onListening = self.onListening
+        let maximumReplyBytes = configuration.maximumReplyBytes
         let application = Application(
             router: api.router(),
             server: configuration.api.http.server,
@@ -138,7 +141,11 @@ public struct BatonServer: Service {
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await publishing.run() }
-            group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: streams, logger: logger).run() }
+            group.addTask {
+                var replies = ReplyConsumer(catalog: catalog, jetStream: streams, logger: logger)
+                replies.maximumReplyBytes = maximumReplyBytes
+                try await replies.run()
+            }
             group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
             group.addTask { try await application.runService() }
             try await group.waitForAll()

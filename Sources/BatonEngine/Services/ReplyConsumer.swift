@@ -20,6 +20,9 @@ public struct ReplyConsumer: Service {
     /// Replies applied at once (different sagas proceed in parallel; one saga's replies serialize
     /// on its row lock).
     public var concurrency = 16
+    /// The largest reply accepted, in bytes: its output is stored with the saga and rendered into
+    /// later payloads, so an oversized one is dead-lettered (with the reason) before it is parsed.
+    public var maximumReplyBytes = 256 * 1024
 
     public init(catalog: DefinitionCatalog, jetStream: JetStream, logger: Logger) {
         self.catalog = catalog
@@ -73,6 +76,14 @@ public struct ReplyConsumer: Service {
     }
 
     func apply(_ message: JetStreamMessage) async {
+        guard message.payload.count <= maximumReplyBytes else {
+            await deadLetter(
+                message,
+                reason:
+                    "the reply is \(message.payload.count) bytes; replies (and the step output they carry) are limited to \(maximumReplyBytes) bytes"
+            )
+            return
+        }
         let reply: ReplyMessage
         do {
             reply = try ReplyMessage(subject: message.subject, headers: message.headers, payload: message.payload)

@@ -115,6 +115,13 @@ struct ServeCommand: AsyncParsableCommand {
         try duration("BATON_HTTP_IDLE_TIMEOUT", &api.http.idleTimeout)
         try duration("BATON_HTTP_BODY_TIMEOUT", &api.http.bodyTimeout)
         try duration("BATON_MAX_WAIT", &api.maximumWait)
+        try duration("BATON_REQUEST_TIMEOUT", &api.requestTimeout)
+        if let origin = environment["BATON_CORS_ORIGIN"], !origin.isEmpty {
+            guard let url = URL(string: origin), url.scheme == "https" || url.scheme == "http", url.host != nil, url.path.isEmpty else {
+                throw ValidationError("BATON_CORS_ORIGIN must be an origin such as https://console.example.com, got '\(origin)'")
+            }
+            api.corsOrigin = origin
+        }
         return api
     }
 
@@ -143,12 +150,18 @@ struct ServeCommand: AsyncParsableCommand {
         definitions: [(definition: WorkflowDefinition, source: String)],
         logger: Logger
     ) async throws {
+        var configuration = BatonServer.Configuration(
+            nats: .init(urlList: natsURL, name: "baton-serve"), host: host, port: port, api: api, definitions: definitions)
+        if let text = ProcessInfo.processInfo.environment["BATON_MAX_REPLY_BYTES"] {
+            guard let bytes = Int(text), bytes > 0 else {
+                throw ValidationError("BATON_MAX_REPLY_BYTES must be a positive whole number, got '\(text)'")
+            }
+            configuration.maximumReplyBytes = bytes
+        }
         let client = PostgresClient(configuration: database.clientConfiguration(), backgroundLogger: logger)
         let server = BatonServer(
             client: client,
-            configuration: .init(
-                nats: .init(urlList: natsURL, name: "baton-serve"), host: host, port: port,
-                api: api, definitions: definitions),
+            configuration: configuration,
             logger: logger,
             onListening: { port in
                 // Scripts and tests wait for this line to know where the server listens.

@@ -18,6 +18,7 @@ struct APITests {
     static func withAPI(
         access: APIAccessPolicy = .open,
         bodyLimit: Int = 1 << 20,
+        corsOrigin: String? = nil,
         ready: Bool = true,
         _ body: @escaping @Sendable (any TestClientProtocol, SagaStore) async throws -> Void
     ) async throws {
@@ -25,7 +26,8 @@ struct APITests {
             let catalog = DefinitionCatalog(store: store)
             let api = BatonAPI(
                 store: store, commands: SagaCommands(catalog: catalog, logger: StoreFixture.logger),
-                configuration: .init(bodyLimit: bodyLimit, access: access), readiness: { ["postgres": true, "nats": ready] })
+                configuration: .init(bodyLimit: bodyLimit, access: access, corsOrigin: corsOrigin),
+                readiness: { ["postgres": true, "nats": ready] })
             let app = Application(router: api.router())
             try await app.test(.router) { client in try await body(client, store) }
         }
@@ -287,7 +289,7 @@ struct APITests {
             let store = SagaStore(client: client, logger: StoreFixture.logger)
             let api = BatonAPI(
                 store: store, commands: SagaCommands(catalog: DefinitionCatalog(store: store), logger: StoreFixture.logger),
-                configuration: .init(), readiness: { ["postgres": false, "nats": true] })
+                configuration: .init(requestTimeout: .seconds(2)), readiness: { ["postgres": false, "nats": true] })
             try await Application(router: api.router()).test(.router) { client in
                 for (method, uri, body) in [
                     (HTTPRequest.Method.post, "/v1/sagas", Self.validSubmission), (.get, "/v1/sagas", ""),
@@ -301,6 +303,24 @@ struct APITests {
                     #expect(response.headers[.contentType] == "application/problem+json", "\(method) \(uri)")
                 }
             }
+        }
+    }
+
+    @Test("no CORS unless an origin is configured; then only that origin, with a preflight")
+    func cors() async throws {
+        let preflight: HTTPFields = [.origin: "https://console.example.com", .accessControlRequestMethod: "POST"]
+        try await Self.withAPI { client, _ in
+            let response = try await client.execute(uri: "/v1/sagas", method: .options, headers: preflight)
+            #expect(response.headers[.accessControlAllowOrigin] == nil)
+            let simple = try await client.execute(uri: "/v1/sagas", method: .get, headers: preflight)
+            #expect(simple.headers[.accessControlAllowOrigin] == nil)
+        }
+        try await Self.withAPI(corsOrigin: "https://console.example.com") { client, _ in
+            let response = try await client.execute(uri: "/v1/sagas", method: .options, headers: preflight)
+            #expect(response.headers[.accessControlAllowOrigin] == "https://console.example.com")
+            #expect(response.headers[.accessControlAllowHeaders]?.lowercased().contains("idempotency-key") == true)
+            let simple = try await client.execute(uri: "/v1/sagas", method: .get, headers: preflight)
+            #expect(simple.headers[.accessControlAllowOrigin] == "https://console.example.com")
         }
     }
 

@@ -280,6 +280,34 @@ extension EndToEndSuites {
             }
         }
 
+        @Test("an oversized reply goes to the dead letters with the size and the limit; the step is retried")
+        func oversizedReply() async throws {
+            try await EngineHarness.run { harness in
+                let calls = Mutex(0)
+                harness.on("reserve") { _ in
+                    // The first answer carries 300 KB; the retry a small one.
+                    let first = calls.withLock { count in
+                        count += 1
+                        return count == 1
+                    }
+                    return first ? ["blob": .string(String(repeating: "x", count: 300_000))] : ["reservation": "r-small"]
+                }
+                let record = try await harness.runSaga(input: ["amount": 4])
+                #expect(record.saga.status == .completed)
+                #expect(record.saga.steps[0].output == ["reservation": "r-small"])
+                let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "inspector"))
+                let jetStream = try JetStream(connection)
+                try await jetStream.ensureConsumer(
+                    stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
+                let letters = try await jetStream.pullSubscription(
+                    stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
+                )
+                .fetch(batch: 10, maxWait: .seconds(3))
+                #expect(letters.map(\.subject) == ["baton.dlq.reply.inventory.reserve"])
+                #expect(letters.first?.header("Baton-Dead-Letter-Reason")?.contains("limited to 262144 bytes") == true)
+            }
+        }
+
         @Test("a step whose every attempt times out is compensated too, since it may have taken effect")
         func timeoutsExhausted() async throws {
             try await EngineHarness.run(heartbeats: false) { harness in
