@@ -190,6 +190,23 @@ struct AccessTests {
         }
     }
 
+    @Test("the JWKS can come from a URL")
+    func jwksFromURL() async throws {
+        let provider = try await IdentityProvider()
+        defer { try? FileManager.default.removeItem(atPath: provider.jwksPath) }
+        let jwks = try String(contentsOfFile: provider.jwksPath, encoding: .utf8)
+        let router = Router()
+        router.get("/.well-known/jwks.json") { _, _ in jwks }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let verifier = try await JWTVerifier(
+                source: "http://127.0.0.1:\(port)/.well-known/jwks.json", issuer: "https://idp.test/", audience: "baton")
+            let identity = try await verifier.identity(of: try await provider.token(kid: "rsa-1"))
+            #expect(identity == APIIdentity(name: "svc-checkout", scopes: [.sagasRead, .sagasWrite]))
+        }
+    }
+
     @Test("a credentials file is read with hashed tokens and scopes; mistakes name the entry")
     func credentialsFile() async throws {
         let path = FileManager.default.temporaryDirectory.appending(path: "baton-auth-\(UUID().uuidString).yaml").path
