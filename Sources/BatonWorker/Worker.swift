@@ -95,9 +95,15 @@ public struct Worker: Service {
                     // A consumer already as configured needs nothing managed: the common case, and
                     // the only one a confined participant (which may read its consumer, not change
                     // it) can be in; asking the server to change anything would cost it a timeout.
-                    if try await jetStream.consumer(stream: BatonStreams.commands.name, durable: consumer.durable) != consumer {
+                    switch try await jetStream.consumer(stream: BatonStreams.commands.name, durable: consumer.durable) {
+                    case nil:
                         for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
                         try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
+                    case let existing? where existing != consumer:
+                        // Its stream exists: only the consumer is brought to this configuration.
+                        try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
+                    default:
+                        break
                     }
                 } catch {
                     // A participant whose NATS user may only consume its own commands cannot manage
