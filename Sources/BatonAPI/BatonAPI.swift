@@ -115,7 +115,7 @@ public struct BatonAPI: Sendable {
         router.add(middleware: CorrelationMiddleware())
         router.add(
             middleware: ProblemMiddleware(
-                routes: Self.routes.map { ($0.method, $0.path) }, classify: StoreAvailability.problem, describe: StoreAvailability.describe)
+                routes: Self.routes.map { ($0.method, $0.path) }, classify: StoreAvailability.problem, describe: StoreErrors.describe)
         )
         router.get("/healthz") { _, _ in Render.json(["status": "ok"]) }
         router.get("/metrics") { _, _ in

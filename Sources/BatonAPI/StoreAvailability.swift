@@ -17,6 +17,4 @@ enum StoreAvailability {
             detail: "the saga store cannot be reached right now; nothing was changed; try again in \(retryAfterSeconds) s",
             headers: headers)
     }
-
-    static func describe(_ error: any Error) -> String { StoreErrors.describe(error) }
 }

@@ -40,13 +40,6 @@ public struct HTTPServerLimits: Sendable {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
 /// Closes a connection whose request body has not arrived in full within `timeout` of its headers.
 /// The server's idle timeout does not catch a body trickled a byte at a time: each byte counts as
 /// activity.

@@ -77,12 +77,4 @@ public enum JSONBodies {
         guard seen <= limit else { throw tooLarge }
         return collected
     }
-
-    /// A decoding error as the one line a client can act on.
-    public static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            return (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
-        }
-        return "\(error)"
-    }
 }

@@ -1,3 +1,4 @@
+import BatonTransport
 import Foundation
 import Testing
 
@@ -17,4 +18,15 @@ enum TestServers {
     static var natsURL: String { get throws { try url("BATON_NATS_URL") } }
 
     struct MissingServer: Error { var variable: String }
+}
+
+extension NATSConnection {
+    /// Connects to a nats-server a test has just started, trying for up to 5 s while it comes up.
+    static func connectWhenUp(_ options: Options) async throws -> NATSConnection {
+        for _ in 0..<50 {
+            if let connection = try? await connect(options) { return connection }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return try await connect(options)
+    }
 }

@@ -72,12 +72,7 @@ final class EngineHarness: Sendable {
         let nats = try PrivateNATS()
         defer { nats.remove() }
         let natsURL = nats.url
-        var connection: NATSConnection?
-        for _ in 0..<50 where connection == nil {
-            connection = try? await NATSConnection.connect(.init(urlList: natsURL, name: "baton-engine"))
-            if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let jetStream = try JetStream(try #require(connection, "the test's nats-server did not start"))
+        let jetStream = try JetStream(try await NATSConnection.connectWhenUp(.init(urlList: natsURL, name: "baton-engine")))
         for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
 
         let url = try await StoreFixture.createDatabase()
@@ -155,6 +150,18 @@ final class EngineHarness: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         return try #require(try await store.saga(id: id))
+    }
+
+    /// The dead letters published so far (read through a consumer of their own), waiting up to
+    /// `limit` for the first.
+    func deadLetters(waitingUpTo limit: Duration) async throws -> [JetStreamMessage] {
+        let jetStream = try JetStream(try await NATSConnection.connect(.init(urlList: nats.url, name: "dead-letter-reader")))
+        let consumer = ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>")
+        try await jetStream.ensureConsumer(stream: BatonStreams.deadLetters.name, consumer)
+        return try await jetStream.pullSubscription(
+            stream: BatonStreams.deadLetters.name, consumer: consumer.durable, filterSubject: "baton.dlq.>"
+        )
+        .fetch(batch: 10, maxWait: limit)
     }
 
     /// The saga's history, in order.

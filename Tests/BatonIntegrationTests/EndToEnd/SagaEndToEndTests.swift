@@ -201,12 +201,7 @@ extension EndToEndSuites {
                     OutgoingMessage(subject: "baton.reply.inventory.reserve", headers: [("Baton-Protocol", "1")], payload: Data("{}".utf8)))
                 let record = try await harness.runSaga()
                 #expect(record.saga.status == .completed)
-                try await jetStream.ensureConsumer(
-                    stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
-                let letters = try await jetStream.pullSubscription(
-                    stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
-                )
-                .fetch(batch: 10, maxWait: .seconds(3))
+                let letters = try await harness.deadLetters(waitingUpTo: .seconds(3))
                 #expect(letters.map(\.subject) == ["baton.dlq.reply.inventory.reserve"])
                 #expect(letters.first?.header("Baton-Dead-Letter-Reason") == "header Baton-Saga-Id is missing")
                 #expect(letters.first?.header("Baton-Dead-Letter-Source") == "orchestrator")
@@ -264,12 +259,7 @@ extension EndToEndSuites {
                 let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "rogue-participant"))
                 let jetStream = try JetStream(connection)
                 try await jetStream.publish(reply.outgoing)
-                try await jetStream.ensureConsumer(
-                    stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
-                let letters = try await jetStream.pullSubscription(
-                    stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
-                )
-                .fetch(batch: 10, maxWait: .seconds(5))
+                let letters = try await harness.deadLetters(waitingUpTo: .seconds(5))
                 #expect(letters.map(\.subject) == ["baton.dlq.reply.payments.charge"])
                 #expect(
                     letters.first?.header("Baton-Dead-Letter-Reason")?.contains(
@@ -295,14 +285,7 @@ extension EndToEndSuites {
                 let record = try await harness.runSaga(input: ["amount": 4])
                 #expect(record.saga.status == .completed)
                 #expect(record.saga.steps[0].output == ["reservation": "r-small"])
-                let connection = try await NATSConnection.connect(.init(urlList: harness.nats.url, name: "inspector"))
-                let jetStream = try JetStream(connection)
-                try await jetStream.ensureConsumer(
-                    stream: BatonStreams.deadLetters.name, ConsumerConfiguration(durable: "inspect", filterSubject: "baton.dlq.>"))
-                let letters = try await jetStream.pullSubscription(
-                    stream: BatonStreams.deadLetters.name, consumer: "inspect", filterSubject: "baton.dlq.>"
-                )
-                .fetch(batch: 10, maxWait: .seconds(3))
+                let letters = try await harness.deadLetters(waitingUpTo: .seconds(3))
                 #expect(letters.map(\.subject) == ["baton.dlq.reply.inventory.reserve"])
                 #expect(letters.first?.header("Baton-Dead-Letter-Reason")?.contains("limited to 262144 bytes") == true)
             }

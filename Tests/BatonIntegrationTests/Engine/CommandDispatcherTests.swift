@@ -76,12 +76,7 @@ struct CommandDispatcherTests {
     static func withSystem(streams: Bool, _ body: (SagaStore, JetStream) async throws -> Void) async throws {
         let nats = try PrivateNATS()
         defer { nats.remove() }
-        var connection: NATSConnection?
-        for _ in 0..<50 where connection == nil {
-            connection = try? await NATSConnection.connect(.init(urlList: nats.url, name: "baton-dispatch-test"))
-            if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let jetStream = try JetStream(try #require(connection, "the test's nats-server did not start"))
+        let jetStream = try JetStream(try await NATSConnection.connectWhenUp(.init(urlList: nats.url, name: "baton-dispatch-test")))
         if streams { for stream in BatonStreams.all { try await jetStream.ensureStream(stream) } }
         try await StoreFixture.withStore { store in
             try await body(store, jetStream)

@@ -59,12 +59,7 @@ struct FintechHarness {
                     adjust(&definition)
                     try await store.registerDefinition(definition, source: nil, now: .now)
                 }
-                var connection: NATSConnection?
-                for _ in 0..<50 where connection == nil {
-                    connection = try? await NATSConnection.connect(.init(urlList: nats.url, name: "baton-engine"))
-                    if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
-                }
-                let jetStream = try JetStream(try #require(connection, "the test's nats-server did not start"))
+                let jetStream = try JetStream(try await NATSConnection.connectWhenUp(.init(urlList: nats.url, name: "baton-engine")))
                 for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
                 let registry = PrometheusCollectorRegistry()
                 let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))

@@ -73,12 +73,7 @@ struct JetStreamTests {
             defer { nats.remove() }
             var connections: [JetStream] = []
             for index in 0..<6 {
-                var connection: NATSConnection?
-                for _ in 0..<50 where connection == nil {
-                    connection = try? await NATSConnection.connect(.init(urlList: nats.url, name: "racer-\(index)"))
-                    if connection == nil { try await Task.sleep(for: .milliseconds(50)) }
-                }
-                connections.append(try JetStream(try #require(connection)))
+                connections.append(try JetStream(try await NATSConnection.connectWhenUp(.init(urlList: nats.url, name: "racer-\(index)"))))
             }
             let consumer = ConsumerConfiguration(durable: "baton-orchestrator", filterSubject: "baton.reply.>")
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -27,12 +27,7 @@ struct NATSPermissionsTests {
         options.user = user
         options.password = password
         options.inboxPrefix = inbox
-        var connection: NATSConnection?
-        for _ in 0..<50 where connection == nil {
-            connection = try? await NATSConnection.connect(options)
-            if connection == nil { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        return try JetStream(try #require(connection, "nats-server did not start"))
+        return try JetStream(try await NATSConnection.connectWhenUp(options))
     }
 
     @Test("a participant consumes and answers its own commands only; it cannot command, nor answer for another")

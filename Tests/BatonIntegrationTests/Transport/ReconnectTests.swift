@@ -38,12 +38,7 @@ struct ReconnectTests {
         var options = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "outage-test")
         options.reconnectInitialWait = .milliseconds(50)
         options.reconnectMaxWait = .milliseconds(200)
-        var connection: NATSConnection?
-        for _ in 0..<50 where connection == nil {
-            connection = try? await NATSConnection.connect(options)
-            if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let client = try #require(connection, "the test's nats-server did not start")
+        let client = try await NATSConnection.connectWhenUp(options)
         #expect(client.state == .connected)
 
         server.terminate()
