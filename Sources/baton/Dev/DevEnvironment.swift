@@ -33,7 +33,10 @@ final class DevEnvironment {
             nats.waitUntilExit()
         }
         if let bin = postgresBin, let data = postgresData {
-            _ = try? run(bin.appending(path: "pg_ctl"), ["-D", data.path, "-m", "fast", "-w", "stop"], asPostgres: true, capture: false)
+            // At most 5 s: a cluster that went away on its own (a crash, an outage) must not hold up
+            // the exit that SIGTERM asked for.
+            _ = try? run(
+                bin.appending(path: "pg_ctl"), ["-D", data.path, "-m", "fast", "-w", "-t", "5", "stop"], asPostgres: true, capture: false)
         }
     }
 
