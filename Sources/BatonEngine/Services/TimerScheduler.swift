@@ -21,6 +21,9 @@ public struct TimerScheduler: Service {
     /// The longest sleep without a wake-up. Timers due further ahead than this are not announced
     /// (``StoreWakeup/timerHorizon``), so it must not be longer.
     public var idlePoll: Duration = StoreWakeup.timerHorizon
+    /// Runs after the scheduler has looked for its next timer and before it sleeps: a test commits
+    /// a timer in exactly that window.
+    var afterLookingForNextTimer: @Sendable () async -> Void = {}
 
     public init(catalog: DefinitionCatalog, logger: Logger) {
         self.catalog = catalog
@@ -31,9 +34,8 @@ public struct TimerScheduler: Service {
 
     public func run() async throws {
         let doorbell = Doorbell()
-        // When the sleeping loop will look anyway (`distantPast` while it works). Most transitions
-        // schedule a step timeout far later than that; waking for each cost two queries a step
-        // (measured by baton-bench), so only a sooner timer rings.
+        // Most transitions schedule a step timeout later than the loop will look anyway; waking
+        // for each cost two queries a step (measured by baton-bench), so only a sooner timer rings.
         let wakingAt = WakeTarget()
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -49,11 +51,18 @@ public struct TimerScheduler: Service {
                 var backoff = Backoff()
                 while !Task.isCancelled {
                     do {
+                        // While it fires, no announcement rings: the query below, made after
+                        // they arrived, sees every timer committed until then.
                         wakingAt.date = .distantPast
                         let fired = try await fireDue()
                         backoff.reset()
                         if fired == batchSize { continue }
+                        // From the query until the sleep begins, every one rings: a timer committed
+                        // after the query's snapshot and announced before the sleep would
+                        // otherwise wait a whole idle poll (30 s, seen in CI).
+                        wakingAt.date = .distantFuture
                         let next = try await store.nextTimerDue()
+                        await afterLookingForNextTimer()
                         let sleep = min(
                             next.map { Duration.milliseconds(Int64(max(0, $0.timeIntervalSinceNow) * 1000) + 1) } ?? idlePoll, idlePoll)
                         if sleep > .zero {
