@@ -8,6 +8,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Prometheus
+import ServiceLifecycle
 
 /// Baton's HTTP API (`docs/openapi.yaml`): submit and inspect sagas, cancel them, act on suspended
 /// ones, manage workflow definitions, and the health endpoints.
@@ -262,7 +263,9 @@ public struct BatonAPI: Sendable {
             }
             let limit = min(Duration.milliseconds(duration.milliseconds), configuration.maximumWait)
             let end = ContinuousClock.now + limit
-            while !record.saga.status.isTerminal && ContinuousClock.now < end {
+            // On SIGTERM the wait ends early with the saga as it is, as when it runs out: the drain
+            // waits for requests in flight, and must not wait out a client's minute.
+            while !record.saga.status.isTerminal && ContinuousClock.now < end && !Task.isShuttingDownGracefully {
                 try await Task.sleep(for: .milliseconds(100))
                 record = try await existingSaga(id)
             }

@@ -155,10 +155,11 @@ struct ParticipantsCommand: AsyncParsableCommand {
                             nats: .init(urlList: nats, name: "payments-decisions"), logger: logger)))
                 print("baton-participants: Payments API on http://\(paymentsAddress.host):\(paymentsAddress.port)")
             }
-            let group = ServiceGroup(
-                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // As in baton serve: a drain longer than this is cancelled, so SIGTERM ends it within 15 s.
+            group.maximumGracefulShutdownDuration = .seconds(10)
             print("baton-participants: running \(names.joined(separator: ", "))")
-            try await group.run()
+            try await ServiceGroup(configuration: group).run()
         }
 
         /// `host:port`.

@@ -168,14 +168,16 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data("baton serve: listening on http://\(host):\(port)\n".utf8))
             }
         )
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: client),
-                    .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: client),
+                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // A drain that outlasts this (a long poll, a dependency that does not answer) is cancelled:
+        // SIGTERM ends the process within 15 s (docs/operations.md, Shutdown), whatever it waits for.
+        group.maximumGracefulShutdownDuration = .seconds(10)
+        try await ServiceGroup(configuration: group).run()
     }
 }

@@ -29,8 +29,12 @@ final class DevEnvironment {
     /// Stops both servers (fast shutdown for PostgreSQL: open transactions roll back).
     func stop() {
         if let nats, nats.isRunning {
+            // At most 5 s, then SIGKILL: its data is throwaway, and the exit SIGTERM asked for must
+            // not wait on it.
             nats.terminate()
-            nats.waitUntilExit()
+            let deadline = ContinuousClock.now + .seconds(5)
+            while nats.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+            if nats.isRunning { kill(nats.processIdentifier, SIGKILL) }
         }
         if let bin = postgresBin, let data = postgresData {
             // At most 5 s: a cluster that went away on its own (a crash, an outage) must not hold up

@@ -196,8 +196,7 @@ final class PrivateNATS: Sendable {
             defer { process = nil }
             return process
         }
-        process?.terminate()
-        process?.waitUntilExit()
+        process?.stop()
     }
 
     func remove() {

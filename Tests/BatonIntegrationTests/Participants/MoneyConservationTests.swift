@@ -39,7 +39,7 @@ extension EndToEndSuites {
             func kill() {
                 guard let process = process.withLock({ $0 }) else { return }
                 Glibc.kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                process.waitForEnd()
             }
         }
 

@@ -40,10 +40,7 @@ struct NATSPermissionsTests {
         let port = try LoopbackPort.free()
         let server = try ReconnectTests.startServer(
             port: port, arguments: ["-c", config.path, "-js", "-sd", directory.appending(path: "js").path])
-        defer {
-            server.terminate()
-            server.waitUntilExit()
-        }
+        defer { server.stop() }
         let url = "nats://127.0.0.1:\(port)"
 
         // The orchestrator makes the streams and each participant's consumer.

@@ -34,15 +34,14 @@ struct ReconnectTests {
     func outage() async throws {
         let port = try LoopbackPort.free()
         var server = try Self.startServer(port: port)
-        defer { if server.isRunning { server.terminate() } }
+        defer { server.stop() }
         var options = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "outage-test")
         options.reconnectInitialWait = .milliseconds(50)
         options.reconnectMaxWait = .milliseconds(200)
         let client = try await NATSConnection.connectWhenUp(options)
         #expect(client.state == .connected)
 
-        server.terminate()
-        server.waitUntilExit()
+        server.stop()
         #expect(try await Self.wait(for: .reconnecting, on: client))
 
         server = try Self.startServer(port: port)
@@ -72,11 +71,7 @@ struct ReconnectTests {
             defer { server.terminate() }
             var options = NATSConnection.Options(urls: ["nats://127.0.0.1:\(port)"], name: "auth-test", maxReconnectAttempts: 0)
             good(&options)
-            var connection: NATSConnection?
-            for _ in 0..<50 where connection == nil {
-                connection = try? await NATSConnection.connect(options)
-                if connection == nil { try await Task.sleep(for: .milliseconds(100)) }
-            }
+            let connection = try? await NATSConnection.connectWhenUp(options)
             #expect(connection?.state == .connected, "\(arguments)")
             connection?.close()
 

@@ -41,7 +41,7 @@ struct PythonParticipantTests {
         let errors = Pipe()
         process.standardError = errors
         try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        defer { process.stop() }
 
         // It says when it is ready (it has bound to its consumer).
         let line = await Self.firstLine(of: output.fileHandleForReading)
