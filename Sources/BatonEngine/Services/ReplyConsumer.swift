@@ -6,7 +6,9 @@ import Logging
 import ServiceLifecycle
 
 /// Applies participants' replies: pulls them from the replies stream, hands each to the state
-/// machine under its saga's row lock, commits, and only then acknowledges it.
+/// machine under its saga's row lock, commits, and only then acknowledges it. The replies of one
+/// fetch are applied together, in one transaction (``DefinitionCatalog/apply(batch:)``): under
+/// load one commit serves many replies, and a lone reply goes at once, waiting for no company.
 ///
 /// A reply that is stale or a duplicate is recorded in the saga's history and acknowledged; one
 /// already applied (a redelivery) is recognized by its message id in the inbox. A reply that cannot
@@ -17,9 +19,10 @@ public struct ReplyConsumer: Service {
     let jetStream: JetStream
     let logger: Logger
     public var consumer = ConsumerConfiguration(durable: "baton-orchestrator", filterSubject: "baton.reply.>")
-    /// Replies applied at once (different sagas proceed in parallel; one saga's replies serialize
-    /// on its row lock).
-    public var concurrency = 16
+    /// The most replies fetched, and applied, at once.
+    public var batchSize = 64
+    /// Batches applied at once (a saga's replies in two of them serialize on its row lock).
+    public var batchesInFlight = 4
     /// The largest reply accepted, in bytes: its output is stored with the saga and rendered into
     /// later payloads, so an oversized one is dead-lettered (with the reason) before it is parsed.
     public var maximumReplyBytes = 256 * 1024
@@ -53,56 +56,77 @@ public struct ReplyConsumer: Service {
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
             while !Task.isCancelled {
-                if inFlight >= concurrency {
+                if inFlight >= batchesInFlight {
                     try await group.next()
                     inFlight -= 1
                 }
                 let batch: [JetStreamMessage]
                 do {
-                    batch = try await subscription.fetch(batch: concurrency - inFlight, maxWait: .seconds(1))
+                    batch = try await subscription.fetch(batch: batchSize, maxWait: .seconds(1))
                 } catch {
                     if Task.isCancelled { break }
                     logger.warning("fetching replies failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                     try? await Task.sleep(for: .seconds(1))
                     continue
                 }
-                for message in batch {
-                    group.addTask { await apply(message) }
-                    inFlight += 1
-                }
+                guard !batch.isEmpty else { continue }
+                group.addTask { await apply(batch) }
+                inFlight += 1
             }
             try await group.waitForAll()
         }
     }
 
-    func apply(_ message: JetStreamMessage) async {
+    /// Applies a fetch's replies together; each is then acknowledged, dead-lettered or redelivered
+    /// on its own result.
+    func apply(_ messages: [JetStreamMessage]) async {
+        var accepted: [(message: JetStreamMessage, reply: ReplyMessage)] = []
+        for message in messages {
+            if let reply = await accept(message) { accepted.append((message, reply)) }
+        }
+        let results = await catalog.apply(
+            batch: accepted.map { message, reply in
+                SagaEventRequest(
+                    event: .reply(reply.stepReply), sagaID: reply.sagaID, inboxMessageID: Self.inboxID(of: message),
+                    check: Self.subjectCheck(reply))
+            })
+        for ((message, reply), result) in zip(accepted, results) { await settle(message, reply, result) }
+    }
+
+    /// The reply a message carries, or `nil` when it is too large or malformed (then dead-lettered).
+    private func accept(_ message: JetStreamMessage) async -> ReplyMessage? {
         guard message.payload.count <= maximumReplyBytes else {
             await deadLetter(
                 message,
                 reason:
                     "the reply is \(message.payload.count) bytes; replies (and the step output they carry) are limited to \(maximumReplyBytes) bytes"
             )
-            return
+            return nil
         }
-        let reply: ReplyMessage
         do {
-            reply = try ReplyMessage(subject: message.subject, headers: message.headers, payload: message.payload)
+            return try ReplyMessage(subject: message.subject, headers: message.headers, payload: message.payload)
         } catch {
             await deadLetter(message, reason: error.reason)
-            return
+            return nil
         }
+    }
+
+    /// The reply's own message id identifies it across redeliveries; without one, its place in the
+    /// stream does.
+    private static func inboxID(of message: JetStreamMessage) -> String? {
+        message.header(WireProtocol.Header.messageID) ?? message.metadata.map { "seq:\($0.streamSequence)" }
+    }
+
+    /// Acknowledges, dead-letters or redelivers a reply on the result of applying it.
+    private func settle(_ message: JetStreamMessage, _ reply: ReplyMessage, _ applied: Result<SagaUpdateResult, any Error>) async {
         var logger = self.logger
         logger[metadataKey: "saga.id"] = "\(reply.sagaID)"
         logger[metadataKey: "saga.step"] = "\(reply.step)"
         logger[metadataKey: "saga.attempt"] = "\(reply.attempt)"
         if let correlationID = reply.correlationID { logger[metadataKey: "correlation.id"] = "\(correlationID)" }
         if let trace = reply.traceparent.flatMap(SagaTrace.ids(of:)) { logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
-        // The reply's own message id identifies it across redeliveries; without one, its place in
-        // the stream does.
-        let inboxID = message.header(WireProtocol.Header.messageID) ?? message.metadata.map { "seq:\($0.streamSequence)" }
         do {
-            let result = try await catalog.apply(
-                .reply(reply.stepReply), to: reply.sagaID, inboxMessageID: inboxID, check: Self.subjectCheck(reply))
+            let result = try applied.get()
             if case .updated(let record, let transition) = result {
                 catalog.metrics.replyApplied(publishedAt: message.metadata?.timestamp)
                 switch transition.outcome {

@@ -155,26 +155,34 @@ extension SagaStore {
     }
 
     /// Reads a saga and its steps; with `lock`, takes the saga's row lock for the transaction.
-    ///
-    /// Two statements, not one joining the steps: a statement that waited for the lock sees the
-    /// saga row as the lock holder committed it, but joined rows as they were when it began, so the
-    /// steps must be read by a statement that starts after the lock is taken.
     func loadSaga(_ id: UUID, on connection: PostgresConnection, lock: Bool) async throws -> SagaRecord? {
+        try await loadSagas([id], on: connection, lock: lock)[id]
+    }
+
+    /// Reads sagas and their steps; with `lock`, takes their row locks for the transaction, in the
+    /// order of their ids, so that two transactions locking overlapping sets never deadlock.
+    ///
+    /// Two statements, not one joining the steps: a statement that waited for a lock sees the saga
+    /// row as the lock holder committed it, but joined rows as they were when it began, so the
+    /// steps must be read by a statement that starts after the locks are taken.
+    /// - Returns: The sagas found, by id (an id with no saga is absent).
+    func loadSagas(_ ids: [UUID], on connection: PostgresConnection, lock: Bool) async throws -> [UUID: SagaRecord] {
         let sagaRows = try await connection.run(
             """
             SELECT id, workflow, workflow_version, workflow_hash, status, direction, position, input, correlation_id,
                 traceparent, idempotency_key, deadline, suspension_reason, last_error, history_length, revision, created_at,
                 updated_at, finished_at
-            FROM baton.sagas WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
+            FROM baton.sagas WHERE id = ANY(\(ids)) ORDER BY id \(unescaped: lock ? "FOR UPDATE" : "")
             """,
             logger: logger
         )
-        var found: SagaRecord?
+        var found: [UUID: SagaRecord] = [:]
         for try await row in sagaRows {
             let column = RowReader(row)
-            found = SagaRecord(
+            let id = try column("id", as: UUID.self)
+            found[id] = SagaRecord(
                 saga: SagaInstance(
-                    id: try column("id", as: UUID.self).sagaID,
+                    id: id.sagaID,
                     workflow: try column("workflow"),
                     workflowVersion: try column("workflow_version"),
                     workflowHash: try column("workflow_hash"),
@@ -197,13 +205,14 @@ extension SagaStore {
                 finishedAt: try column("finished_at")
             )
         }
-        guard var record = found else { return nil }
+        guard !found.isEmpty else { return [:] }
 
         let stepRows = try await connection.run(
             """
-            SELECT position, name, status, attempt, compensation_attempt, attempt_budget_start, compensation_budget_start,
-                output, error, reply_deadline, retry_at, outcome_unknown, command_sent_at, started_at, finished_at
-            FROM baton.saga_steps WHERE saga_id = \(id) ORDER BY position
+            SELECT saga_id, position, name, status, attempt, compensation_attempt, attempt_budget_start,
+                compensation_budget_start, output, error, reply_deadline, retry_at, outcome_unknown, command_sent_at,
+                started_at, finished_at
+            FROM baton.saga_steps WHERE saga_id = ANY(\(Array(found.keys))) ORDER BY saga_id, position
             """,
             logger: logger
         )
@@ -223,9 +232,9 @@ extension SagaStore {
             step.commandSentAt = try column("command_sent_at")
             step.startedAt = try column("started_at")
             step.finishedAt = try column("finished_at")
-            record.saga.steps.append(step)
+            found[try column("saga_id", as: UUID.self)]?.saga.steps.append(step)
         }
-        return record
+        return found
     }
 
     // MARK: - SQL shared by creation and update
