@@ -13,8 +13,8 @@ public struct TimerScheduler: Service {
     let catalog: DefinitionCatalog
     let logger: Logger
     public var batchSize = 64
-    /// Timers of one batch fired at once, each in its own transaction. Timers of different sagas
-    /// are independent; two of one saga wait for each other on its row lock.
+    /// Transactions firing timers at once: a claimed batch is split into this many, each firing
+    /// timers of different sagas.
     public var fireConcurrency = 8
     /// How long a claim lasts before another replica may take the timer.
     public var lease: SagaDuration = .seconds(30)
@@ -83,29 +83,66 @@ public struct TimerScheduler: Service {
     /// Claims and fires the timers due now. - Returns: how many were claimed.
     func fireDue() async throws -> Int {
         let claimed = try await store.claimDueTimers(now: .now, limit: batchSize, lease: lease)
-        // One at a time, a storm of due timers drained at the speed of one transaction after
-        // another (baton-bench's timer storm, docs/performance.md).
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            for timer in claimed {
-                if running >= fireConcurrency {
-                    await group.next()
-                    running -= 1
-                }
-                group.addTask {
-                    do {
-                        try await fire(timer)
-                    } catch {
-                        // Its lease lapses and it is claimed again.
-                        logger.warning(
-                            "timer not fired; it will be retried",
-                            metadata: ["saga.id": "\(timer.sagaID)", "error": "\(StoreErrors.describe(error))"])
-                    }
-                }
-                running += 1
+        // A saga's timers due at once (its deadline and a step timeout) fire one after the other,
+        // in rounds; the timers of one round belong to different sagas and fire in batches, one
+        // transaction each, up to ``fireConcurrency`` at once (baton-bench's timer storm,
+        // docs/performance.md).
+        var pending = claimed
+        while !pending.isEmpty {
+            var seen = Set<String>()
+            var round: [ClaimedTimer] = []
+            var later: [ClaimedTimer] = []
+            for timer in pending {
+                if seen.insert(timer.sagaID).inserted { round.append(timer) } else { later.append(timer) }
             }
+            let chunkSize = (round.count + fireConcurrency - 1) / fireConcurrency
+            await withTaskGroup(of: Void.self) { group in
+                for start in stride(from: 0, to: round.count, by: chunkSize) {
+                    let chunk = Array(round[start..<min(start + chunkSize, round.count)])
+                    group.addTask { await fire(batch: chunk) }
+                }
+            }
+            pending = later
         }
         return claimed.count
+    }
+
+    /// Fires timers of different sagas in one transaction; alone when that fails, or when one needs
+    /// what only the single path does (a definition to load, a saga to park).
+    func fire(batch timers: [ClaimedTimer]) async {
+        guard timers.count > 1 else {
+            if let timer = timers.first { await fireAlone(timer) }
+            return
+        }
+        let now = Date.now
+        let results: [Result<TimerFiring, any Error>]
+        do {
+            results = try await store.fireTimers(timers, now: now) { index, record in
+                try catalog.transition(record, .timerFired(timers[index].timer), now: now)
+            }
+        } catch {
+            for timer in timers { await fireAlone(timer) }
+            return
+        }
+        for (timer, result) in zip(timers, results) {
+            switch result {
+            case .success(.fired(let record, let transition)):
+                catalog.metrics.timerFired(due: timer.timer.due)
+                catalog.record(transition, of: record.saga)
+            case .success(.superseded): break
+            case .failure: await fireAlone(timer)
+            }
+        }
+    }
+
+    private func fireAlone(_ timer: ClaimedTimer) async {
+        do {
+            try await fire(timer)
+        } catch {
+            // Its lease lapses and it is claimed again.
+            logger.warning(
+                "timer not fired; it will be retried", metadata: ["saga.id": "\(timer.sagaID)", "error": "\(StoreErrors.describe(error))"])
+        }
     }
 
     func fire(_ claimed: ClaimedTimer) async throws {

@@ -103,6 +103,69 @@ extension SagaStore {
         return firing
     }
 
+    /// Fires claimed timers of different sagas in one transaction: every saga's row lock in one
+    /// statement (in id order, as ``updateSagas(_:now:_:)`` takes them), their steps in another,
+    /// `decide` for each, the current timers deleted in one statement, each saga written, and one
+    /// commit. Each timer is fenced as ``fireTimer(_:now:_:)`` fences it: one cancelled, replaced
+    /// or claimed again since is ``TimerFiring/superseded``.
+    ///
+    /// A timer whose `decide` throws keeps its row (it fires again when its lease lapses) and its
+    /// error is returned in its place; the others fire. A write that fails aborts the whole batch,
+    /// and this throws: fire them one at a time then, so the bad one fails alone.
+    /// - Parameters:
+    ///   - timers: At most one per saga.
+    ///   - decide: Given a timer's position in `timers` and its saga as stored (locked), the change.
+    /// - Returns: One result per timer, in order.
+    public func fireTimers(
+        _ timers: [ClaimedTimer],
+        now: Date,
+        _ decide: (Int, SagaRecord) throws -> SagaChange
+    ) async throws -> [Result<TimerFiring, any Error>] {
+        let ids = timers.map { UUID(sagaID: $0.sagaID) }
+        precondition(Set(ids.compactMap { $0 }).count == ids.compactMap({ $0 }).count, "a batch holds at most one timer per saga")
+        let (results, queued) = try await transaction { connection -> ([Result<TimerFiring, any Error>], [[Int64]]) in
+            // The sagas first, then their timers: the order every transition takes its locks in.
+            let records = try await loadSagas(ids.compactMap { $0 }, on: connection, lock: true)
+            var results = [Result<TimerFiring, any Error>](repeating: .success(.superseded), count: timers.count)
+            // Decided before the delete: a timer whose decision fails keeps its row.
+            var decided: [(index: Int, id: UUID, record: SagaRecord, change: SagaChange)] = []
+            for (index, id) in ids.enumerated() {
+                guard let id, let record = records[id] else { continue }
+                do {
+                    decided.append((index, id, record, try decide(index, record)))
+                } catch {
+                    results[index] = .failure(error)
+                }
+            }
+            let deleted = try await connection.run(
+                """
+                DELETE FROM baton.timers t
+                USING unnest(\(decided.map(\.id)), \(decided.map { timers[$0.index].timer.key.storageKey }),
+                    \(decided.map { timers[$0.index].claimToken })) AS f(saga_id, timer_key, claim_token)
+                WHERE t.saga_id = f.saga_id AND t.timer_key = f.timer_key AND t.claim_token = f.claim_token
+                RETURNING t.saga_id
+                """,
+                logger: logger
+            )
+            var current = Set<UUID>()
+            for try await id in deleted.decode(UUID.self) { current.insert(id) }
+            var queued = [[Int64]](repeating: [], count: timers.count)
+            for (index, id, record, change) in decided where current.contains(id) {
+                switch try await apply(change, to: record, on: connection, now: now) {
+                case (.updated(let updated, let transition), let outbox):
+                    results[index] = .success(.fired(updated, transition))
+                    queued[index] = outbox
+                case (.alreadyReceived, _): break
+                }
+            }
+            return (results, queued)
+        }
+        for (result, ids) in zip(results, queued) {
+            if case .success(.fired(_, let transition)) = result { announce(ids, transition.commands, now: now) }
+        }
+        return results
+    }
+
     /// When the next timer becomes claimable (its due time, or the end of a lapsed claim's lease), or
     /// `nil` when there are no timers: a scheduler sleeps until then or until a wake-up.
     public func nextTimerDue() async throws -> Date? {

@@ -96,6 +96,47 @@ struct TimerTests {
         }
     }
 
+    @Test("timers of several sagas fire in one transaction, each fenced alone; one whose decision fails keeps its row")
+    func batchFiring() async throws {
+        try await Fixture.withStore { store in
+            var sagas: [SagaInstance] = []
+            for _ in 0..<3 {
+                let new = try Fixture.startedSaga()
+                try await store.createSaga(new, now: Fixture.epoch)
+                sagas.append(new.saga)
+            }
+            let now = Fixture.epoch + .seconds(5)
+            let claimed = try await store.claimDueTimers(now: now, limit: 10, lease: .seconds(30))
+            #expect(claimed.count == 3)
+            // The second saga's reply came after the claim: its timeout was cancelled.
+            let answered = try #require(claimed.firstIndex { $0.sagaID == sagas[1].id })
+            try await Fixture.handle(
+                Fixture.reply(.succeeded(output: ["reservation": "r"]), to: sagas[1]), sagaID: sagas[1].id, in: store, now: now)
+            let refused = try #require(claimed.firstIndex { $0.sagaID == sagas[2].id })
+            struct Refused: Error {}
+
+            let results = try await store.fireTimers(claimed, now: now) { index, record in
+                if index == refused { throw Refused() }
+                return try Fixture.transition(record, .timerFired(claimed[index].timer), now: now)
+            }
+            let fired = try #require(claimed.firstIndex { $0.sagaID == sagas[0].id })
+            guard case .success(.fired(let record, _)) = results[fired] else {
+                Issue.record("a current timer fires: \(results[fired])")
+                return
+            }
+            #expect(record.saga.steps[0].outcomeUnknown)
+            #expect(try await store.timers(sagaID: sagas[0].id).map(\.kind) == [.retryBackoff, .sagaDeadline])
+            guard case .success(.superseded) = results[answered] else {
+                Issue.record("a cancelled timer must not fire: \(results[answered])")
+                return
+            }
+            #expect(throws: Refused.self) { try results[refused].get() }
+            // Its timeout is still there, claimed: it fires again when the lease lapses.
+            #expect(try await store.timers(sagaID: sagas[2].id).map(\.kind) == [.stepTimeout, .sagaDeadline])
+            #expect(try await store.saga(id: sagas[2].id)?.saga.steps[0].outcomeUnknown == false)
+        }
+    }
+
     @Test("a claimed timeout for attempt 1 is a no-op once attempt 2 holds the slot")
     func staleAttempt() async throws {
         try await Fixture.withStore { store in
