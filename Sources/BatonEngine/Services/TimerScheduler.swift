@@ -87,14 +87,7 @@ public struct TimerScheduler: Service {
         // in rounds; the timers of one round belong to different sagas and fire in batches, one
         // transaction each, up to ``fireConcurrency`` at once (baton-bench's timer storm,
         // docs/performance.md).
-        var pending = claimed
-        while !pending.isEmpty {
-            var seen = Set<String>()
-            var round: [ClaimedTimer] = []
-            var later: [ClaimedTimer] = []
-            for timer in pending {
-                if seen.insert(timer.sagaID).inserted { round.append(timer) } else { later.append(timer) }
-            }
+        for round in sagaRounds(claimed, sagaID: \.sagaID) {
             let chunkSize = (round.count + fireConcurrency - 1) / fireConcurrency
             await withTaskGroup(of: Void.self) { group in
                 for start in stride(from: 0, to: round.count, by: chunkSize) {
@@ -102,7 +95,6 @@ public struct TimerScheduler: Service {
                     group.addTask { await fire(batch: chunk) }
                 }
             }
-            pending = later
         }
         return claimed.count
     }

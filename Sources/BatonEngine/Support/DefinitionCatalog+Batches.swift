@@ -23,17 +23,8 @@ extension DefinitionCatalog {
     /// - Returns: One result per request, in order.
     func apply(batch requests: [SagaEventRequest]) async -> [Result<SagaUpdateResult, any Error>] {
         var results = [Result<SagaUpdateResult, any Error>?](repeating: nil, count: requests.count)
-        var pending = Array(requests.indices)
-        while !pending.isEmpty {
-            // Saga ids are compared as the store compares them: as UUIDs, whatever their case.
-            var seen = Set<String>()
-            var round: [Int] = []
-            var later: [Int] = []
-            for index in pending {
-                if seen.insert(requests[index].sagaID.lowercased()).inserted { round.append(index) } else { later.append(index) }
-            }
+        for round in sagaRounds(Array(requests.indices), sagaID: { requests[$0].sagaID }) {
             for (index, result) in zip(round, await applyRound(round.map { requests[$0] })) { results[index] = result }
-            pending = later
         }
         // Every index was in exactly one round.
         return results.compactMap { $0 }

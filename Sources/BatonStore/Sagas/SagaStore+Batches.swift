@@ -35,9 +35,7 @@ extension SagaStore {
         now: Date,
         _ decide: (Int, SagaRecord) throws -> SagaChange
     ) async throws -> [Result<SagaUpdateResult, any Error>] {
-        let ids = items.map { UUID(sagaID: $0.sagaID) }
-        precondition(
-            Set(ids.compactMap { $0 }).count == ids.compactMap({ $0 }).count, "a batch holds at most one change per saga")
+        let ids = Self.batchIDs(items.map(\.sagaID))
         let known = ids.compactMap { $0 }
         let (results, queued) = try await transaction { connection -> ([Result<SagaUpdateResult, any Error>], [[Int64]]) in
             let records = known.isEmpty ? [:] : try await loadSagas(known, on: connection, lock: true)
@@ -68,5 +66,14 @@ extension SagaStore {
             if case .success(.updated(_, let transition)) = result { announce(ids, transition.commands, now: now) }
         }
         return results
+    }
+
+    /// The UUIDs of a batch's saga ids (`nil` for text that is no saga id), which must be distinct:
+    /// a saga's second change must see its first, so it goes in the next batch.
+    static func batchIDs(_ sagaIDs: [String]) -> [UUID?] {
+        let ids = sagaIDs.map { UUID(sagaID: $0) }
+        let known = ids.compactMap { $0 }
+        precondition(Set(known).count == known.count, "a batch holds at most one change per saga")
+        return ids
     }
 }

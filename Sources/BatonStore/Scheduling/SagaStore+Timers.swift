@@ -121,8 +121,7 @@ extension SagaStore {
         now: Date,
         _ decide: (Int, SagaRecord) throws -> SagaChange
     ) async throws -> [Result<TimerFiring, any Error>] {
-        let ids = timers.map { UUID(sagaID: $0.sagaID) }
-        precondition(Set(ids.compactMap { $0 }).count == ids.compactMap({ $0 }).count, "a batch holds at most one timer per saga")
+        let ids = Self.batchIDs(timers.map(\.sagaID))
         let (results, queued) = try await transaction { connection -> ([Result<TimerFiring, any Error>], [[Int64]]) in
             // The sagas first, then their timers: the order every transition takes its locks in.
             let records = try await loadSagas(ids.compactMap { $0 }, on: connection, lock: true)
