@@ -46,15 +46,16 @@ public struct SagaCommands: Sendable {
         traceparent: String? = nil,
         actor: String? = nil
     ) async throws -> SagaCreation {
-        let stored: StoredDefinition
+        let stored: CachedDefinition
         if let version {
-            guard let found = try await store.definition(name: workflow, version: version) else {
-                if try await store.latestDefinition(name: workflow) == nil { throw SubmissionError.unknownWorkflow(workflow) }
+            do {
+                stored = try await catalog.entry(name: workflow, version: version)
+            } catch SagaStoreError.definitionNotFound {
+                if try await store.latestDefinitionVersion(name: workflow) == nil { throw SubmissionError.unknownWorkflow(workflow) }
                 throw SubmissionError.unknownVersion(workflow: workflow, version: version)
             }
-            stored = found
         } else {
-            guard let latest = try await store.latestDefinition(name: workflow) else { throw SubmissionError.unknownWorkflow(workflow) }
+            guard let latest = try await catalog.latest(name: workflow) else { throw SubmissionError.unknownWorkflow(workflow) }
             stored = latest
         }
         let definition = stored.definition
@@ -67,7 +68,8 @@ public struct SagaCommands: Sendable {
         var machine = try SagaStateMachine(
             definition: definition,
             saga: SagaInstance(
-                id: id, definition: definition, input: input, correlationID: correlationID, traceparent: traceparent, now: now))
+                id: id, definition: definition, workflowHash: stored.contentHash, input: input, correlationID: correlationID,
+                traceparent: traceparent, now: now))
         let transition = machine.handle(.start, now: now, random: &random).attributed(to: actor)
         let idempotency = idempotencyKey.map {
             IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))

@@ -105,7 +105,7 @@ struct BenchCommand: AsyncParsableCommand {
             var report = Report(count: count, concurrency: concurrency, failEvery: failEvery)
             let memory = PeakMemory()
             try await Self.withClient(benchURL, logger: quiet) { database in
-                let driver = LoadDriver(api: api, database: database, workflow: "bench-3")
+                let driver = LoadDriver(api: api.base, database: database, workflow: "bench-3")
                 func phase(_ name: String, failEvery: Int) async throws -> PhaseFigures {
                     memory.start(serve)
                     defer { memory.stop() }

@@ -27,13 +27,16 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     public var updatedAt: Date
 
     /// A new saga in `PENDING`, with every step `PENDING`.
+    /// - Parameter workflowHash: The definition's ``WorkflowDefinition/contentHash``, when the caller
+    ///   has it: computing it encodes and hashes the whole definition.
     public init(
-        id: String, definition: WorkflowDefinition, input: JSONValue, correlationID: String? = nil, traceparent: String? = nil, now: Date
+        id: String, definition: WorkflowDefinition, workflowHash: String? = nil, input: JSONValue, correlationID: String? = nil,
+        traceparent: String? = nil, now: Date
     ) {
         self.id = id
         self.workflow = definition.name
         self.workflowVersion = definition.version
-        self.workflowHash = definition.contentHash
+        self.workflowHash = workflowHash ?? definition.contentHash
         self.correlationID = correlationID
         self.traceparent = traceparent
         self.input = input

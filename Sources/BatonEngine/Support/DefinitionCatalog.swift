@@ -10,7 +10,7 @@ import Synchronization
 /// Lookups are synchronous so that they can happen under a saga's row lock; a miss is filled from
 /// the store by ``load(name:version:)`` outside it.
 public final class DefinitionCatalog: Sendable {
-    private let definitions = Mutex<[String: WorkflowDefinition]>([:])
+    private let definitions = Mutex<[String: CachedDefinition]>([:])
     let store: SagaStore
     /// Where every transition applied through the catalog is counted.
     public let metrics: EngineMetrics
@@ -33,20 +33,42 @@ public final class DefinitionCatalog: Sendable {
 
     /// The cached definition, if any.
     public func cached(name: String, version: Int) -> WorkflowDefinition? {
-        definitions.withLock { $0[Self.key(name, version)] }
+        definitions.withLock { $0[Self.key(name, version)]?.definition }
     }
 
     /// The definition, from the cache or the store.
     /// - Throws: ``SagaStoreError/definitionNotFound(name:version:)``.
     @discardableResult
     public func load(name: String, version: Int) async throws -> WorkflowDefinition {
-        if let cached = cached(name: name, version: version) { return cached }
+        try await entry(name: name, version: version).definition
+    }
+
+    /// The definition with its content hash, from the cache or the store (which checks the hash
+    /// when it reads it: a cached entry never needs the check again).
+    /// - Throws: ``SagaStoreError/definitionNotFound(name:version:)``.
+    func entry(name: String, version: Int) async throws -> CachedDefinition {
+        if let cached = definitions.withLock({ $0[Self.key(name, version)] }) { return cached }
         guard let stored = try await store.definition(name: name, version: version) else {
             throw SagaStoreError.definitionNotFound(name: name, version: version)
         }
-        definitions.withLock { $0[Self.key(name, version)] = stored.definition }
-        return stored.definition
+        let entry = CachedDefinition(definition: stored.definition, contentHash: stored.contentHash)
+        definitions.withLock { $0[Self.key(name, version)] = entry }
+        return entry
     }
+
+    /// The newest version of a workflow, or `nil` when none is registered. Which version is newest
+    /// can change at any time (any replica may register one), so the store is asked each time, by
+    /// an index-only look-up; the definition itself comes from the cache.
+    func latest(name: String) async throws -> CachedDefinition? {
+        guard let version = try await store.latestDefinitionVersion(name: name) else { return nil }
+        return try await entry(name: name, version: version)
+    }
+}
+
+/// A definition as the catalog keeps it: with its content hash, computed (and checked) once.
+struct CachedDefinition: Sendable {
+    var definition: WorkflowDefinition
+    var contentHash: String
 }
 
 /// An event that can never be applied to its saga: the state machine cannot run over the saga as

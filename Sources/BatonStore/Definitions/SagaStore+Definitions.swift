@@ -60,6 +60,15 @@ extension SagaStore {
         ).first
     }
 
+    /// The number of the highest version of a workflow, or `nil` when none is registered: an
+    /// index-only look-up, for callers that keep the definitions themselves.
+    public func latestDefinitionVersion(name: String) async throws -> Int? {
+        let rows = try await query(
+            "SELECT max(version) FROM baton.workflow_definitions WHERE name = \(name)")
+        for try await version in rows.decode(Int?.self) { return version }
+        return nil
+    }
+
     /// Every version of a workflow, newest first.
     public func definitionVersions(name: String) async throws -> [StoredDefinition] {
         try await definitions(

@@ -14,10 +14,10 @@ extension SagaStore {
         guard let id = UUID(sagaID: new.saga.id), SagaID.isValid(new.saga.id) else {
             throw SagaStoreError.invalidSagaID(new.saga.id)
         }
-        let write = try SagaWriteSet(
+        let write = SagaWriteSet(
             old: nil, new: new.saga, transition: new.transition, idempotency: new.idempotency, now: now,
             notifiesOutbox: outboxListener == nil)
-        let document = try write.encoded()
+        let document = write.encoded()
         let saga = new.saga
         do {
             let (creation, queued) = try await transaction { connection -> (SagaCreation, [Int64]) in
@@ -122,10 +122,10 @@ extension SagaStore {
         guard change.saga.id == record.saga.id else {
             preconditionFailure("a change for saga \(change.saga.id) was applied to saga \(record.saga.id)")
         }
-        let write = try SagaWriteSet(
+        let write = SagaWriteSet(
             old: record, new: change.saga, transition: change.transition, idempotency: nil, now: now,
             notifiesOutbox: outboxListener == nil)
-        let document = try write.encoded()
+        let document = write.encoded()
         guard let id = UUID(sagaID: record.saga.id) else { throw SagaStoreError.sagaNotFound(id: record.saga.id) }
         let statement = SagaUpdateStatement(document: document, id: id, inboxMessageID: inboxMessageID, receivedAt: now)
         guard let written = try await statement.run(on: connection, logger: logger) else {
@@ -188,7 +188,7 @@ extension SagaStore {
                     workflowHash: try column("workflow_hash"),
                     correlationID: try column("correlation_id"),
                     traceparent: try column("traceparent"),
-                    input: try column.json("input", as: JSONValue.self) ?? .null,
+                    input: try column.jsonValue("input") ?? .null,
                     status: try column.enumeration("status", as: SagaStatus.self),
                     direction: try column.enumeration("direction", as: StepDirection.self),
                     cursor: try column("position"),
@@ -224,7 +224,7 @@ extension SagaStore {
             step.compensationAttempt = try column("compensation_attempt")
             step.attemptBudgetStart = try column("attempt_budget_start")
             step.compensationBudgetStart = try column("compensation_budget_start")
-            step.output = try column.json("output", as: JSONValue.self)
+            step.output = try column.jsonValue("output")
             step.error = try column.json("error", as: StepError.self)
             step.replyDeadline = try column("reply_deadline")
             step.retryAt = try column("retry_at")

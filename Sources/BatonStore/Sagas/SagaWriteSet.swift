@@ -6,9 +6,11 @@ import Foundation
 /// The write statement reads its parts with `jsonb_to_record(set)` and so inserts any number of
 /// steps, history entries, outbox rows and timers in one round trip. Timestamps are integer
 /// microseconds since the Unix epoch; JSON values that may be JSON `null` (step outputs) travel as
-/// JSON text, because a JSON `null` in a row set reads back as SQL `NULL`.
-struct SagaWriteSet: Encodable {
-    struct Saga: Encodable {
+/// JSON text, because a JSON `null` in a row set reads back as SQL `NULL`. The document is written
+/// by hand (``encoded()``): it is built on every step, and `JSONEncoder` cost more than the rest
+/// of the write.
+struct SagaWriteSet {
+    struct Saga {
         var status: String
         var direction: String
         var position: Int
@@ -29,7 +31,7 @@ struct SagaWriteSet: Encodable {
         var finishedAt: Int64?
     }
 
-    struct Step: Encodable {
+    struct Step {
         var position: Int
         var name: String
         var status: String
@@ -49,7 +51,7 @@ struct SagaWriteSet: Encodable {
         var finishedAt: Int64?
     }
 
-    struct History: Encodable {
+    struct History {
         var seq: Int
         var kind: String
         var step: String?
@@ -62,14 +64,14 @@ struct SagaWriteSet: Encodable {
         var actor: String?
     }
 
-    struct Outbox: Encodable {
+    struct Outbox {
         var subject: String
         var messageID: String
         /// JSON text of the ``StepCommand``.
         var command: String
     }
 
-    struct Timer: Encodable {
+    struct Timer {
         var timerKey: String
         var kind: String
         var step: String?
@@ -108,7 +110,7 @@ struct SagaWriteSet: Encodable {
         idempotency: IdempotencyKey?,
         now: Date,
         notifiesOutbox: Bool = true
-    ) throws {
+    ) {
         self.now = now.epochMicroseconds
         let historyLength = old?.historyLength ?? 0
         let history = transition.history
@@ -133,12 +135,9 @@ struct SagaWriteSet: Encodable {
             updatedAt: new.updatedAt.epochMicroseconds,
             finishedAt: finishedAt?.epochMicroseconds
         )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        func json(_ value: some Encodable) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
-        input = old == nil ? try json(new.input) : nil
+        input = old == nil ? JSONWriter.text(of: new.input) : nil
 
-        steps = try new.steps.enumerated().compactMap { position, step in
+        steps = new.steps.enumerated().compactMap { position, step in
             // Only steps that changed are written; a new saga writes all of them.
             if let old, old.saga.steps.indices.contains(position), old.saga.steps[position] == step { return nil }
             return Step(
@@ -149,8 +148,12 @@ struct SagaWriteSet: Encodable {
                 compensationAttempt: step.compensationAttempt,
                 attemptBudgetStart: step.attemptBudgetStart,
                 compensationBudgetStart: step.compensationBudgetStart,
-                output: try step.output.map(json),
-                error: try step.error.map(json),
+                output: step.output.map(JSONWriter.text(of:)),
+                error: step.error.map { error in
+                    var json = JSONWriter()
+                    json.value(error)
+                    return json.text
+                },
                 replyDeadline: step.replyDeadline?.epochMicroseconds,
                 retryAt: step.retryAt?.epochMicroseconds,
                 outcomeUnknown: step.outcomeUnknown,
@@ -173,7 +176,11 @@ struct SagaWriteSet: Encodable {
                 actor: entry.actor
             )
         }
-        outbox = try transition.commands.map { Outbox(subject: $0.subject, messageID: $0.messageID, command: try json($0)) }
+        outbox = transition.commands.map { command in
+            var json = JSONWriter()
+            json.value(command)
+            return Outbox(subject: command.subject, messageID: command.messageID, command: json.text)
+        }
 
         // Timer effects apply in order, and a later one for the same slot wins: reduce them to one
         // final action per slot so the delete and the upsert never touch the same row.
@@ -216,11 +223,95 @@ struct SagaWriteSet: Encodable {
         self.notifications = notifications
     }
 
-    /// The document as JSON text, with snake_case keys (the column names).
-    func encoded() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    /// The document as JSON text, its keys the column names the write statement reads.
+    func encoded() -> String {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("saga")
+            json.object { json in
+                json.member("status", saga.status)
+                json.member("direction", saga.direction)
+                json.member("position", saga.position)
+                json.member("current_step", saga.currentStep)
+                json.member("correlation_id", saga.correlationID)
+                json.member("traceparent", saga.traceparent)
+                json.member("idempotency_key", saga.idempotencyKey)
+                json.member("request_hash", saga.requestHash)
+                json.member("deadline", saga.deadline)
+                json.member("suspension_reason", saga.suspensionReason)
+                json.member("last_error", saga.lastError)
+                json.member("attempts", saga.attempts)
+                json.member("retries", saga.retries)
+                json.member("awaiting_reply_since", saga.awaitingReplySince)
+                json.member("history_length", saga.historyLength)
+                json.member("created_at", saga.createdAt)
+                json.member("updated_at", saga.updatedAt)
+                json.member("finished_at", saga.finishedAt)
+            }
+            json.member("input", input)
+            json.key("steps")
+            json.array(steps) { json, step in
+                json.object { json in
+                    json.member("position", step.position)
+                    json.member("name", step.name)
+                    json.member("status", step.status)
+                    json.member("attempt", step.attempt)
+                    json.member("compensation_attempt", step.compensationAttempt)
+                    json.member("attempt_budget_start", step.attemptBudgetStart)
+                    json.member("compensation_budget_start", step.compensationBudgetStart)
+                    json.member("output", step.output)
+                    json.member("error", step.error)
+                    json.member("reply_deadline", step.replyDeadline)
+                    json.member("retry_at", step.retryAt)
+                    json.member("outcome_unknown", step.outcomeUnknown)
+                    json.member("command_sent_at", step.commandSentAt)
+                    json.member("started_at", step.startedAt)
+                    json.member("finished_at", step.finishedAt)
+                }
+            }
+            json.key("history")
+            json.array(history) { json, entry in
+                json.object { json in
+                    json.member("seq", entry.seq)
+                    json.member("kind", entry.kind)
+                    json.member("step", entry.step)
+                    json.member("direction", entry.direction)
+                    json.key("attempt")
+                    if let attempt = entry.attempt { json.integer(Int64(attempt)) } else { json.null() }
+                    json.member("status_before", entry.statusBefore)
+                    json.member("status_after", entry.statusAfter)
+                    json.member("detail", entry.detail)
+                    json.member("at", entry.at)
+                    json.member("actor", entry.actor)
+                }
+            }
+            json.key("outbox")
+            json.array(outbox) { json, row in
+                json.object { json in
+                    json.member("subject", row.subject)
+                    json.member("message_id", row.messageID)
+                    json.member("command", row.command)
+                }
+            }
+            json.key("cancelled_timers")
+            json.array(cancelledTimers) { $0.string($1) }
+            json.member("cancel_all_timers", cancelAllTimers)
+            json.key("scheduled_timers")
+            json.array(scheduledTimers) { json, timer in
+                json.object { json in
+                    json.member("timer_key", timer.timerKey)
+                    json.member("kind", timer.kind)
+                    json.member("step", timer.step)
+                    json.member("direction", timer.direction)
+                    json.member("attempt", timer.attempt)
+                    json.member("due_at", timer.dueAt)
+                }
+            }
+            json.member("now", now)
+            json.key("notifications")
+            json.array(notifications) { $0.string($1) }
+        }
+        return json.text
     }
 }
 

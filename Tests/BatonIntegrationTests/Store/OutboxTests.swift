@@ -91,9 +91,9 @@ struct OutboxTests {
     @Test("with a listener installed, writes wake no relay through NOTIFY; timers still do")
     func noOutboxNotification() throws {
         let new = try Fixture.startedSaga()
-        let notifying = try SagaWriteSet(old: nil, new: new.saga, transition: new.transition, idempotency: nil, now: Fixture.epoch)
+        let notifying = SagaWriteSet(old: nil, new: new.saga, transition: new.transition, idempotency: nil, now: Fixture.epoch)
         #expect(notifying.notifications.contains(StoreWakeup.outbox.payload))
-        let quiet = try SagaWriteSet(
+        let quiet = SagaWriteSet(
             old: nil, new: new.saga, transition: new.transition, idempotency: nil, now: Fixture.epoch, notifiesOutbox: false)
         #expect(!quiet.notifications.contains(StoreWakeup.outbox.payload))
         #expect(quiet.notifications.count == notifying.notifications.count - 1)

@@ -19,7 +19,7 @@ struct SagaWriteSetTests {
         var new = saga
         if let status { new.status = status }
         let record = SagaRecord(saga: saga, revision: 1, idempotencyKey: nil, historyLength: 2, finishedAt: nil)
-        return try SagaWriteSet(
+        return SagaWriteSet(
             old: record, new: new, transition: SagaTransition(outcome: .applied, effects: effects), idempotency: nil,
             now: StoreFixture.epoch)
     }
@@ -64,7 +64,7 @@ struct SagaWriteSetTests {
         new.steps[1].status = .running
         let entry = HistoryEntry(kind: .heartbeat, statusBefore: .processing, statusAfter: .processing, detail: "", at: StoreFixture.epoch)
         let record = SagaRecord(saga: saga, revision: 1, idempotencyKey: nil, historyLength: 2, finishedAt: nil)
-        let write = try SagaWriteSet(
+        let write = SagaWriteSet(
             old: record, new: new, transition: SagaTransition(outcome: .applied, effects: [.recordHistory(entry)]), idempotency: nil,
             now: StoreFixture.epoch)
         #expect(write.steps.map(\.position) == [1])

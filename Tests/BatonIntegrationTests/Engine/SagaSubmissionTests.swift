@@ -1,0 +1,46 @@
+import BatonCore
+import BatonStore
+import Foundation
+import Logging
+import Testing
+
+@testable import BatonEngine
+
+/// Submissions resolve their workflow through the engine's definition cache, on the real PostgreSQL.
+@Suite("Submitting sagas")
+struct SagaSubmissionTests {
+    typealias Fixture = StoreFixture
+
+    @Test("a submit runs the newest version, also one registered after the older one was cached")
+    func newestVersion() async throws {
+        try await Fixture.withStore { store in
+            let catalog = DefinitionCatalog(store: store)
+            let commands = SagaCommands(catalog: catalog, logger: Fixture.logger)
+            let input: JSONValue = ["amount": 5]
+            let first = try await commands.submit(workflow: "store-test", input: input)
+            #expect(first.record.saga.workflowVersion == 1)
+            #expect(first.record.saga.workflowHash == Fixture.definition.contentHash)
+
+            // Another replica registers version 2: this catalog has version 1 cached.
+            var changed = Fixture.definition
+            changed.version = 2
+            changed.description = "the second version"
+            _ = try await store.registerDefinition(changed, source: nil, now: .now)
+            let second = try await commands.submit(workflow: "store-test", input: input)
+            #expect(second.record.saga.workflowVersion == 2)
+            #expect(second.record.saga.workflowHash == changed.contentHash)
+
+            let pinned = try await commands.submit(workflow: "store-test", version: 1, input: input)
+            #expect(pinned.record.saga.workflowVersion == 1)
+            await #expect(throws: SagaCommands.SubmissionError.unknownVersion(workflow: "store-test", version: 3)) {
+                try await commands.submit(workflow: "store-test", version: 3, input: input)
+            }
+            await #expect(throws: SagaCommands.SubmissionError.unknownWorkflow("nope")) {
+                try await commands.submit(workflow: "nope", input: input)
+            }
+            await #expect(throws: SagaCommands.SubmissionError.unknownWorkflow("nope")) {
+                try await commands.submit(workflow: "nope", version: 1, input: input)
+            }
+        }
+    }
+}
