@@ -22,6 +22,23 @@ struct MigrationTests {
         }
     }
 
+    @Test("the epoch conversion every saga write calls is inlined into the query, and gives the same instant")
+    func epochConversionInlined() async throws {
+        let url = try await StoreFixture.createDatabase()
+        try await StoreFixture.withClient(url) { client in
+            try await SchemaMigrator().migrate(client, logger: StoreFixture.logger)
+            // A call PostgreSQL does not inline shows up by name in the plan.
+            var plan = ""
+            let rows = try await client.query("EXPLAIN VERBOSE SELECT baton.from_epoch_us(x) FROM generate_series(1::bigint, 2) AS x")
+            for try await line in rows.decode(String.self) { plan += line + "\n" }
+            #expect(!plan.contains("from_epoch_us"), "not inlined:\n\(plan)")
+            let instant: Int64 = 1_800_000_000_123_456
+            let same = try await client.query(
+                "SELECT baton.from_epoch_us(\(instant)) = 'epoch'::timestamptz + \(instant) * interval '1 microsecond'")
+            for try await equal in same.decode(Bool.self) { #expect(equal) }
+        }
+    }
+
     @Test("replicas starting at once: one migrates, the others wait and find nothing to do")
     func concurrent() async throws {
         let url = try await StoreFixture.createDatabase()
