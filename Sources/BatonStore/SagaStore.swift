@@ -63,6 +63,18 @@ public struct SagaStore: Sendable {
         }
     }
 
+    /// Runs `body` on a connection outside a transaction (each statement commits by itself),
+    /// translating its errors.
+    func withConnection<Result: Sendable>(
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw SagaStoreError.translating(error)
+        }
+    }
+
     /// Runs one query outside a transaction, translating its errors.
     func query(_ query: PostgresQuery) async throws -> PostgresRowSequence {
         do {

@@ -3,7 +3,8 @@ import Foundation
 import PostgresNIO
 
 extension SagaStore {
-    /// Stores a new, already started saga with everything its start caused, in one transaction.
+    /// Stores a new, already started saga with everything its start caused, in one statement: it
+    /// commits by itself, with no `BEGIN` and `COMMIT` round trips around it.
     ///
     /// With an idempotency key, a second call with the same key and the same request hash returns the
     /// saga the first call created (and stores nothing); with another request hash it throws
@@ -20,7 +21,7 @@ extension SagaStore {
         let document = write.encoded()
         let saga = new.saga
         do {
-            let (creation, queued) = try await transaction { connection -> (SagaCreation, [Int64]) in
+            let (creation, queued) = try await withConnection { connection -> (SagaCreation, [Int64]) in
                 let statement = SagaCreateStatement(
                     document: document, id: id, workflow: saga.workflow, version: saga.workflowVersion, hash: saga.workflowHash)
                 guard let written = try await statement.run(on: connection, logger: logger) else {
@@ -147,11 +148,7 @@ extension SagaStore {
     /// - Returns: `nil` when there is no such saga (including when `id` is not a saga id at all).
     public func saga(id: String) async throws -> SagaRecord? {
         guard let uuid = UUID(sagaID: id) else { return nil }
-        do {
-            return try await client.withConnection { connection in try await loadSaga(uuid, on: connection, lock: false) }
-        } catch {
-            throw SagaStoreError.translating(error)
-        }
+        return try await withConnection { connection in try await loadSaga(uuid, on: connection, lock: false) }
     }
 
     /// Reads a saga and its steps; with `lock`, takes the saga's row lock for the transaction.
