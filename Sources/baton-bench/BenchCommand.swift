@@ -54,6 +54,9 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "pgbench clients.") var pgbenchClients = 16
         @Option(help: "baton serve's log level.") var serveLogLevel = "info"
         @Option(help: "Write the figures as JSON here too.") var output: String?
+        @Flag(name: .customLong("skip-dbos"), help: "Do not run the DBOS Transact peer.") var skipDBOS = false
+        @Option(help: "The Python with DBOS Transact installed (scripts/bench installs it).") var dbosPython = ".baton/python/bin/python3"
+        @Option(help: "The DBOS peer's script.") var dbosScript = "scripts/peers/dbos_saga.py"
 
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
@@ -65,6 +68,8 @@ struct BenchCommand: AsyncParsableCommand {
             benchURL.database = "baton_bench"
             var pgbenchURL = admin
             pgbenchURL.database = "baton_bench_pgbench"
+            var dbosURL = admin
+            dbosURL.database = "baton_bench_dbos"
             let directory = try BenchWorkflow.write()
             let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             let baton = own.deletingLastPathComponent().appending(path: "baton")
@@ -73,7 +78,7 @@ struct BenchCommand: AsyncParsableCommand {
             var quiet = Logger(label: "bench")
             quiet.logLevel = .error
             try await Self.withClient(admin, logger: quiet) { client in
-                for database in [benchURL.database, pgbenchURL.database] {
+                for database in [benchURL.database, pgbenchURL.database, dbosURL.database] {
                     try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(database) WITH (FORCE)"))
                     try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"))
                 }
@@ -129,7 +134,14 @@ struct BenchCommand: AsyncParsableCommand {
                 report.phases.append(try await phase("empty", failEvery: 0))
                 report.phases.append(try await phase("failing-mix", failEvery: failEvery))
 
-                // Now, while baton serve is idle: pgbench must not share the cores with it.
+                // Now, while baton serve is idle: the peer and pgbench must not share the cores with it.
+                if !skipDBOS {
+                    print("baton-bench: the same saga in DBOS Transact (\(dbosScript)), \(concurrency) in flight")
+                    report.dbos = try DBOSPeer.run(
+                        python: dbosPython, script: dbosScript, database: dbosURL, count: count, concurrency: concurrency,
+                        failEvery: failEvery, log: directory.appending(path: "dbos.log"))
+                    for phase in report.dbos ?? [] { print(phase.line) }
+                }
                 if pgbenchTransactions > 0 {
                     print("baton-bench: pgbench -N, \(pgbenchClients) clients, \(pgbenchTransactions) transactions each")
                     report.pgbenchTPS = try PGBench.tps(

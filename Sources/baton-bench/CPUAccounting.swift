@@ -23,20 +23,30 @@ enum CPUAccounting {
             guard let pid = Int32(entry), let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
                 comm.hasPrefix("postgres")
             else { continue }
-            postgres += seconds(of: pid) ?? 0
+            postgres += seconds(of: pid, withReapedChildren: true) ?? 0
         }
         totals["postgres"] = postgres
         return totals.compactMapValues { $0 }
     }
 
-    static func seconds(of pid: Int32) -> Double? {
+    /// - Parameter withReapedChildren: Add the CPU of the process's children that have exited and
+    ///   been waited for. PostgreSQL's backends come and go (a client's pool closes connections):
+    ///   their time lands in the postmaster's, so the sum over PostgreSQL's processes never drops.
+    static func seconds(of pid: Int32, withReapedChildren: Bool = false) -> Double? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         else { return nil }
-        // Fields after the command name: state is field 3; utime and stime are fields 14 and 15.
+        // Fields after the command name: state is field 3; utime and stime are fields 14 and 15,
+        // the reaped children's cutime and cstime 16 and 17.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / ticksPerSecond
+        let wanted = withReapedChildren ? 11...14 : 11...12
+        guard fields.count > wanted.upperBound else { return nil }
+        var ticks = 0.0
+        for index in wanted {
+            guard let value = Double(fields[index]) else { return nil }
+            ticks += value
+        }
+        return ticks / ticksPerSecond
     }
 
     /// CPU milliseconds per saga-step by part, between two snapshots.

@@ -10,6 +10,8 @@ struct Report: Codable {
     var preloaded: Int?
     var storm: StormFigures?
     var pgbenchTPS: Double?
+    /// The peer's phases (``DBOSPeer``), when it ran.
+    var dbos: [DBOSPeer.Phase]?
 
     var summary: String {
         var lines = ["", "baton-bench: summary (\(count) sagas per phase, \(concurrency) in flight)"]
@@ -20,6 +22,13 @@ struct Report: Codable {
                     "  \(phase.phase): \(String(format: "%.0f", phase.legsPerSecond)) saga-steps/s = "
                         + "\(String(format: "%.3f", phase.legsPerSecond / pgbenchTPS)) x pgbench -N tps")
             }
+        }
+        for peer in dbos ?? [] {
+            guard let phase = phases.first(where: { $0.phase == peer.phase }) else { continue }
+            lines.append(
+                "  \(phase.phase): \(String(format: "%.0f", phase.sagasPerSecond)) sagas/s = "
+                    + "\(String(format: "%.2f", phase.sagasPerSecond / peer.sagasPerSecond)) x DBOS Transact "
+                    + "(\(String(format: "%.0f", peer.sagasPerSecond)) sagas/s)")
         }
         if let empty = phases.first(where: { $0.phase == "empty" }), let scaled = phases.first(where: { $0.phase == "scaled" }) {
             lines.append(
