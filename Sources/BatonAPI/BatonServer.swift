@@ -25,6 +25,8 @@ public struct BatonServer: Service {
         public var definitions: [(definition: WorkflowDefinition, source: String)]
         /// The largest reply accepted (its step output is stored); larger ones are dead-lettered.
         public var maximumReplyBytes = 256 * 1024
+        /// On how many servers of a JetStream cluster each stream is kept (docs/scaling.md).
+        public var streamReplicas = 1
 
         public init(
             nats: NATSConnection.Options,
@@ -82,7 +84,7 @@ public struct BatonServer: Service {
             var jetStream = try JetStream(connection)
             while true {
                 do {
-                    for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                    for stream in BatonStreams.all(replicas: configuration.streamReplicas) { try await jetStream.ensureStream(stream) }
                     return (connection, jetStream)
                 } catch {
                     if Task.isCancelled { return nil }

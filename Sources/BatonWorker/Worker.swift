@@ -97,7 +97,7 @@ public struct Worker: Service {
                     // it) can be in; asking the server to change anything would cost it a timeout.
                     switch try await jetStream.consumer(stream: BatonStreams.commands.name, durable: consumer.durable) {
                     case nil:
-                        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+                        for stream in BatonStreams.all { try await jetStream.ensureStream(stream, updateExisting: false) }
                         try await jetStream.ensureConsumer(stream: BatonStreams.commands.name, consumer)
                     case let existing? where existing != consumer:
                         // Its stream exists: only the consumer is brought to this configuration.

@@ -16,6 +16,15 @@ struct ServeAccessCommandTests {
         }
     }
 
+    @Test("a stream replica count JetStream cannot take stops serve before it connects")
+    func streamReplicas() throws {
+        for value in ["0", "6", "three"] {
+            let run = try runner.baton(["serve"] + nowhere, environment: ["BATON_NATS_STREAM_REPLICAS": value])
+            #expect(run.status != 0, "\(value)")
+            #expect(run.output.contains("BATON_NATS_STREAM_REPLICAS must be 1 to 5"), "\(value): \(run.output)")
+        }
+    }
+
     @Test("a credentials file that cannot be used stops serve with the entry named")
     func badCredentials() throws {
         let directory = try runner.temporaryDirectory(["auth.yaml": "tokens:\n  - name: ci\n    sha256: nothex\n    scopes: [operator]\n"])

@@ -22,10 +22,14 @@ struct WorkflowsValidateCommandTests {
 
     func baton(_ arguments: String...) throws -> Run { try baton(arguments) }
 
-    func baton(_ arguments: [String]) throws -> Run {
+    /// - Parameter environment: Added to this process's environment.
+    func baton(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+        }
         process.currentDirectoryURL = Self.repositoryRoot
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -41,6 +41,17 @@ public enum BatonStreams {
 
     public static let all = [commands, replies, deadLetters]
 
+    /// Every stream, each kept on `replicas` servers of a JetStream cluster (1, 3 or 5: a
+    /// replicated stream survives the loss of a minority of its servers). The orchestrator creates
+    /// them so (`BATON_NATS_STREAM_REPLICAS`); workers only create what is missing.
+    public static func all(replicas: Int) -> [StreamConfiguration] {
+        all.map { stream in
+            var replicated = stream
+            replicated.replicas = replicas
+            return replicated
+        }
+    }
+
     /// The durable consumer of one participant's commands, shared by all its processes: named
     /// after the participant, filtered to `baton.cmd.<participant>.>`. The orchestrator creates it
     /// for every participant its workflows name, so a participant whose NATS user may not manage

@@ -20,7 +20,10 @@ public final class JetStream: @unchecked Sendable {
     private var address: UInt { UInt(bitPattern: handle) }
 
     /// Creates the stream, or brings an existing one to this configuration.
-    public func ensureStream(_ configuration: StreamConfiguration) async throws {
+    /// - Parameter updateExisting: When `false`, an existing stream is left as it is (the
+    ///   orchestrator configures the streams; a worker only creates one that is missing, and must
+    ///   not, say, take a replicated stream down to one replica).
+    public func ensureStream(_ configuration: StreamConfiguration, updateExisting: Bool = true) async throws {
         let address = self.address
         try await BlockingCalls.run {
             let strings = CStringArena()
@@ -45,6 +48,16 @@ public final class JetStream: @unchecked Sendable {
             // overlap with some other stream stays an error (the update finds no stream by our name).
             let addCode = code
             guard addCode == JSStreamNameExistErr || addCode == JSStreamSubjectOverlapErr else {
+                throw NATSError(added, jetStreamCode: addCode, context: "creating stream \(configuration.name)")
+            }
+            guard updateExisting else {
+                // "Name exists" means it is there; an overlap may be another stream's, so make sure.
+                if addCode == JSStreamNameExistErr { return }
+                var info: UnsafeMutablePointer<jsStreamInfo>?
+                code = jsErrCode(0)
+                let found = js_GetStreamInfo(&info, context, configuration.name, nil, &code)
+                jsStreamInfo_Destroy(info)
+                if found == NATS_OK { return }
                 throw NATSError(added, jetStreamCode: addCode, context: "creating stream \(configuration.name)")
             }
             code = jsErrCode(0)
@@ -85,6 +98,20 @@ public final class JetStream: @unchecked Sendable {
             try NATSError.check(
                 js_UpdateConsumer(nil, context, stream, &config, nil, &code), jetStreamCode: code,
                 "updating consumer \(configuration.durable) on \(stream)")
+        }
+    }
+
+    /// The name of the server that leads a stream's replicas in a JetStream cluster, or `nil`
+    /// when the stream is not clustered (a single server).
+    public func streamLeader(_ stream: String) async throws -> String? {
+        let address = self.address
+        return try await BlockingCalls.run {
+            var info: UnsafeMutablePointer<jsStreamInfo>?
+            var code = jsErrCode(0)
+            let status = js_GetStreamInfo(&info, OpaquePointer(bitPattern: address), stream, nil, &code)
+            defer { jsStreamInfo_Destroy(info) }
+            try NATSError.check(status, jetStreamCode: code, "reading stream \(stream)")
+            return info?.pointee.Cluster?.pointee.Leader.map { String(cString: $0) }
         }
     }
 

@@ -125,6 +125,16 @@ struct ServeCommand: AsyncParsableCommand {
         return api
     }
 
+    /// `BATON_NATS_STREAM_REPLICAS`: on how many servers of a JetStream cluster each stream is
+    /// kept (docs/scaling.md). JetStream allows 1 to 5.
+    static func streamReplicas(from environment: [String: String]) throws -> Int {
+        guard let text = environment["BATON_NATS_STREAM_REPLICAS"] else { return 1 }
+        guard let replicas = Int(text), (1...5).contains(replicas) else {
+            throw ValidationError("BATON_NATS_STREAM_REPLICAS must be 1 to 5 (3 in a three-server cluster), got '\(text)'")
+        }
+        return replicas
+    }
+
     /// Reads the workflow definitions to register at start; any invalid one stops start-up.
     static func definitions(_ paths: [String]) throws -> [(definition: WorkflowDefinition, source: String)] {
         var definitions: [(definition: WorkflowDefinition, source: String)] = []
@@ -158,6 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             configuration.maximumReplyBytes = bytes
         }
+        configuration.streamReplicas = try streamReplicas(from: ProcessInfo.processInfo.environment)
         let client = PostgresClient(configuration: database.clientConfiguration(), backgroundLogger: logger)
         let server = BatonServer(
             client: client,
