@@ -87,7 +87,7 @@ public struct BatonAPI: Sendable {
     /// Every route, in OpenAPI's notation, with the statuses it answers: the spec test checks
     /// `docs/openapi.yaml` against this list and this list against the router.
     /// The engine's metrics, made in ``metrics``: hand it to the engine's services.
-    public var engineMetrics: EngineMetrics { EngineMetrics(factory: PrometheusMetricsFactory(registry: metrics)) }
+    public var engineMetrics: EngineMetrics { EngineMetrics.prometheus(metrics) }
 
     public static let routes: [(method: String, path: String, statuses: Set<Int>)] = [
         ("GET", "/healthz", [200]), ("GET", "/readyz", [200, 503]), ("GET", "/metrics", [200]),
@@ -517,5 +517,14 @@ public struct BatonAPI: Sendable {
             throw APIProblem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-21T14:00:00Z, got '\(text)'")
         }
         return date
+    }
+}
+
+extension EngineMetrics {
+    /// The engine's metrics in a Prometheus registry, with the batch-size histogram's buckets.
+    static func prometheus(_ registry: PrometheusCollectorRegistry) -> EngineMetrics {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets[EngineMetrics.batchSizeLabel] = EngineMetrics.batchSizeBuckets
+        return EngineMetrics(factory: factory)
     }
 }

@@ -120,7 +120,7 @@ public struct BatonServer: Service {
         await provision((try? await store.participants()) ?? [])
         defer { nats.close() }
         let registry = PrometheusCollectorRegistry()
-        let metrics = EngineMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let metrics = EngineMetrics.prometheus(registry)
         let publishing = CommandPublishing(store: store, jetStream: streams, metrics: metrics, logger: logger)
         let engineStore = publishing.store
         let catalog = DefinitionCatalog(store: engineStore, metrics: metrics, logger: logger)

@@ -102,6 +102,7 @@ public struct TimerScheduler: Service {
     /// Fires timers of different sagas in one transaction; alone when that fails, or when one needs
     /// what only the single path does (a definition to load, a saga to park).
     func fire(batch timers: [ClaimedTimer]) async {
+        catalog.metrics.batchApplied(.timers, size: timers.count)
         guard timers.count > 1 else {
             if let timer = timers.first { await fireAlone(timer) }
             return

@@ -32,6 +32,7 @@ extension DefinitionCatalog {
 
     /// Applies events of distinct sagas in one transaction, or one at a time when that fails.
     private func applyRound(_ requests: [SagaEventRequest]) async -> [Result<SagaUpdateResult, any Error>] {
+        metrics.batchApplied(.replies, size: requests.count)
         if requests.count == 1 { return [await applyAlone(requests[0])] }
         let now = Date.now
         let batched: [Result<SagaUpdateResult, any Error>]

@@ -16,6 +16,21 @@ public struct EngineMetrics: Sendable {
         self.factory = factory
     }
 
+    /// The label of the histogram of events applied per transaction, and its buckets.
+    public static let batchSizeLabel = "baton_batch_size"
+    public static let batchSizeBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64]
+
+    /// What one transaction applied at once.
+    public enum BatchSource: String, Sendable {
+        case replies, timers
+    }
+
+    /// A transaction that applied `size` events together (``batchSizeLabel``): how well batching
+    /// works under the load at hand (one at a time when idle, more as load grows).
+    func batchApplied(_ source: BatchSource, size: Int) {
+        Recorder(label: Self.batchSizeLabel, dimensions: [("source", source.rawValue)], factory: factory).record(size)
+    }
+
     /// A committed transition of `saga`.
     func record(_ transition: SagaTransition, of saga: SagaInstance, now: Date = .now) {
         let workflow = [("workflow", saga.workflow)]

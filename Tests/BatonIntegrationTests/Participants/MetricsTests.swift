@@ -41,6 +41,9 @@ extension EndToEndSuites {
                 #expect(Self.value(text, #"baton_saga_duration_seconds_count{workflow="funds-transfer"}"#) == 2)
                 #expect((Self.value(text, "baton_command_publish_seconds_count") ?? 0) >= 6)
                 #expect((Self.value(text, "baton_reply_apply_seconds_count") ?? 0) >= 6)
+                // Every reply went through a batch: the batch sizes add up to the replies applied.
+                #expect((Self.value(text, #"baton_batch_size_count{source="replies"}"#) ?? 0) >= 1)
+                #expect((Self.value(text, #"baton_batch_size_sum{source="replies"}"#) ?? 0) >= 6)
                 #expect(Self.value(text, #"baton_sagas_in_flight{status="PROCESSING"}"#) == 0)
                 #expect(Self.value(text, "baton_outbox_unpublished") == 0)
                 #expect(Self.value(text, "baton_outbox_lag_seconds") == 0)
