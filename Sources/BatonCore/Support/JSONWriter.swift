@@ -61,6 +61,12 @@ public struct JSONWriter: Sendable {
         atStart = false
     }
 
+    /// Text that is JSON already (a document another writer made), copied as it is.
+    public mutating func raw(_ json: String) {
+        beginValue()
+        bytes.append(contentsOf: json.utf8)
+    }
+
     public mutating func null() {
         beginValue()
         bytes.append(contentsOf: "null".utf8)

@@ -39,28 +39,29 @@ extension SagaStore {
         let known = ids.compactMap { $0 }
         let (results, queued) = try await transaction { connection -> ([Result<SagaUpdateResult, any Error>], [[Int64]]) in
             let records = known.isEmpty ? [:] : try await loadSagas(known, on: connection, lock: true)
-            var results: [Result<SagaUpdateResult, any Error>] = []
-            var queued: [[Int64]] = []
+            var results = [Result<SagaUpdateResult, any Error>?](repeating: nil, count: items.count)
+            var writes: [(index: Int, write: SagaWrite)] = []
             for (index, item) in items.enumerated() {
                 guard let id = ids[index], let record = records[id] else {
-                    results.append(.failure(SagaStoreError.sagaNotFound(id: item.sagaID)))
-                    queued.append([])
+                    results[index] = .failure(SagaStoreError.sagaNotFound(id: item.sagaID))
                     continue
                 }
-                let change: SagaChange
                 do {
-                    change = try decide(index, record)
+                    writes.append(
+                        (index, SagaWrite(change: try decide(index, record), record: record, inboxMessageID: item.inboxMessageID)))
                 } catch {
-                    results.append(.failure(error))
-                    queued.append([])
-                    continue
+                    results[index] = .failure(error)
                 }
-                let (result, outbox) = try await apply(
-                    change, to: record, inboxMessageID: item.inboxMessageID, on: connection, now: now)
-                results.append(.success(result))
-                queued.append(outbox)
             }
-            return (results, queued)
+            var queued = [[Int64]](repeating: [], count: items.count)
+            let written = try await apply(writes.map(\.write), on: connection, now: now)
+            for (position, (result, outbox)) in written.enumerated() {
+                results[writes[position].index] = .success(result)
+                queued[writes[position].index] = outbox
+            }
+            // Every index was decided or failed above.
+            let all: [Result<SagaUpdateResult, any Error>] = results.compactMap { $0 }
+            return (all, queued)
         }
         for (result, ids) in zip(results, queued) {
             if case .success(.updated(_, let transition)) = result { announce(ids, transition.commands, now: now) }
@@ -76,4 +77,111 @@ extension SagaStore {
         precondition(Set(known).count == known.count, "a batch holds at most one change per saga")
         return ids
     }
+}
+
+/// One saga's change within a batch write (``SagaStore/apply(_:on:now:)``).
+struct SagaWrite {
+    var change: SagaChange
+    var record: SagaRecord
+    var inboxMessageID: String?
+}
+
+extension SagaStore {
+    /// Writes the changes of several sagas, whose rows the transaction on `connection` has locked,
+    /// with one statement (``SagaBatchUpdateStatement``): one plan and one executor start for the
+    /// whole batch instead of one per saga. One change alone takes the single-saga statement.
+    /// - Returns: For each write, in order, the result and the ids of the outbox rows it queued.
+    func apply(_ writes: [SagaWrite], on connection: PostgresConnection, now: Date) async throws -> [(SagaUpdateResult, [Int64])] {
+        if writes.count <= 1 {
+            guard let write = writes.first else { return [] }
+            return [try await apply(write.change, to: write.record, inboxMessageID: write.inboxMessageID, on: connection, now: now)]
+        }
+        var sets: [SagaWriteSet] = []
+        var json = JSONWriter()
+        json.array(writes) { json, write in
+            guard write.change.saga.id == write.record.saga.id, let id = UUID(sagaID: write.record.saga.id) else {
+                preconditionFailure("a change for saga \(write.change.saga.id) was applied to saga \(write.record.saga.id)")
+            }
+            let set = SagaWriteSet(
+                old: write.record, new: write.change.saga, transition: write.change.transition, idempotency: nil, now: now,
+                notifiesOutbox: outboxListener == nil)
+            sets.append(set)
+            json.object { json in
+                json.member("id", id.uuidString)
+                json.member("inbox_message_id", write.inboxMessageID)
+                json.key("doc")
+                json.raw(set.encoded())
+            }
+        }
+        var written: [UUID: (revision: Int64, outboxIDs: [Int64])] = [:]
+        let statement = SagaBatchUpdateStatement(documents: json.text, receivedAt: now)
+        for try await (id, revision, _, outboxIDs) in try await connection.execute(statement, logger: logger) {
+            written[id] = (revision, outboxIDs)
+        }
+        return try zip(writes, sets).map { write, set in
+            guard let id = UUID(sagaID: write.record.saga.id), let row = written[id] else {
+                // The saga's row is locked, so it exists: the message was in the inbox.
+                if write.inboxMessageID != nil { return (.alreadyReceived, []) }
+                throw SagaStoreError.sagaNotFound(id: write.record.saga.id)
+            }
+            let updated = SagaRecord(
+                saga: write.change.saga,
+                revision: row.revision,
+                idempotencyKey: write.record.idempotencyKey,
+                historyLength: set.saga.historyLength,
+                finishedAt: set.saga.finishedAt.map(Date.init(epochMicroseconds:))
+            )
+            return (.updated(updated, write.change.transition), row.outboxIDs)
+        }
+    }
+}
+
+/// The writes of several sagas' transitions in one statement, prepared once per connection.
+/// `$1` is a JSON array with one object per saga: `id`, `inbox_message_id` (or null) and `doc`, its
+/// ``SagaWriteSet`` document; `$2` is when the messages were received. A saga whose message the
+/// inbox holds already writes nothing; each row of the result is a saga that was written: its id,
+/// new revision, and the ids of the outbox rows it queued.
+struct SagaBatchUpdateStatement: PostgresPreparedStatement {
+    typealias Row = (UUID, Int64, Int64, [Int64])
+    static let name = "baton_saga_update_batch"
+    static let bindingDataTypes: [PostgresDataType] = [.text, .timestamptz]
+    static let sql = """
+            WITH w AS (
+                SELECT b.value->'doc' AS doc, (b.value->>'id')::uuid AS id, b.value->>'inbox_message_id' AS message_id, b.n
+                FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS b(value, n)
+            ),
+            inbox AS (
+                INSERT INTO baton.inbox (message_id, saga_id, received_at)
+                SELECT w.message_id, w.id, $2 FROM w WHERE w.message_id IS NOT NULL
+                ON CONFLICT (message_id) DO NOTHING
+                RETURNING saga_id
+            ),
+            saga AS (
+                UPDATE baton.sagas t SET \(SagaStore.sagaUpdate)
+                FROM w, \(SagaStore.sagaRecord)
+                WHERE t.id = w.id AND (w.message_id IS NULL OR w.id IN (SELECT saga_id FROM inbox))
+                RETURNING t.id, t.revision
+            ),
+            steps AS (
+                UPDATE baton.saga_steps t SET \(SagaStore.stepUpdate)
+                FROM saga JOIN w ON w.id = saga.id, \(SagaStore.stepRecords)
+                WHERE t.saga_id = saga.id AND t.position = x.position
+            ),
+            \(SagaStore.effects)
+            SELECT saga.id, saga.revision, (SELECT count(*) FROM notified),
+                (SELECT coalesce(array_agg(o.id ORDER BY o.id), '{}') FROM outbox o WHERE o.saga_id = saga.id)
+            FROM saga
+        """
+
+    var documents: String
+    var receivedAt: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(documents)
+        bindings.append(receivedAt)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

@@ -237,7 +237,7 @@ extension SagaStore {
     // MARK: - SQL shared by creation and update
 
     /// `jsonb_to_record` over the write set's saga part, as `s`.
-    fileprivate static let sagaRecord = """
+    static let sagaRecord = """
         jsonb_to_record(w.doc->'saga') AS s(
             status text, direction text, position int, current_step text, correlation_id text, traceparent text,
             idempotency_key text,
@@ -246,7 +246,7 @@ extension SagaStore {
         """
 
     /// `jsonb_to_recordset` over the write set's steps, as `x`.
-    fileprivate static let stepRecords = """
+    static let stepRecords = """
         jsonb_to_recordset(w.doc->'steps') AS x(
             position int, name text, status text, attempt int, compensation_attempt int, attempt_budget_start int,
             compensation_budget_start int, output text, error text, reply_deadline bigint, retry_at bigint,
@@ -254,28 +254,31 @@ extension SagaStore {
         """
 
     /// The common-table expressions that append history, queue commands, cancel and schedule timers
-    /// and send the wake-up notifications. They join `saga` (the saga CTE), so they write nothing when
-    /// that wrote nothing; `notified` must be read by the final SELECT, or PostgreSQL skips it.
-    fileprivate static let effects = """
+    /// and send the wake-up notifications, for every saga the `saga` CTE wrote: `w` holds one row
+    /// per saga (`doc`, its write set; `id`; `n`, its place in the batch). They join `saga`, so
+    /// they write nothing for a saga that wrote nothing; `notified` must be read by the final
+    /// SELECT, or PostgreSQL skips it.
+    static let effects = """
         history AS (
             INSERT INTO baton.saga_history (
                 saga_id, seq, kind, step, direction, attempt, status_before, status_after, detail, at, actor)
             SELECT saga.id, x.seq, x.kind, x.step, x.direction, x.attempt, x.status_before, x.status_after, x.detail,
                 baton.from_epoch_us(x.at), x.actor
-            FROM saga, w, jsonb_to_recordset(w.doc->'history') AS x(
+            FROM saga JOIN w ON w.id = saga.id, jsonb_to_recordset(w.doc->'history') AS x(
                 seq int, kind text, step text, direction text, attempt int, status_before text, status_after text,
                 detail text, at bigint, actor text)
         ),
         outbox AS (
             INSERT INTO baton.outbox (saga_id, subject, message_id, command, created_at)
             SELECT saga.id, x.subject, x.message_id, x.command::jsonb, baton.from_epoch_us((w.doc->>'now')::bigint)
-            FROM saga, w, ROWS FROM (jsonb_to_recordset(w.doc->'outbox') AS (subject text, message_id text, command text))
+            FROM saga JOIN w ON w.id = saga.id,
+                ROWS FROM (jsonb_to_recordset(w.doc->'outbox') AS (subject text, message_id text, command text))
                 WITH ORDINALITY AS x(subject, message_id, command, n)
-            ORDER BY x.n
-            RETURNING id
+            ORDER BY w.n, x.n
+            RETURNING id, saga_id
         ),
         cancelled AS (
-            DELETE FROM baton.timers t USING saga, w
+            DELETE FROM baton.timers t USING saga JOIN w ON w.id = saga.id
             WHERE t.saga_id = saga.id
                 AND ((w.doc->>'cancel_all_timers')::boolean
                     OR t.timer_key IN (SELECT jsonb_array_elements_text(w.doc->'cancelled_timers')))
@@ -284,22 +287,44 @@ extension SagaStore {
             INSERT INTO baton.timers (saga_id, timer_key, kind, step, direction, attempt, due_at, claimable_at)
             SELECT saga.id, x.timer_key, x.kind, x.step, x.direction, x.attempt, baton.from_epoch_us(x.due_at),
                 baton.from_epoch_us(x.due_at)
-            FROM saga, w, jsonb_to_recordset(w.doc->'scheduled_timers') AS x(
+            FROM saga JOIN w ON w.id = saga.id, jsonb_to_recordset(w.doc->'scheduled_timers') AS x(
                 timer_key text, kind text, step text, direction text, attempt int, due_at bigint)
             ON CONFLICT (saga_id, timer_key) DO UPDATE SET
                 kind = excluded.kind, step = excluded.step, direction = excluded.direction, attempt = excluded.attempt,
                 due_at = excluded.due_at, claimable_at = excluded.claimable_at, claim_token = NULL, claims = 0
         ),
         notified AS (
-            SELECT pg_notify('\(StoreWakeup.channel)', n)
-            FROM saga, w, jsonb_array_elements_text(w.doc->'notifications') AS n
+            SELECT pg_notify('\(StoreWakeup.channel)', payload)
+            FROM saga JOIN w ON w.id = saga.id, jsonb_array_elements_text(w.doc->'notifications') AS payload
         )
+        """
+
+    /// The changes of an update to a saga's row, from the write set's saga part `s` (see
+    /// ``sagaRecord``): the single and the batched update share them.
+    static let sagaUpdate = """
+        status = s.status, direction = s.direction, position = s.position, current_step = s.current_step,
+        deadline = baton.from_epoch_us(s.deadline), suspension_reason = s.suspension_reason,
+        last_error = s.last_error, attempts = s.attempts, retries = s.retries,
+        awaiting_reply_since = baton.from_epoch_us(s.awaiting_reply_since), history_length = s.history_length,
+        revision = t.revision + 1, updated_at = baton.from_epoch_us(s.updated_at),
+        finished_at = baton.from_epoch_us(s.finished_at)
+        """
+
+    /// The changes of an update to a step's row, from the write set's step part `x` (see
+    /// ``stepRecords``).
+    static let stepUpdate = """
+        status = x.status, attempt = x.attempt, compensation_attempt = x.compensation_attempt,
+        attempt_budget_start = x.attempt_budget_start, compensation_budget_start = x.compensation_budget_start,
+        output = x.output::jsonb, error = x.error::jsonb, reply_deadline = baton.from_epoch_us(x.reply_deadline),
+        retry_at = baton.from_epoch_us(x.retry_at), outcome_unknown = x.outcome_unknown,
+        command_sent_at = baton.from_epoch_us(x.command_sent_at), started_at = baton.from_epoch_us(x.started_at),
+        finished_at = baton.from_epoch_us(x.finished_at)
         """
 
     /// The final SELECT of a write: the saga's new revision, and the ids of the outbox rows it
     /// queued (identities are assigned in the insert's order, which is the commands' order).
     /// `notified` must be read, or PostgreSQL skips it.
-    fileprivate static let written = """
+    static let written = """
         SELECT (SELECT revision FROM saga), (SELECT count(*) FROM notified),
             (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM outbox)
         """
@@ -332,7 +357,7 @@ struct SagaUpdateStatement: SagaWriteStatement {
     static let name = "baton_saga_update"
     static let bindingDataTypes: [PostgresDataType] = [.text, .uuid, .text, .timestamptz]
     static let sql = """
-            WITH w AS (SELECT $1::jsonb AS doc),
+            WITH w AS (SELECT $1::jsonb AS doc, $2::uuid AS id, 1 AS n),
             inbox AS (
                 INSERT INTO baton.inbox (message_id, saga_id, received_at)
                 SELECT $3, $2, $4 WHERE $3 IS NOT NULL
@@ -340,26 +365,14 @@ struct SagaUpdateStatement: SagaWriteStatement {
                 RETURNING 1
             ),
             saga AS (
-                UPDATE baton.sagas t SET
-                    status = s.status, direction = s.direction, position = s.position, current_step = s.current_step,
-                    deadline = baton.from_epoch_us(s.deadline), suspension_reason = s.suspension_reason,
-                    last_error = s.last_error, attempts = s.attempts, retries = s.retries,
-                    awaiting_reply_since = baton.from_epoch_us(s.awaiting_reply_since), history_length = s.history_length,
-                    revision = t.revision + 1, updated_at = baton.from_epoch_us(s.updated_at),
-                    finished_at = baton.from_epoch_us(s.finished_at)
+                UPDATE baton.sagas t SET \(SagaStore.sagaUpdate)
                 FROM w, \(SagaStore.sagaRecord)
                 WHERE t.id = $2 AND ($3 IS NULL OR EXISTS (SELECT 1 FROM inbox))
                 RETURNING t.id, t.revision
             ),
             steps AS (
-                UPDATE baton.saga_steps t SET
-                    status = x.status, attempt = x.attempt, compensation_attempt = x.compensation_attempt,
-                    attempt_budget_start = x.attempt_budget_start, compensation_budget_start = x.compensation_budget_start,
-                    output = x.output::jsonb, error = x.error::jsonb, reply_deadline = baton.from_epoch_us(x.reply_deadline),
-                    retry_at = baton.from_epoch_us(x.retry_at), outcome_unknown = x.outcome_unknown,
-                    command_sent_at = baton.from_epoch_us(x.command_sent_at), started_at = baton.from_epoch_us(x.started_at),
-                    finished_at = baton.from_epoch_us(x.finished_at)
-                FROM saga, w, \(SagaStore.stepRecords)
+                UPDATE baton.saga_steps t SET \(SagaStore.stepUpdate)
+                FROM saga JOIN w ON w.id = saga.id, \(SagaStore.stepRecords)
                 WHERE t.saga_id = saga.id AND t.position = x.position
             ),
             \(SagaStore.effects)
@@ -387,7 +400,7 @@ struct SagaUpdateStatement: SagaWriteStatement {
 struct SagaCreateStatement: SagaWriteStatement {
     static let name = "baton_saga_create"
     static let sql = """
-            WITH w AS (SELECT $1::jsonb AS doc),
+            WITH w AS (SELECT $1::jsonb AS doc, $2::uuid AS id, 1 AS n),
             saga AS (
                 INSERT INTO baton.sagas (
                     id, workflow, workflow_version, workflow_hash, status, direction, position, current_step,
@@ -414,7 +427,7 @@ struct SagaCreateStatement: SagaWriteStatement {
                     baton.from_epoch_us(x.reply_deadline), baton.from_epoch_us(x.retry_at), x.outcome_unknown,
                     baton.from_epoch_us(x.command_sent_at), baton.from_epoch_us(x.started_at),
                     baton.from_epoch_us(x.finished_at)
-                FROM saga, w, \(SagaStore.stepRecords)
+                FROM saga JOIN w ON w.id = saga.id, \(SagaStore.stepRecords)
             ),
             \(SagaStore.effects)
             \(SagaStore.written)

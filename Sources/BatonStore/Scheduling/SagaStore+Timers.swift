@@ -105,8 +105,8 @@ extension SagaStore {
 
     /// Fires claimed timers of different sagas in one transaction: every saga's row lock in one
     /// statement (in id order, as ``updateSagas(_:now:_:)`` takes them), their steps in another,
-    /// `decide` for each, the current timers deleted in one statement, each saga written, and one
-    /// commit. Each timer is fenced as ``fireTimer(_:now:_:)`` fences it: one cancelled, replaced
+    /// `decide` for each, the current timers deleted in one statement, the sagas written in one more,
+    /// and one commit. Each timer is fenced as ``fireTimer(_:now:_:)`` fences it: one cancelled, replaced
     /// or claimed again since is ``TimerFiring/superseded``.
     ///
     /// A timer whose `decide` throws keeps its row (it fires again when its lease lapses) and its
@@ -149,12 +149,13 @@ extension SagaStore {
             var current = Set<UUID>()
             for try await id in deleted.decode(UUID.self) { current.insert(id) }
             var queued = [[Int64]](repeating: [], count: timers.count)
-            for (index, id, record, change) in decided where current.contains(id) {
-                switch try await apply(change, to: record, on: connection, now: now) {
-                case (.updated(let updated, let transition), let outbox):
-                    results[index] = .success(.fired(updated, transition))
-                    queued[index] = outbox
-                case (.alreadyReceived, _): break
+            let firing = decided.filter { current.contains($0.id) }
+            let written = try await apply(
+                firing.map { SagaWrite(change: $0.change, record: $0.record) }, on: connection, now: now)
+            for (decision, (result, outbox)) in zip(firing, written) {
+                if case .updated(let updated, let transition) = result {
+                    results[decision.index] = .success(.fired(updated, transition))
+                    queued[decision.index] = outbox
                 }
             }
             return (results, queued)

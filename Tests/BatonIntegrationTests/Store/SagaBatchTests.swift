@@ -48,6 +48,13 @@ struct SagaBatchTests {
                 return
             }
             #expect(throws: SagaStoreError.self) { try results[4].get() }
+            // One statement wrote every saga's commands: each row belongs to the saga its command names.
+            let misfiled = try await Fixture.scalar(
+                store, "SELECT count(*) FROM baton.outbox WHERE command->>'sagaID' <> saga_id::text", as: Int64.self)
+            #expect(misfiled == 0)
+            let queued = try await Fixture.scalar(store, "SELECT count(*) FROM baton.outbox", as: Int64.self)
+            // A first command per saga, and the next one for each saga written (three of the four).
+            #expect(queued == Int64(7))
         }
     }
 

@@ -61,7 +61,7 @@ struct SagaColumnsTests {
     @Test("each part of the write set carries exactly the keys its jsonb_to_record definition reads")
     func writeSetMatchesDefinitions() throws {
         let document = try document()
-        for sql in [SagaUpdateStatement.sql, SagaCreateStatement.sql] {
+        for sql in [SagaUpdateStatement.sql, SagaCreateStatement.sql, SagaBatchUpdateStatement.sql] {
             let definitions = Self.recordDefinitions(in: sql)
             #expect(Set(definitions.keys).isSuperset(of: ["saga", "steps", "history", "outbox", "scheduled_timers"]))
             for (part, names) in definitions {
