@@ -54,7 +54,8 @@ public struct CommandMessage: Sendable, Hashable {
         ]
         if let correlationID { headers.append((Header.correlationID, correlationID)) }
         if let traceparent { headers.append((Header.traceparent, traceparent)) }
-        return OutgoingMessage(subject: subject, headers: headers, payload: Data(payload.canonicalJSON.utf8), messageID: messageID)
+        return OutgoingMessage(
+            subject: subject, headers: headers, payload: Data(JSONWriter.text(of: payload).utf8), messageID: messageID)
     }
 
     /// Reads a delivered command.

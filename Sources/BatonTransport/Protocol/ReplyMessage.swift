@@ -52,7 +52,7 @@ public struct ReplyMessage: Sendable, Hashable {
         if let correlationID { headers.append((Header.correlationID, correlationID)) }
         if let traceparent { headers.append((Header.traceparent, traceparent)) }
         return OutgoingMessage(
-            subject: subject, headers: headers, payload: Data(ReplyBody.encode(status).canonicalJSON.utf8), messageID: messageID)
+            subject: subject, headers: headers, payload: Data(JSONWriter.text(of: ReplyBody.encode(status)).utf8), messageID: messageID)
     }
 
     /// Reads a delivered reply.
