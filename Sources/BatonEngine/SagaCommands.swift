@@ -104,10 +104,8 @@ public struct SagaCommands: Sendable {
         try await request(.operatorAction(action), id: id, actor: actor)
     }
 
+    /// The catalog loads the saga's definition if it has not cached it yet: no read beforehand.
     private func request(_ event: SagaEvent, id: String, actor: String?) async throws -> (SagaRecord, SagaTransition.Outcome) {
-        if let saga = try await store.saga(id: id) {
-            try await catalog.load(name: saga.saga.workflow, version: saga.saga.workflowVersion)
-        }
         guard case .updated(let record, let transition) = try await catalog.apply(event, to: id, actor: actor) else {
             throw SagaStoreError.sagaNotFound(id: id)
         }

@@ -6,7 +6,8 @@ import Testing
 
 @testable import BatonEngine
 
-/// Submissions resolve their workflow through the engine's definition cache, on the real PostgreSQL.
+/// Submissions and requests resolve their workflow through the engine's definition cache, on the
+/// real PostgreSQL.
 @Suite("Submitting sagas")
 struct SagaSubmissionTests {
     typealias Fixture = StoreFixture
@@ -41,6 +42,21 @@ struct SagaSubmissionTests {
             await #expect(throws: SagaCommands.SubmissionError.unknownWorkflow("nope")) {
                 try await commands.submit(workflow: "nope", version: 1, input: input)
             }
+        }
+    }
+
+    @Test("a cancel reaches a saga whose definition this replica never loaded: the catalog loads it")
+    func cancelWithEmptyCache() async throws {
+        try await Fixture.withStore { store in
+            let new = try Fixture.startedSaga(now: .now)
+            try await store.createSaga(new, now: .now)
+            let catalog = DefinitionCatalog(store: store)
+            #expect(catalog.cached(name: "store-test", version: 1) == nil)
+            let commands = SagaCommands(catalog: catalog, logger: Fixture.logger)
+            let (record, outcome) = try await commands.cancel(id: new.saga.id, reason: "asked by a test")
+            #expect(outcome == .applied)
+            #expect(record.saga.status == .compensating || record.saga.status == .failed)
+            #expect(catalog.cached(name: "store-test", version: 1) != nil)
         }
     }
 }
