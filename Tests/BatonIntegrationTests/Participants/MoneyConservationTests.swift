@@ -9,6 +9,10 @@ import PostgresNIO
 import Synchronization
 import Testing
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 extension EndToEndSuites {
     /// Hundreds of random transfers among a fixed set of accounts while things go wrong: transfers
     /// stopped as fraud, transfers without the funds, the ledger's process killed with SIGKILL and
@@ -34,6 +38,23 @@ extension EndToEndSuites {
                 process.standardError = FileHandle.nullDevice
                 try process.run()
                 self.process.withLock { $0 = process }
+            }
+
+            /// Waits until the process answers `/healthz` on its `--metrics-listen` address, as a
+            /// supervisor restarting it would before counting it up: a crash is a restart, not an
+            /// outage as long as the submissions that follow it.
+            func waitUntilHealthy(atMost limit: Duration = .seconds(20)) async throws {
+                guard let flag = arguments.firstIndex(of: "--metrics-listen"), arguments.indices.contains(flag + 1),
+                    let url = URL(string: "http://\(arguments[flag + 1])/healthz")
+                else { return }
+                let end = ContinuousClock.now + limit
+                while ContinuousClock.now < end {
+                    if let (_, response) = try? await URLSession.shared.data(from: url), (response as? HTTPURLResponse)?.statusCode == 200 {
+                        return
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                Issue.record("the restarted participants never answered \(url)")
             }
 
             func kill() {
@@ -142,6 +163,11 @@ extension EndToEndSuites {
                     ledgerProcess.kill()
                     try await Task.sleep(for: .milliseconds(300))
                     try ledgerProcess.start()
+                    // Submissions are fast enough now that, without this, seven crashes came
+                    // within three seconds and the ledger was down more than up: the retries of
+                    // hundreds of waiting sagas then outran what it could answer, every reply came
+                    // after its attempt's 1.5 s timeout, and the sagas ended SUSPENDED.
+                    try await ledgerProcess.waitUntilHealthy()
                 }
             }
             return ids
