@@ -55,7 +55,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "baton serve's log level.") var serveLogLevel = "info"
         @Option(help: "Write the figures as JSON here too.") var output: String?
         @Flag(name: .customLong("skip-dbos"), help: "Do not run the DBOS Transact peer.") var skipDBOS = false
-        @Option(help: "The Python with DBOS Transact installed (scripts/bench installs it).") var dbosPython = ".baton/python-dbos/bin/python3"
+        @Option(help: "The Python with DBOS Transact installed (scripts/bench installs it).") var dbosPython =
+            ".baton/python-dbos/bin/python3"
         @Option(help: "The DBOS peer's script.") var dbosScript = "scripts/peers/dbos_saga.py"
 
         func run() async throws {
