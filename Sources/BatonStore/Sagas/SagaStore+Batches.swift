@@ -162,11 +162,7 @@ struct SagaBatchUpdateStatement: PostgresPreparedStatement {
                 WHERE t.id = w.id AND (w.message_id IS NULL OR w.id IN (SELECT saga_id FROM inbox))
                 RETURNING t.id, t.revision
             ),
-            steps AS (
-                UPDATE baton.saga_steps t SET \(SagaStore.stepUpdate)
-                FROM saga JOIN w ON w.id = saga.id, \(SagaStore.stepRecords)
-                WHERE t.saga_id = saga.id AND t.position = x.position
-            ),
+            \(SagaStore.stepsUpdated)
             \(SagaStore.effects)
             SELECT saga.id, saga.revision, (SELECT count(*) FROM notified),
                 (SELECT coalesce(array_agg(o.id ORDER BY o.id), '{}') FROM outbox o WHERE o.saga_id = saga.id)

@@ -310,6 +310,16 @@ extension SagaStore {
         finished_at = baton.from_epoch_us(s.finished_at)
         """
 
+    /// The common-table expression that updates the changed steps of every saga the `saga` CTE wrote
+    /// (the single and the batched update share it).
+    static let stepsUpdated = """
+        steps AS (
+            UPDATE baton.saga_steps t SET \(stepUpdate)
+            FROM saga JOIN w ON w.id = saga.id, \(stepRecords)
+            WHERE t.saga_id = saga.id AND t.position = x.position
+        ),
+        """
+
     /// The changes of an update to a step's row, from the write set's step part `x` (see
     /// ``stepRecords``).
     static let stepUpdate = """
@@ -370,11 +380,7 @@ struct SagaUpdateStatement: SagaWriteStatement {
                 WHERE t.id = $2 AND ($3 IS NULL OR EXISTS (SELECT 1 FROM inbox))
                 RETURNING t.id, t.revision
             ),
-            steps AS (
-                UPDATE baton.saga_steps t SET \(SagaStore.stepUpdate)
-                FROM saga JOIN w ON w.id = saga.id, \(SagaStore.stepRecords)
-                WHERE t.saga_id = saga.id AND t.position = x.position
-            ),
+            \(SagaStore.stepsUpdated)
             \(SagaStore.effects)
             \(SagaStore.written)
         """

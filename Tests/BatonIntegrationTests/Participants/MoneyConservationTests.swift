@@ -70,18 +70,9 @@ extension EndToEndSuites {
             defer { nats.remove() }
             let batonDatabase = try await StoreFixture.createDatabase()
             let participantsDatabase = try await StoreFixture.createDatabase()
-            let source = try String(contentsOf: FintechHarness.workflows.appending(path: "funds-transfer.yaml"), encoding: .utf8)
-            var definition = try WorkflowDefinition.parse(source, format: .yaml)
             // Short timeouts, so that late replies time out within the test; budgets wide enough that
             // no saga is suspended by the crashes (that is tested elsewhere).
-            for index in definition.steps.indices {
-                definition.steps[index].timeout = SagaDuration(milliseconds: 1500)
-                definition.steps[index].retry.maxAttempts = index == 1 ? 3 : 30
-                definition.steps[index].retry.maxDelay = SagaDuration(milliseconds: 1000)
-                definition.steps[index].compensate?.timeout = SagaDuration(milliseconds: 1500)
-                definition.steps[index].compensate?.retry.maxAttempts = 30
-                definition.steps[index].compensate?.retry.maxDelay = SagaDuration(milliseconds: 1000)
-            }
+            let definition = try Self.fundsTransfer(timeout: 1500, fraudCheckAttempts: 3)
 
             try await StoreFixture.withClient(batonDatabase) { batonClient in
                 try await StoreFixture.withClient(participantsDatabase) { participants in
@@ -140,6 +131,22 @@ extension EndToEndSuites {
                     }
                 }
             }
+        }
+
+        /// The shipped `funds-transfer` with every step's (and compensation's) timeout set to
+        /// `timeout` milliseconds, retries at most 1 s apart, 30 attempts each but the fraud check's.
+        static func fundsTransfer(timeout: Int64, fraudCheckAttempts: Int) throws -> WorkflowDefinition {
+            let source = try String(contentsOf: FintechHarness.workflows.appending(path: "funds-transfer.yaml"), encoding: .utf8)
+            var definition = try WorkflowDefinition.parse(source, format: .yaml)
+            for index in definition.steps.indices {
+                definition.steps[index].timeout = SagaDuration(milliseconds: timeout)
+                definition.steps[index].retry.maxAttempts = index == 1 ? fraudCheckAttempts : 30
+                definition.steps[index].retry.maxDelay = SagaDuration(milliseconds: 1000)
+                definition.steps[index].compensate?.timeout = SagaDuration(milliseconds: timeout)
+                definition.steps[index].compensate?.retry.maxAttempts = 30
+                definition.steps[index].compensate?.retry.maxDelay = SagaDuration(milliseconds: 1000)
+            }
+            return definition
         }
 
         /// Submits `count` random transfers, killing and restarting the ledger every 40.

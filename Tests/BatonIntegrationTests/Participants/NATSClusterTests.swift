@@ -71,17 +71,8 @@ extension EndToEndSuites {
             defer { cluster.remove() }
             let batonDatabase = try await StoreFixture.createDatabase()
             let participantsDatabase = try await StoreFixture.createDatabase()
-            let source = try String(contentsOf: FintechHarness.workflows.appending(path: "funds-transfer.yaml"), encoding: .utf8)
-            var definition = try WorkflowDefinition.parse(source, format: .yaml)
             // Short timeouts, so that a command or reply lost with the node is retried within the test.
-            for index in definition.steps.indices {
-                definition.steps[index].timeout = SagaDuration(milliseconds: 2000)
-                definition.steps[index].retry.maxAttempts = index == 1 ? 5 : 30
-                definition.steps[index].retry.maxDelay = SagaDuration(milliseconds: 1000)
-                definition.steps[index].compensate?.timeout = SagaDuration(milliseconds: 2000)
-                definition.steps[index].compensate?.retry.maxAttempts = 30
-                definition.steps[index].compensate?.retry.maxDelay = SagaDuration(milliseconds: 1000)
-            }
+            let definition = try MoneyConservationTests.fundsTransfer(timeout: 2000, fraudCheckAttempts: 5)
 
             try await StoreFixture.withClient(batonDatabase) { batonClient in
                 try await StoreFixture.withClient(participantsDatabase) { participants in
