@@ -59,7 +59,7 @@ public struct BatonAPI: Sendable {
     }
 
     let store: SagaStore
-    let commands: SagaCommands
+    let runner: SagaRunner
     /// The registry `/metrics` serves: the engine's metrics are made in it.
     public let metrics: PrometheusCollectorRegistry
     let configuration: Configuration
@@ -70,7 +70,7 @@ public struct BatonAPI: Sendable {
 
     public init(
         store: SagaStore,
-        commands: SagaCommands,
+        runner: SagaRunner,
         configuration: Configuration,
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         onRegistered: @escaping @Sendable (WorkflowDefinition) async -> Void = { _ in },
@@ -79,7 +79,7 @@ public struct BatonAPI: Sendable {
         self.onRegistered = onRegistered
         self.metrics = metrics
         self.store = store
-        self.commands = commands
+        self.runner = runner
         self.configuration = configuration
         self.readiness = readiness
     }
@@ -219,7 +219,7 @@ public struct BatonAPI: Sendable {
         let correlationID = request.headers[CorrelationMiddleware<BatonRequestContext>.header]
         let traceparent = request.headers[CorrelationMiddleware<BatonRequestContext>.traceparentHeader]
         do {
-            let creation = try await commands.submit(
+            let creation = try await runner.submit(
                 workflow: workflow, version: version, input: fields["input"] ?? [:], idempotencyKey: idempotencyKey,
                 correlationID: correlationID, traceparent: traceparent, actor: caller.name)
             let saga = creation.record.saga
@@ -229,7 +229,7 @@ public struct BatonAPI: Sendable {
             return Render.json(
                 ["id": .string(saga.id), "status": .string(saga.status.rawValue), "links": Render.links(saga.id)], status: .accepted,
                 headers: headers)
-        } catch let error as SagaCommands.SubmissionError {
+        } catch let error as SagaRunner.SubmissionError {
             switch error {
             case .unknownWorkflow, .unknownVersion:
                 throw APIProblem(.unprocessableContent, code: "unknown-workflow", title: "Unknown workflow", detail: error.description)
@@ -349,7 +349,7 @@ public struct BatonAPI: Sendable {
         let body = try await optionalJSONBody(request)
         if let body, body.objectValue == nil { throw APIProblem.badRequest("the body must be a JSON object", code: "invalid-request") }
         let reason = try text(body, "reason", required: false) ?? "cancelled over the API"
-        let (record, outcome) = try await commands.cancel(id: id, reason: reason, actor: caller.name)
+        let (record, outcome) = try await runner.cancel(id: id, reason: reason, actor: caller.name)
         if case .rejected(let why) = outcome {
             throw APIProblem(.conflict, code: "cannot-cancel", title: "The saga cannot be cancelled", detail: why)
         }
@@ -381,7 +381,7 @@ public struct BatonAPI: Sendable {
         default:
             throw APIProblem.badRequest("unknown action '\(name)': expected retry, skip, resolve or compensate", code: "invalid-request")
         }
-        let (record, outcome) = try await commands.act(on: id, action, actor: caller.name)
+        let (record, outcome) = try await runner.act(on: id, action, actor: caller.name)
         if case .rejected(let why) = outcome {
             throw APIProblem(.conflict, code: "action-refused", title: "The action is not allowed now", detail: why)
         }

@@ -121,15 +121,15 @@ public struct BatonServer: Service {
         defer { nats.close() }
         let registry = PrometheusCollectorRegistry()
         let metrics = EngineMetrics.prometheus(registry)
-        let publishing = CommandPublishing(store: store, jetStream: streams, metrics: metrics, logger: logger)
-        let engineStore = publishing.store
-        let catalog = DefinitionCatalog(store: engineStore, metrics: metrics, logger: logger)
-        let commands = SagaCommands(catalog: catalog, logger: logger)
+        // The runner publishes what each commit queued itself: no outbox wake-ups needed.
+        let engineStore = SagaStore(client: client, logger: logger, wakesOutboxRelays: false)
+        let publishing = CommandPublishing(store: engineStore, jetStream: streams, metrics: metrics, logger: logger)
+        let runner = SagaRunner(store: engineStore, dispatcher: publishing.dispatcher, metrics: metrics, logger: logger)
         let api = BatonAPI(
-            store: engineStore, commands: commands, configuration: configuration.api, metrics: registry,
+            store: engineStore, runner: runner, configuration: configuration.api, metrics: registry,
             onRegistered: { definition in await provision(definition.steps.map(\.participant)) },
             readiness: {
-                let postgres = (try? await store.client.query("SELECT 1", logger: logger)) != nil
+                let postgres = await store.isReachable()
                 return ["postgres": postgres, "nats": nats.state == .connected]
             })
         let onListening = self.onListening
@@ -144,11 +144,11 @@ public struct BatonServer: Service {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await publishing.run() }
             group.addTask {
-                var replies = ReplyConsumer(catalog: catalog, jetStream: streams, logger: logger)
+                var replies = ReplyConsumer(runner: runner, jetStream: streams, logger: logger)
                 replies.maximumReplyBytes = maximumReplyBytes
                 try await replies.run()
             }
-            group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
+            group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
             group.addTask { try await application.runService() }
             try await group.waitForAll()
         }

@@ -13,31 +13,18 @@ import PostgresNIO
 public struct SagaStore: Sendable {
     public let client: PostgresClient
     let logger: Logger
-    /// Told about the commands each committed write queued; when set, writes send no `outbox`
-    /// wake-up through `NOTIFY` (see ``announcingQueuedCommands(to:)``).
-    let outboxListener: (any OutboxListener)?
+    /// Whether a write that queues commands wakes outbox relays through `NOTIFY`. A process that
+    /// publishes the commands it queued itself, right after the commit (BatonEngine's
+    /// `CommandDispatcher`), turns it off: its relays only sweep up what it missed.
+    let wakesOutboxRelays: Bool
 
-    /// - Parameter client: A running `PostgresClient` (run it in the service group).
-    public init(client: PostgresClient, logger: Logger) {
+    /// - Parameters:
+    ///   - client: A running `PostgresClient` (run it in the service group).
+    ///   - wakesOutboxRelays: See ``wakesOutboxRelays``.
+    public init(client: PostgresClient, logger: Logger, wakesOutboxRelays: Bool = true) {
         self.client = client
         self.logger = logger
-        self.outboxListener = nil
-    }
-
-    private init(client: PostgresClient, logger: Logger, outboxListener: (any OutboxListener)?) {
-        self.client = client
-        self.logger = logger
-        self.outboxListener = outboxListener
-    }
-
-    /// This store, telling `listener` in-process about the commands each of its writes queued, as
-    /// soon as the write commits, instead of waking outbox relays through `NOTIFY`.
-    ///
-    /// The listener publishes them straight away (``OutboxListener``); relays then only sweep up
-    /// what it missed, so they should claim rows older than a grace period
-    /// (``relayOutbox(limit:now:queuedBefore:_:)``).
-    public func announcingQueuedCommands(to listener: some OutboxListener) -> SagaStore {
-        SagaStore(client: client, logger: logger, outboxListener: listener)
+        self.wakesOutboxRelays = wakesOutboxRelays
     }
 
     /// Applies pending schema migrations (see ``SchemaMigrator``).
@@ -75,14 +62,42 @@ public struct SagaStore: Sendable {
         }
     }
 
-    /// Runs one query outside a transaction, translating its errors.
-    func query(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+    /// Whether the database answers a trivial query (readiness).
+    public func isReachable() async -> Bool {
+        (try? await query("SELECT 1")) != nil
+    }
+
+    /// Runs one query outside a transaction, on a pooled connection it checks first, and reads
+    /// every row before the connection goes back to the pool; translates its errors.
+    ///
+    /// Not `PostgresClient.query`: PostgresNIO 1.33.2 never completes a query written to a
+    /// connection the server has closed (``PostgresConnection/run(_:logger:)``), and the pool can
+    /// hand out such a connection in the moment before it notices the close. A service waiting on
+    /// that query could not even be cancelled: SIGTERM during a PostgreSQL outage hung (seen in
+    /// the tests under load).
+    func query(_ query: PostgresQuery) async throws -> StoreRows {
         do {
-            return try await client.query(query, logger: logger)
+            return try await client.withConnection { connection in
+                StoreRows(rows: try await connection.run(query, logger: logger).collect())
+            }
         } catch {
             throw SagaStoreError.translating(error)
         }
     }
+}
+
+/// The rows of a query, read in full (``SagaStore/query(_:)``), as an `AsyncSequence` so that they
+/// decode as PostgresNIO's row sequences do.
+struct StoreRows: AsyncSequence, Sendable {
+    typealias Element = PostgresRow
+    let rows: [PostgresRow]
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var rows: IndexingIterator<[PostgresRow]>
+        mutating func next() async throws -> PostgresRow? { rows.next() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rows: rows.makeIterator()) }
 }
 
 extension UUID {

@@ -17,8 +17,8 @@ import Synchronization
 /// (``OutboxRelay/grace``) publishes it. A command published twice (marked by neither before the
 /// relay took it) is dropped by JetStream's deduplication on its `Nats-Msg-Id`.
 ///
-/// Install it with ``SagaStore/announcingQueuedCommands(to:)`` and run it as a service.
-public final class CommandDispatcher: OutboxListener, Service {
+/// Give it to the ``SagaRunner`` and run it as a service.
+public final class CommandDispatcher: Service {
     let store: SagaStore
     let jetStream: JetStream
     let metrics: EngineMetrics
@@ -32,8 +32,7 @@ public final class CommandDispatcher: OutboxListener, Service {
     private let waiting = Mutex<[OutboxMessage]>([])
     private let doorbell = Doorbell()
 
-    /// - Parameter store: The store to mark published rows in (one without this dispatcher
-    ///   installed).
+    /// - Parameter store: The store to mark published rows in.
     public init(
         store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), maximumWaiting: Int = 10_000,
         concurrency: Int = 8, logger: Logger
@@ -46,6 +45,9 @@ public final class CommandDispatcher: OutboxListener, Service {
         self.logger = logger
     }
 
+    /// Takes commands a committed write queued, to publish them. Returns at once: it runs on the
+    /// writer's task. Nothing is lost if it drops them (too many are waiting): they are in the
+    /// outbox, and the relay publishes them later.
     public func commandsQueued(_ messages: [OutboxMessage]) {
         let accepted = waiting.withLock { waiting in
             guard waiting.count + messages.count <= maximumWaiting else { return false }

@@ -3,22 +3,20 @@ import BatonTransport
 import Logging
 
 /// How `baton serve` gets queued commands to JetStream: a ``CommandDispatcher`` publishes each as
-/// soon as the transaction that queued it commits, and an ``OutboxRelay`` sweeps up, after a grace
-/// period, whatever the dispatcher missed (decision 0012).
+/// soon as the transaction that queued it commits (the ``SagaRunner`` hands them over), and an
+/// ``OutboxRelay`` sweeps up, after a grace period, whatever the dispatcher missed (decision 0012).
 public struct CommandPublishing: Sendable {
-    /// The store to write sagas through: it tells the dispatcher about every command it queues.
-    public let store: SagaStore
     public let dispatcher: CommandDispatcher
     public let relay: OutboxRelay
 
-    /// - Parameter store: A store with no outbox listener installed.
+    /// - Parameter store: The store the runner writes through, made with `wakesOutboxRelays: false`
+    ///   (nothing needs waking: the dispatcher publishes, the relay sweeps on a timer).
     public init(store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), logger: Logger) {
         dispatcher = CommandDispatcher(store: store, jetStream: jetStream, metrics: metrics, logger: logger)
         var relay = OutboxRelay(store: store, jetStream: jetStream, metrics: metrics, logger: logger)
         relay.grace = OutboxRelay.sweepGrace
         relay.idlePoll = OutboxRelay.sweepGrace
         self.relay = relay
-        self.store = store.announcingQueuedCommands(to: dispatcher)
     }
 
     /// Runs the dispatcher and the relay until cancelled or shut down.

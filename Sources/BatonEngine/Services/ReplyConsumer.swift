@@ -7,7 +7,7 @@ import ServiceLifecycle
 
 /// Applies participants' replies: pulls them from the replies stream, hands each to the state
 /// machine under its saga's row lock, commits, and only then acknowledges it. The replies of one
-/// fetch are applied together, in one transaction (``DefinitionCatalog/apply(batch:)``): under
+/// fetch are applied together, in one transaction (``SagaRunner/apply(batch:)``): under
 /// load one commit serves many replies, and a lone reply goes at once, waiting for no company.
 ///
 /// A reply that is stale or a duplicate is recorded in the saga's history and acknowledged; one
@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// be applied at all (malformed, for an unknown saga, unstorable) goes to the dead letters.
 /// Replicas share one durable consumer, so each reply goes to one of them.
 public struct ReplyConsumer: Service {
-    let catalog: DefinitionCatalog
+    let runner: SagaRunner
     let jetStream: JetStream
     let logger: Logger
     public var consumer = ConsumerConfiguration(durable: "baton-orchestrator", filterSubject: "baton.reply.>")
@@ -27,8 +27,8 @@ public struct ReplyConsumer: Service {
     /// later payloads, so an oversized one is dead-lettered (with the reason) before it is parsed.
     public var maximumReplyBytes = 256 * 1024
 
-    public init(catalog: DefinitionCatalog, jetStream: JetStream, logger: Logger) {
-        self.catalog = catalog
+    public init(runner: SagaRunner, jetStream: JetStream, logger: Logger) {
+        self.runner = runner
         self.jetStream = jetStream
         self.logger = logger
     }
@@ -84,7 +84,7 @@ public struct ReplyConsumer: Service {
         for message in messages {
             if let reply = await accept(message) { accepted.append((message, reply)) }
         }
-        let results = await catalog.apply(
+        let results = await runner.apply(
             batch: accepted.map { message, reply in
                 SagaEventRequest(
                     event: .reply(reply.stepReply), sagaID: reply.sagaID, inboxMessageID: Self.inboxID(of: message),
@@ -128,7 +128,7 @@ public struct ReplyConsumer: Service {
         do {
             let result = try applied.get()
             if case .updated(let record, let transition) = result {
-                catalog.metrics.replyApplied(publishedAt: message.metadata?.timestamp)
+                runner.metrics.replyApplied(publishedAt: message.metadata?.timestamp)
                 switch transition.outcome {
                 case .applied:
                     logger.debug(
@@ -176,7 +176,7 @@ public struct ReplyConsumer: Service {
 
     func deadLetter(_ message: JetStreamMessage, reason: String) async {
         logger.error("reply sent to the dead letters", metadata: ["reason": "\(reason)", "subject": "\(message.subject)"])
-        catalog.metrics.deadLettered()
+        runner.metrics.deadLettered()
         do {
             try await jetStream.publish(
                 DeadLetter.message(

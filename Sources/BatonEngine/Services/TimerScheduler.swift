@@ -10,7 +10,7 @@ import Synchronization
 /// scheduled, or ``idlePoll`` has passed. Replicas claim timers with `SKIP LOCKED` under a lease;
 /// a claim is fenced by its token, so a timer fires once however many replicas run.
 public struct TimerScheduler: Service {
-    let catalog: DefinitionCatalog
+    let runner: SagaRunner
     let logger: Logger
     public var batchSize = 64
     /// Transactions firing timers at once: a claimed batch is split into this many, each firing
@@ -25,12 +25,12 @@ public struct TimerScheduler: Service {
     /// a timer in exactly that window.
     var afterLookingForNextTimer: @Sendable () async -> Void = {}
 
-    public init(catalog: DefinitionCatalog, logger: Logger) {
-        self.catalog = catalog
+    public init(runner: SagaRunner, logger: Logger) {
+        self.runner = runner
         self.logger = logger
     }
 
-    var store: SagaStore { catalog.store }
+    var store: SagaStore { runner.store }
 
     public func run() async throws {
         let doorbell = Doorbell()
@@ -92,77 +92,11 @@ public struct TimerScheduler: Service {
             await withTaskGroup(of: Void.self) { group in
                 for start in stride(from: 0, to: round.count, by: chunkSize) {
                     let chunk = Array(round[start..<min(start + chunkSize, round.count)])
-                    group.addTask { await fire(batch: chunk) }
+                    group.addTask { await runner.fire(batch: chunk) }
                 }
             }
         }
         return claimed.count
-    }
-
-    /// Fires timers of different sagas in one transaction; alone when that fails, or when one needs
-    /// what only the single path does (a definition to load, a saga to park).
-    func fire(batch timers: [ClaimedTimer]) async {
-        catalog.metrics.batchApplied(.timers, size: timers.count)
-        guard timers.count > 1 else {
-            if let timer = timers.first { await fireAlone(timer) }
-            return
-        }
-        let now = Date.now
-        let results: [Result<TimerFiring, any Error>]
-        do {
-            results = try await store.fireTimers(timers, now: now) { index, record in
-                try catalog.transition(record, .timerFired(timers[index].timer), now: now)
-            }
-        } catch {
-            for timer in timers { await fireAlone(timer) }
-            return
-        }
-        for (timer, result) in zip(timers, results) {
-            switch result {
-            case .success(.fired(let record, let transition)):
-                catalog.metrics.timerFired(due: timer.timer.due)
-                catalog.record(transition, of: record.saga)
-            case .success(.superseded): break
-            case .failure: await fireAlone(timer)
-            }
-        }
-    }
-
-    private func fireAlone(_ timer: ClaimedTimer) async {
-        do {
-            try await fire(timer)
-        } catch {
-            // Its lease lapses and it is claimed again.
-            logger.warning(
-                "timer not fired; it will be retried", metadata: ["saga.id": "\(timer.sagaID)", "error": "\(StoreErrors.describe(error))"])
-        }
-    }
-
-    func fire(_ claimed: ClaimedTimer) async throws {
-        let event = SagaEvent.timerFired(claimed.timer)
-        let firing: TimerFiring
-        do {
-            do {
-                firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
-            } catch let missing as DefinitionNotCached {
-                try await catalog.load(name: missing.name, version: missing.version)
-                firing = try await store.fireTimer(claimed, now: .now) { record in try catalog.transition(record, event, now: .now) }
-            }
-        } catch let poison as UnappliableEvent {
-            // Fired again it would fail again, every lease, for ever: park the saga instead, which
-            // also drops its timers.
-            let parked = try await store.fireTimer(claimed, now: .now) { record in
-                catalog.parking(record, event: event, because: poison, now: .now)
-            }
-            if case .fired(let record, let transition) = parked {
-                catalog.recordParking(transition, of: record.saga, event: event, because: poison)
-            }
-            return
-        }
-        if case .fired(let record, let transition) = firing {
-            catalog.metrics.timerFired(due: claimed.timer.due)
-            catalog.record(transition, of: record.saga)
-        }
     }
 }
 

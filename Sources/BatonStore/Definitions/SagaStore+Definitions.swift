@@ -101,8 +101,24 @@ extension SagaStore {
     }
 
     private func definitions(_ sql: PostgresQuery) async throws -> [StoredDefinition] {
+        try await Self.definitions(in: try await query(sql))
+    }
+
+    /// A definition read on `connection` (inside a transaction: see ``LockedReads``).
+    func definition(name: String, version: Int, on connection: PostgresConnection) async throws -> StoredDefinition? {
+        let rows = try await connection.run(
+            """
+            SELECT name, version, content_hash, definition, source, registered_at, registered_by FROM baton.workflow_definitions
+            WHERE name = \(name) AND version = \(version)
+            """,
+            logger: logger
+        )
+        return try await Self.definitions(in: rows).first
+    }
+
+    private static func definitions(in rows: some AsyncSequence<PostgresRow, any Error>) async throws -> [StoredDefinition] {
         var found: [StoredDefinition] = []
-        for try await row in try await query(sql) {
+        for try await row in rows {
             let column = RowReader(row)
             let name: String = try column("name")
             let version: Int = try column("version")

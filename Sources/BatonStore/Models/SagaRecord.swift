@@ -1,5 +1,6 @@
 import BatonCore
 import Foundation
+import PostgresNIO
 
 /// A saga as stored: its state plus what only the store keeps.
 public struct SagaRecord: Sendable, Hashable {
@@ -11,6 +12,22 @@ public struct SagaRecord: Sendable, Hashable {
     public var historyLength: Int
     /// When the saga reached `COMPLETED` or `FAILED`.
     public var finishedAt: Date?
+    /// The commands the write that returned this record queued in the outbox, in order: what the
+    /// writer publishes once the write has committed. Empty for a record that was only read.
+    public var queued: [OutboxMessage] = []
+}
+
+/// Reads a decision may need while its saga's row is locked, made inside the same transaction, so
+/// that what is read and what is written are one consistent step (a definition another replica
+/// registered a moment ago is found, with no retry).
+public struct LockedReads {
+    let store: SagaStore
+    let connection: PostgresConnection
+
+    /// A registered definition, checked against its content hash; `nil` when there is none.
+    public func definition(name: String, version: Int) async throws -> StoredDefinition? {
+        try await store.definition(name: name, version: version, on: connection)
+    }
 }
 
 /// What a caller decided under the saga's row lock: the saga's new state and the transition that

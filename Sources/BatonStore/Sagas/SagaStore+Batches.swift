@@ -27,18 +27,21 @@ extension SagaStore {
     /// - Parameters:
     ///   - items: At most one per saga (a saga's second change must see its first: put it in the
     ///     next batch).
-    ///   - decide: Given an item's position in `items` and its saga as stored (locked), the change.
-    ///     It runs while every lock of the batch is held: keep it to pure computation.
-    /// - Returns: One result per item, in order.
+    ///   - decide: Given an item's position in `items` and its saga as stored (locked), the change
+    ///     (it may read more through ``LockedReads``). It runs while every lock of the batch is
+    ///     held: keep it to pure computation and the reads it needs.
+    /// - Returns: One result per item, in order; an updated record lists the commands its write
+    ///   queued (``SagaRecord/queued``).
     public func updateSagas(
         _ items: [SagaBatchItem],
         now: Date,
-        _ decide: (Int, SagaRecord) throws -> SagaChange
+        _ decide: (Int, SagaRecord, LockedReads) async throws -> SagaChange
     ) async throws -> [Result<SagaUpdateResult, any Error>] {
         let ids = Self.batchIDs(items.map(\.sagaID))
         let known = ids.compactMap { $0 }
-        let (results, queued) = try await transaction { connection -> ([Result<SagaUpdateResult, any Error>], [[Int64]]) in
+        return try await transaction { connection -> [Result<SagaUpdateResult, any Error>] in
             let records = known.isEmpty ? [:] : try await loadSagas(known, on: connection, lock: true)
+            let reads = LockedReads(store: self, connection: connection)
             var results = [Result<SagaUpdateResult, any Error>?](repeating: nil, count: items.count)
             var writes: [(index: Int, write: SagaWrite)] = []
             for (index, item) in items.enumerated() {
@@ -47,26 +50,17 @@ extension SagaStore {
                     continue
                 }
                 do {
-                    writes.append(
-                        (index, SagaWrite(change: try decide(index, record), record: record, inboxMessageID: item.inboxMessageID)))
+                    let change = try await decide(index, record, reads)
+                    writes.append((index, SagaWrite(change: change, record: record, inboxMessageID: item.inboxMessageID)))
                 } catch {
                     results[index] = .failure(error)
                 }
             }
-            var queued = [[Int64]](repeating: [], count: items.count)
             let written = try await apply(writes.map(\.write), on: connection, now: now)
-            for (position, (result, outbox)) in written.enumerated() {
-                results[writes[position].index] = .success(result)
-                queued[writes[position].index] = outbox
-            }
+            for (position, result) in written.enumerated() { results[writes[position].index] = .success(result) }
             // Every index was decided or failed above.
-            let all: [Result<SagaUpdateResult, any Error>] = results.compactMap { $0 }
-            return (all, queued)
+            return results.compactMap { $0 }
         }
-        for (result, ids) in zip(results, queued) {
-            if case .success(.updated(_, let transition)) = result { announce(ids, transition.commands, now: now) }
-        }
-        return results
     }
 
     /// The UUIDs of a batch's saga ids (`nil` for text that is no saga id), which must be distinct:
@@ -90,8 +84,8 @@ extension SagaStore {
     /// Writes the changes of several sagas, whose rows the transaction on `connection` has locked,
     /// with one statement (``SagaBatchUpdateStatement``): one plan and one executor start for the
     /// whole batch instead of one per saga. One change alone takes the single-saga statement.
-    /// - Returns: For each write, in order, the result and the ids of the outbox rows it queued.
-    func apply(_ writes: [SagaWrite], on connection: PostgresConnection, now: Date) async throws -> [(SagaUpdateResult, [Int64])] {
+    /// - Returns: For each write, in order, the result.
+    func apply(_ writes: [SagaWrite], on connection: PostgresConnection, now: Date) async throws -> [SagaUpdateResult] {
         if writes.count <= 1 {
             guard let write = writes.first else { return [] }
             return [try await apply(write.change, to: write.record, inboxMessageID: write.inboxMessageID, on: connection, now: now)]
@@ -104,7 +98,7 @@ extension SagaStore {
             }
             let set = SagaWriteSet(
                 old: write.record, new: write.change.saga, transition: write.change.transition, idempotency: nil, now: now,
-                notifiesOutbox: outboxListener == nil)
+                notifiesOutbox: wakesOutboxRelays)
             sets.append(set)
             json.object { json in
                 json.member("id", id.uuidString)
@@ -115,13 +109,15 @@ extension SagaStore {
         }
         var written: [UUID: (revision: Int64, outboxIDs: [Int64])] = [:]
         let statement = SagaBatchUpdateStatement(documents: json.text, receivedAt: now)
+        // Checked first, as every statement is (``PostgresConnection/run(_:logger:)``).
+        guard !connection.isClosed else { throw DatabaseConnectionLost() }
         for try await (id, revision, _, outboxIDs) in try await connection.execute(statement, logger: logger) {
             written[id] = (revision, outboxIDs)
         }
         return try zip(writes, sets).map { write, set in
             guard let id = UUID(sagaID: write.record.saga.id), let row = written[id] else {
                 // The saga's row is locked, so it exists: the message was in the inbox.
-                if write.inboxMessageID != nil { return (.alreadyReceived, []) }
+                if write.inboxMessageID != nil { return .alreadyReceived }
                 throw SagaStoreError.sagaNotFound(id: write.record.saga.id)
             }
             let updated = SagaRecord(
@@ -129,9 +125,10 @@ extension SagaStore {
                 revision: row.revision,
                 idempotencyKey: write.record.idempotencyKey,
                 historyLength: set.saga.historyLength,
-                finishedAt: set.saga.finishedAt.map(Date.init(epochMicroseconds:))
+                finishedAt: set.saga.finishedAt.map(Date.init(epochMicroseconds:)),
+                queued: Self.queued(row.outboxIDs, write.change.transition.commands, now: now)
             )
-            return (.updated(updated, write.change.transition), row.outboxIDs)
+            return .updated(updated, write.change.transition)
         }
     }
 }

@@ -17,27 +17,26 @@ extension SagaStore {
         }
         let write = SagaWriteSet(
             old: nil, new: new.saga, transition: new.transition, idempotency: new.idempotency, now: now,
-            notifiesOutbox: outboxListener == nil)
+            notifiesOutbox: wakesOutboxRelays)
         let document = write.encoded()
         let saga = new.saga
         do {
-            let (creation, queued) = try await withConnection { connection -> (SagaCreation, [Int64]) in
+            return try await withConnection { connection -> SagaCreation in
                 let statement = SagaCreateStatement(
                     document: document, id: id, workflow: saga.workflow, version: saga.workflowVersion, hash: saga.workflowHash)
                 guard let written = try await statement.run(on: connection, logger: logger) else {
-                    return (try await existingSaga(for: new.idempotency, on: connection), [])
+                    return try await existingSaga(for: new.idempotency, on: connection)
                 }
-                let record = SagaRecord(
-                    saga: saga,
-                    revision: written.revision,
-                    idempotencyKey: new.idempotency?.key,
-                    historyLength: write.saga.historyLength,
-                    finishedAt: write.saga.finishedAt.map(Date.init(epochMicroseconds:))
-                )
-                return (.created(record), written.outboxIDs)
+                return .created(
+                    SagaRecord(
+                        saga: saga,
+                        revision: written.revision,
+                        idempotencyKey: new.idempotency?.key,
+                        historyLength: write.saga.historyLength,
+                        finishedAt: write.saga.finishedAt.map(Date.init(epochMicroseconds:)),
+                        queued: Self.queued(written.outboxIDs, new.transition.commands, now: now)
+                    ))
             }
-            announce(queued, new.transition.commands, now: now)
-            return creation
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23503" {
             // The only foreign key a new saga can miss is its workflow definition's.
             throw SagaStoreError.definitionNotFound(name: saga.workflow, version: saga.workflowVersion)
@@ -75,63 +74,58 @@ extension SagaStore {
     ///     inbox already holds it, the saga is left alone and ``SagaUpdateResult/alreadyReceived`` is
     ///     returned; otherwise it is recorded in the same transaction as the change.
     ///   - now: The time of the write (outbox rows, `finished_at`).
-    ///   - decide: Given the saga as stored, its new state and the transition that produced it.
+    ///   - decide: Given the saga as stored, its new state and the transition that produced it. It
+    ///     may read more (its definition) through ``LockedReads``, in the same transaction.
+    /// - Returns: The result; an updated record lists the commands the write queued
+    ///   (``SagaRecord/queued``), for the caller to publish.
     /// - Throws: ``SagaStoreError/sagaNotFound(id:)``; whatever `decide` throws; database errors.
     @discardableResult
     public func updateSaga(
         id: String,
         inboxMessageID: String? = nil,
         now: Date,
-        _ decide: (SagaRecord) throws -> SagaChange
+        _ decide: (SagaRecord, LockedReads) async throws -> SagaChange
     ) async throws -> SagaUpdateResult {
         guard let uuid = UUID(sagaID: id) else { throw SagaStoreError.sagaNotFound(id: id) }
-        let (result, queued) = try await transaction { connection -> (SagaUpdateResult, [Int64]) in
+        return try await transaction { connection -> SagaUpdateResult in
             guard let record = try await loadSaga(uuid, on: connection, lock: true) else {
                 throw SagaStoreError.sagaNotFound(id: id)
             }
             // The inbox is checked by the write itself, which changes nothing when the message is
             // there already: one round trip less on every reply. So `decide` also runs for a
             // duplicate; it is pure, and its result is dropped.
-            return try await apply(try decide(record), to: record, inboxMessageID: inboxMessageID, on: connection, now: now)
+            let change = try await decide(record, LockedReads(store: self, connection: connection))
+            return try await apply(change, to: record, inboxMessageID: inboxMessageID, on: connection, now: now)
         }
-        if case .updated(_, let transition) = result { announce(queued, transition.commands, now: now) }
-        return result
     }
 
-    /// Tells the outbox listener, if any, about the commands a committed write queued.
-    func announce(_ ids: [Int64], _ commands: [StepCommand], now: Date) {
-        guard let outboxListener, !ids.isEmpty else { return }
-        guard ids.count == commands.count else {
-            // Cannot happen (one row per command); should it, the relay publishes them.
-            logger.error("a write queued \(ids.count) outbox rows for \(commands.count) commands")
-            return
-        }
-        outboxListener.commandsQueued(
-            zip(ids, commands).map { OutboxMessage(id: $0, command: $1, createdAt: now, publishAttempts: 0) })
+    /// The outbox messages of a write: the rows it inserted (one per command, their ids in the
+    /// commands' order) with their commands.
+    static func queued(_ ids: [Int64], _ commands: [StepCommand], now: Date) -> [OutboxMessage] {
+        // One row per command, so the counts match; were they ever not to, the relay would still
+        // publish every row.
+        zip(ids, commands).map { OutboxMessage(id: $0, command: $1, createdAt: now, publishAttempts: 0) }
     }
 
     /// Writes `change` over `record`, whose row the transaction on `connection` has locked.
     /// - Parameter inboxMessageID: Recorded in the inbox by the same statement; when the inbox holds
     ///   it already, nothing is written and the result is ``SagaUpdateResult/alreadyReceived``.
-    /// - Returns: The result, and the ids of the outbox rows it queued (one per command, in order).
     func apply(
         _ change: SagaChange, to record: SagaRecord, inboxMessageID: String? = nil, on connection: PostgresConnection,
         now: Date
-    ) async throws
-        -> (SagaUpdateResult, [Int64])
-    {
+    ) async throws -> SagaUpdateResult {
         guard change.saga.id == record.saga.id else {
             preconditionFailure("a change for saga \(change.saga.id) was applied to saga \(record.saga.id)")
         }
         let write = SagaWriteSet(
             old: record, new: change.saga, transition: change.transition, idempotency: nil, now: now,
-            notifiesOutbox: outboxListener == nil)
+            notifiesOutbox: wakesOutboxRelays)
         let document = write.encoded()
         guard let id = UUID(sagaID: record.saga.id) else { throw SagaStoreError.sagaNotFound(id: record.saga.id) }
         let statement = SagaUpdateStatement(document: document, id: id, inboxMessageID: inboxMessageID, receivedAt: now)
         guard let written = try await statement.run(on: connection, logger: logger) else {
             // The saga's row is locked, so it exists: the message was in the inbox.
-            if inboxMessageID != nil { return (.alreadyReceived, []) }
+            if inboxMessageID != nil { return .alreadyReceived }
             throw SagaStoreError.sagaNotFound(id: record.saga.id)
         }
         let updated = SagaRecord(
@@ -139,9 +133,10 @@ extension SagaStore {
             revision: written.revision,
             idempotencyKey: record.idempotencyKey,
             historyLength: write.saga.historyLength,
-            finishedAt: write.saga.finishedAt.map(Date.init(epochMicroseconds:))
+            finishedAt: write.saga.finishedAt.map(Date.init(epochMicroseconds:)),
+            queued: Self.queued(written.outboxIDs, change.transition.commands, now: now)
         )
-        return (.updated(updated, change.transition), written.outboxIDs)
+        return .updated(updated, change.transition)
     }
 
     /// A saga with its steps, as stored.
@@ -349,6 +344,8 @@ extension SagaWriteStatement {
     /// Runs the write. - Returns: the saga's new revision and the ids of the outbox rows it
     /// queued, or `nil` when its saga CTE wrote no row.
     func run(on connection: PostgresConnection, logger: Logger) async throws -> (revision: Int64, outboxIDs: [Int64])? {
+        // Checked first, as every statement is (``PostgresConnection/run(_:logger:)``).
+        guard !connection.isClosed else { throw DatabaseConnectionLost() }
         var written: (revision: Int64, outboxIDs: [Int64])?
         for try await (revision, _, ids) in try await connection.execute(self, logger: logger) {
             written = revision.map { ($0, ids) }

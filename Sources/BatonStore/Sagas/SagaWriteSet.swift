@@ -101,8 +101,8 @@ struct SagaWriteSet {
     /// The write that takes a saga from `old` (nil when it is being created) to `new`.
     /// - Parameters:
     ///   - now: When the write happens (for `finished_at`).
-    ///   - notifiesOutbox: Whether queued commands wake outbox relays through `NOTIFY` (not when an
-    ///     in-process ``OutboxListener`` publishes them).
+    ///   - notifiesOutbox: Whether queued commands wake outbox relays through `NOTIFY` (not when
+    ///     their writer publishes them itself: ``SagaStore/wakesOutboxRelays``).
     init(
         old: SagaRecord?,
         new: SagaInstance,

@@ -11,14 +11,6 @@ public struct OutboxMessage: Sendable, Hashable {
     public var publishAttempts: Int
 }
 
-/// Told about the commands a saga write queued, right after the write commits, in the process that
-/// made it. Must return at once: it runs on the writer's task.
-///
-/// Nothing is lost if it drops them: they are in the outbox, and a relay publishes them later.
-public protocol OutboxListener: Sendable {
-    func commandsQueued(_ messages: [OutboxMessage])
-}
-
 /// What a relay did with a claimed batch.
 public struct OutboxPublishResult: Sendable, Hashable {
     /// Published and acknowledged by the broker: marked published.
@@ -43,8 +35,8 @@ extension SagaStore {
     /// `Nats-Msg-Id` should the first publish have reached it. Rows neither published nor failed
     /// stay unpublished too.
     ///
-    /// - Parameter queuedBefore: Claim only rows queued before this (those an ``OutboxListener``
-    ///   had its chance to publish); `nil` claims any.
+    /// - Parameter queuedBefore: Claim only rows queued before this (those their writer had its
+    ///   chance to publish, ``SagaRecord/queued``); `nil` claims any.
     /// - Returns: How many rows were claimed (0 when the outbox was empty).
     @discardableResult
     public func relayOutbox(
@@ -101,7 +93,8 @@ extension SagaStore {
             """
     }
 
-    /// Marks commands published outside a relay's claim (an ``OutboxListener`` published them).
+    /// Marks commands published outside a relay's claim (their writer published them,
+    /// ``SagaRecord/queued``).
     ///
     /// A row a relay holds is waited for, and one it has marked meanwhile is left as it is.
     public func markPublished(_ ids: [Int64], now: Date) async throws {

@@ -77,12 +77,12 @@ extension SagaStore {
     public func fireTimer(
         _ claimed: ClaimedTimer,
         now: Date,
-        _ decide: (SagaRecord) throws -> SagaChange
+        _ decide: (SagaRecord, LockedReads) async throws -> SagaChange
     ) async throws -> TimerFiring {
         guard let sagaID = UUID(sagaID: claimed.sagaID) else { throw SagaStoreError.sagaNotFound(id: claimed.sagaID) }
-        let (firing, queued) = try await transaction { connection -> (TimerFiring, [Int64]) in
+        return try await transaction { connection -> TimerFiring in
             // The saga first, then its timer: the order every transition takes its locks in.
-            guard let record = try await loadSaga(sagaID, on: connection, lock: true) else { return (.superseded, []) }
+            guard let record = try await loadSaga(sagaID, on: connection, lock: true) else { return .superseded }
             let deleted = try await connection.run(
                 """
                 DELETE FROM baton.timers
@@ -93,14 +93,13 @@ extension SagaStore {
             )
             var current = false
             for try await _ in deleted { current = true }
-            guard current else { return (.superseded, []) }
-            switch try await apply(try decide(record), to: record, on: connection, now: now) {
-            case (.updated(let updated, let transition), let queued): return (.fired(updated, transition), queued)
-            case (.alreadyReceived, _): return (.superseded, [])
+            guard current else { return .superseded }
+            let change = try await decide(record, LockedReads(store: self, connection: connection))
+            switch try await apply(change, to: record, on: connection, now: now) {
+            case .updated(let updated, let transition): return .fired(updated, transition)
+            case .alreadyReceived: return .superseded
             }
         }
-        if case .fired(_, let transition) = firing { announce(queued, transition.commands, now: now) }
-        return firing
     }
 
     /// Fires claimed timers of different sagas in one transaction: every saga's row lock in one
@@ -114,24 +113,27 @@ extension SagaStore {
     /// and this throws: fire them one at a time then, so the bad one fails alone.
     /// - Parameters:
     ///   - timers: At most one per saga.
-    ///   - decide: Given a timer's position in `timers` and its saga as stored (locked), the change.
-    /// - Returns: One result per timer, in order.
+    ///   - decide: Given a timer's position in `timers` and its saga as stored (locked), the change
+    ///     (it may read more through ``LockedReads``).
+    /// - Returns: One result per timer, in order; a fired record lists the commands its write
+    ///   queued (``SagaRecord/queued``).
     public func fireTimers(
         _ timers: [ClaimedTimer],
         now: Date,
-        _ decide: (Int, SagaRecord) throws -> SagaChange
+        _ decide: (Int, SagaRecord, LockedReads) async throws -> SagaChange
     ) async throws -> [Result<TimerFiring, any Error>] {
         let ids = Self.batchIDs(timers.map(\.sagaID))
-        let (results, queued) = try await transaction { connection -> ([Result<TimerFiring, any Error>], [[Int64]]) in
+        return try await transaction { connection -> [Result<TimerFiring, any Error>] in
             // The sagas first, then their timers: the order every transition takes its locks in.
             let records = try await loadSagas(ids.compactMap { $0 }, on: connection, lock: true)
+            let reads = LockedReads(store: self, connection: connection)
             var results = [Result<TimerFiring, any Error>](repeating: .success(.superseded), count: timers.count)
             // Decided before the delete: a timer whose decision fails keeps its row.
             var decided: [(index: Int, id: UUID, record: SagaRecord, change: SagaChange)] = []
             for (index, id) in ids.enumerated() {
                 guard let id, let record = records[id] else { continue }
                 do {
-                    decided.append((index, id, record, try decide(index, record)))
+                    decided.append((index, id, record, try await decide(index, record, reads)))
                 } catch {
                     results[index] = .failure(error)
                 }
@@ -148,22 +150,14 @@ extension SagaStore {
             )
             var current = Set<UUID>()
             for try await id in deleted.decode(UUID.self) { current.insert(id) }
-            var queued = [[Int64]](repeating: [], count: timers.count)
             let firing = decided.filter { current.contains($0.id) }
             let written = try await apply(
                 firing.map { SagaWrite(change: $0.change, record: $0.record) }, on: connection, now: now)
-            for (decision, (result, outbox)) in zip(firing, written) {
-                if case .updated(let updated, let transition) = result {
-                    results[decision.index] = .success(.fired(updated, transition))
-                    queued[decision.index] = outbox
-                }
+            for (decision, result) in zip(firing, written) {
+                if case .updated(let updated, let transition) = result { results[decision.index] = .success(.fired(updated, transition)) }
             }
-            return (results, queued)
+            return results
         }
-        for (result, ids) in zip(results, queued) {
-            if case .success(.fired(_, let transition)) = result { announce(ids, transition.commands, now: now) }
-        }
-        return results
     }
 
     /// When the next timer becomes claimable (its due time, or the end of a lapsed claim's lease), or

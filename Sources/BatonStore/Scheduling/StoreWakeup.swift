@@ -53,7 +53,9 @@ extension SagaStore {
         _ body: (any AsyncSequence<StoreWakeup?, any Error>) async throws -> Result
     ) async throws -> Result {
         try await client.withConnection { connection in
-            try await connection.listen(on: StoreWakeup.channel) { notifications in
+            // LISTEN is a statement too: never written to a closed connection (``PostgresConnection/run(_:logger:)``).
+            guard !connection.isClosed else { throw DatabaseConnectionLost() }
+            return try await connection.listen(on: StoreWakeup.channel) { notifications in
                 try await body(notifications.map { StoreWakeup(payload: $0.payload) })
             }
         }

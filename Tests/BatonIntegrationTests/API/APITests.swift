@@ -23,9 +23,9 @@ struct APITests {
         _ body: @escaping @Sendable (any TestClientProtocol, SagaStore) async throws -> Void
     ) async throws {
         try await StoreFixture.withStore { store in
-            let catalog = DefinitionCatalog(store: store)
+            let runner = SagaRunner(store: store)
             let api = BatonAPI(
-                store: store, commands: SagaCommands(catalog: catalog, logger: StoreFixture.logger),
+                store: store, runner: runner,
                 configuration: .init(bodyLimit: bodyLimit, access: access, corsOrigin: corsOrigin),
                 readiness: { ["postgres": true, "nats": ready] })
             let app = Application(router: api.router())
@@ -288,7 +288,7 @@ struct APITests {
         try await StoreFixture.withClient(nowhere, maximumConnections: 2) { client in
             let store = SagaStore(client: client, logger: StoreFixture.logger)
             let api = BatonAPI(
-                store: store, commands: SagaCommands(catalog: DefinitionCatalog(store: store), logger: StoreFixture.logger),
+                store: store, runner: SagaRunner(store: store),
                 configuration: .init(requestTimeout: .seconds(2)), readiness: { ["postgres": false, "nats": true] })
             try await Application(router: api.router()).test(.router) { client in
                 for (method, uri, body) in [

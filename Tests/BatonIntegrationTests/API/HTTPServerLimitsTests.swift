@@ -28,10 +28,10 @@ struct HTTPServerLimitsTests {
     func slowClientsAreClosed() async throws {
         try await Self.withServer { port in
             let idle = try RawConnection(port: port)
-            #expect(idle.readToEnd() == ("", true))
+            #expect(await idle.readToEnd() == ("", true))
             let slowHeaders = try RawConnection(port: port)
             slowHeaders.send("POST /echo HTTP/1.1\r\nHost: test\r\n")
-            #expect(slowHeaders.readToEnd() == ("", true))
+            #expect(await slowHeaders.readToEnd() == ("", true))
             let slowBody = try RawConnection(port: port)
             slowBody.send("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
             // Each byte is activity, which keeps the idle timeout away; the body deadline is not moved.
@@ -43,7 +43,7 @@ struct HTTPServerLimitsTests {
             #expect(trickled < 40, "the server kept reading a body trickled for 4 s")
             let prompt = try RawConnection(port: port)
             prompt.send("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-            #expect(prompt.readToEnd().text.hasPrefix("HTTP/1.1 200"))
+            #expect(await prompt.readToEnd().text.hasPrefix("HTTP/1.1 200"))
         }
     }
 
@@ -55,7 +55,7 @@ struct HTTPServerLimitsTests {
             connection.send(
                 "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
             )
-            let answer = connection.readToEnd().text
+            let answer = await connection.readToEnd().text
             #expect(answer.hasPrefix("HTTP/1.1 413"))
             #expect(answer.contains("limited to 1024 bytes"))
         }
@@ -63,7 +63,12 @@ struct HTTPServerLimitsTests {
 }
 
 /// A blocking TCP connection to loopback, closed when released.
-final class RawConnection {
+///
+/// Its reads block, so they run on a thread of their own (``readToEnd()``): blocking one of the
+/// few threads of Swift's cooperative pool, on a loaded two-core machine, can starve the very
+/// server task the read waits for (seen in CI: an empty answer to a prompt request). One task uses
+/// a connection at a time.
+final class RawConnection: @unchecked Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {
@@ -99,8 +104,14 @@ final class RawConnection {
     }
 
     /// Everything the server sends until it closes the connection, and whether it did close it
-    /// (rather than 5 s passing without a byte).
-    func readToEnd() -> (text: String, closed: Bool) {
+    /// (rather than 5 s passing without a byte), read on a thread of its own.
+    func readToEnd() async -> (text: String, closed: Bool) {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: self.blockingReadToEnd()) }.start()
+        }
+    }
+
+    private func blockingReadToEnd() -> (text: String, closed: Bool) {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         var closed = false

@@ -52,12 +52,12 @@ final class EngineHarness: Sendable {
     let calls = Mutex<[String: Int]>([:])
 
     let store: SagaStore
-    let commands: SagaCommands
+    let runner: SagaRunner
     let nats: PrivateNATS
 
-    private init(store: SagaStore, commands: SagaCommands, nats: PrivateNATS) {
+    private init(store: SagaStore, runner: SagaRunner, nats: PrivateNATS) {
         self.store = store
-        self.commands = commands
+        self.runner = runner
         self.nats = nats
     }
 
@@ -86,14 +86,15 @@ final class EngineHarness: Sendable {
             definition.deadline = SagaDuration(milliseconds: 2000)
             try await store.registerDefinition(definition, source: nil, now: .now)
             // As in baton serve: commands go out straight after their commit, the relay sweeps.
-            let publishing = CommandPublishing(store: store, jetStream: jetStream, logger: logger)
-            let catalog = DefinitionCatalog(store: publishing.store)
-            let harness = EngineHarness(store: store, commands: SagaCommands(catalog: catalog, logger: logger), nats: nats)
+            let engineStore = SagaStore(client: store.client, logger: logger, wakesOutboxRelays: false)
+            let publishing = CommandPublishing(store: engineStore, jetStream: jetStream, logger: logger)
+            let runner = SagaRunner(store: engineStore, dispatcher: publishing.dispatcher)
+            let harness = EngineHarness(store: store, runner: runner, nats: nats)
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await publishing.run() }
-                group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: logger).run() }
-                group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
+                group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: logger).run() }
+                group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
                 for (participant, actions) in [
                     ("inventory", [("reserve", StepDirection.action), ("release", .compensation)]),
                     ("payments", [("charge", .action)]), ("notifications", [("send", .action)]),
@@ -127,7 +128,7 @@ final class EngineHarness: Sendable {
     ) async throws
         -> SagaRecord
     {
-        let created = try await commands.submit(workflow: workflow, input: input)
+        let created = try await runner.submit(workflow: workflow, input: input)
         return try await waitUntilSettled(created.record.saga.id, limit: limit)
     }
 

@@ -124,17 +124,17 @@ extension EndToEndSuites {
                     try await Task.sleep(for: .milliseconds(600))
                     return ["sent": true]
                 }
-                let early = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 1])
-                let (_, refusedOrApplied) = try await harness.commands.cancel(
+                let early = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 1])
+                let (_, refusedOrApplied) = try await harness.runner.cancel(
                     id: early.record.saga.id, reason: "customer changed their mind")
                 #expect(refusedOrApplied == .applied)
                 let cancelled = try await harness.waitUntilSettled(early.record.saga.id)
                 #expect(cancelled.saga.status == .failed)
                 #expect(cancelled.saga.steps[0].status == .compensated)
 
-                let late = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 2])
+                let late = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 2])
                 _ = try await harness.wait(for: late.record.saga.id) { $0.saga.steps[1].status == .succeeded }
-                let (_, outcome) = try await harness.commands.cancel(id: late.record.saga.id, reason: "too late")
+                let (_, outcome) = try await harness.runner.cancel(id: late.record.saga.id, reason: "too late")
                 guard case .rejected = outcome else {
                     Issue.record("cancel after the pivot must be refused, got \(outcome)")
                     return
@@ -151,7 +151,7 @@ extension EndToEndSuites {
                 #expect(record.saga.status == .suspended)
                 #expect(harness.callCount("send") == 2)
                 #expect(harness.callCount("release") == 0)
-                let (resolved, outcome) = try await harness.commands.act(on: record.saga.id, .resolve(reason: "sent by hand"))
+                let (resolved, outcome) = try await harness.runner.act(on: record.saga.id, .resolve(reason: "sent by hand"))
                 #expect(outcome == .applied)
                 #expect(resolved.saga.status == .completed)
                 #expect(try await harness.history(record.saga.id).contains { $0.kind == .operatorAction })
@@ -161,14 +161,14 @@ extension EndToEndSuites {
         @Test("a submission repeated with its idempotency key starts one saga; another body with the key is refused")
         func idempotentSubmission() async throws {
             try await EngineHarness.run { harness in
-                let first = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
-                let again = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
+                let first = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
+                let again = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 5], idempotencyKey: "order-1")
                 #expect(again.record.saga.id == first.record.saga.id)
                 await #expect(throws: SagaStoreError.self) {
-                    try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 6], idempotencyKey: "order-1")
+                    try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 6], idempotencyKey: "order-1")
                 }
-                await #expect(throws: SagaCommands.SubmissionError.invalidInput(["input.amount is required"])) {
-                    try await harness.commands.submit(workflow: "e2e-order", input: [:])
+                await #expect(throws: SagaRunner.SubmissionError.invalidInput(["input.amount is required"])) {
+                    try await harness.runner.submit(workflow: "e2e-order", input: [:])
                 }
                 #expect(try await harness.waitUntilSettled(first.record.saga.id).saga.status == .completed)
                 #expect(harness.callCount("reserve") == 1)
@@ -179,7 +179,7 @@ extension EndToEndSuites {
         func natsOutage() async throws {
             try await EngineHarness.run { harness in
                 harness.nats.stop()
-                let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 3])
+                let submitted = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 3])
                 try await Task.sleep(for: .milliseconds(1500))
                 #expect(try await harness.store.outboxBacklog().count >= 1)
                 #expect(try await harness.store.saga(id: submitted.record.saga.id)?.saga.status == .processing)
@@ -216,7 +216,7 @@ extension EndToEndSuites {
                     if context.command.payload.value(at: ["amount"]) == 1 { try await Task.sleep(for: .seconds(60)) }
                     return ["reservation": "r-1"]
                 }
-                let poisoned = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 1]).record.saga.id
+                let poisoned = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 1]).record.saga.id
                 _ = try await harness.wait(for: poisoned) { $0.saga.steps[0].commandSentAt != nil }
                 // Injected for real: the stored saga no longer matches its definition (as a bad
                 // migration or a hand edit would leave it), so the state machine refuses every event.
@@ -249,7 +249,7 @@ extension EndToEndSuites {
                     try await Task.sleep(for: .seconds(60))
                     return [:]
                 }
-                let id = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 3]).record.saga.id
+                let id = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 3]).record.saga.id
                 _ = try await harness.wait(for: id) { _ in forged.withLock { $0 } != nil }
                 var reply = ReplyMessage(
                     answering: try #require(forged.withLock { $0 }), status: .succeeded(output: ["reservation": "stolen"]))
@@ -315,7 +315,7 @@ extension EndToEndSuites {
                     try await Task.sleep(for: .milliseconds(800))
                     return ["charged": true]
                 }
-                let submitted = try await harness.commands.submit(workflow: "e2e-order", input: ["amount": 4])
+                let submitted = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 4])
                 let id = submitted.record.saga.id
                 _ = try await harness.wait(for: id) { $0.saga.steps[0].status == .succeeded }
 

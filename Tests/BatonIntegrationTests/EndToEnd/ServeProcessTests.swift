@@ -86,6 +86,18 @@ extension EndToEndSuites {
                 process.waitForEnd()
             }
 
+            /// Whether its `baton_batch_size` histogram for replies shows a transaction that applied
+            /// more than one (its sum above its count).
+            func appliedBatchesOfMoreThanOne() async throws -> Bool {
+                let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+                func value(_ name: String) -> Double {
+                    String(decoding: data, as: UTF8.self).split(separator: "\n")
+                        .first { $0.hasPrefix(name + "{") && $0.contains(#"source="replies""#) }
+                        .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? 0
+                }
+                return value("baton_batch_size_sum") > value("baton_batch_size_count")
+            }
+
             func submit(amount: Int) async throws -> String {
                 var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sagas")!)
                 request.httpMethod = "POST"
@@ -201,6 +213,38 @@ extension EndToEndSuites {
             }
         }
 
+        @Test("a replica killed while it applies replies in batches: the other finishes every saga, each effect once")
+        func replicaKilledMidBatch() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
+                let doomed = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                var ids: [String] = []
+                // Enough at once that replies queue up and are applied several to a transaction.
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for amount in 1...120 { group.addTask { try await doomed.submit(amount: amount) } }
+                    for try await id in group { ids.append(id) }
+                }
+                // Killed as soon as it has applied a batch of more than one reply: it is in the middle
+                // of batching when it dies, with others fetched, locked or half written.
+                var batched = false
+                for _ in 0..<200 where !batched {
+                    batched = try await doomed.appliedBatchesOfMoreThanOne()
+                    if !batched { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                doomed.kill()
+                #expect(batched, "no batch of more than one reply was applied before the kill")
+                let inFlight = try await store.listSagas(SagaListQuery(stuck: [.runningLongerThan(.init(milliseconds: 0))]), now: .now)
+                #expect(inFlight.sagas.count > 0, "the kill came after the work")
+
+                let survivor = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                defer { survivor.kill() }
+                let statuses = try await Self.settle(ids, in: store)
+                #expect(statuses.allSatisfy { $0 == .completed }, "\(Dictionary(grouping: statuses, by: \.self).mapValues(\.count))")
+                let counts = try await Self.effectCounts(effects)
+                #expect(counts.count == ids.count * 3)
+                #expect(counts.allSatisfy { $0 == 1 })
+            }
+        }
+
         @Test("two replicas share one workload: every saga completes, each effect once")
         func twoReplicas() async throws {
             try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
@@ -287,7 +331,8 @@ extension EndToEndSuites {
         static let shutdownBound = Duration.seconds(15)
 
         /// Starts `baton dev` with its data in `data`, serving the e2e workflow on `port`.
-        static func startDev(data: URL, port: Int) throws -> (Process, Pipe) {
+        /// Starts `baton dev`; its log goes to `log` when given (read it when a test fails).
+        static func startDev(data: URL, port: Int, log: URL? = nil) throws -> (Process, Pipe) {
             let process = Process()
             process.executableURL = try executable
             process.arguments = [
@@ -295,7 +340,14 @@ extension EndToEndSuites {
             ]
             let output = Pipe()
             process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
+            if let log {
+                _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+                process.standardError = try FileHandle(forWritingTo: log)
+                // Debug: the service group says which service it waits for.
+                process.environment = ProcessInfo.processInfo.environment.merging(["BATON_LOG_LEVEL": "debug"]) { $1 }
+            } else {
+                process.standardError = FileHandle.nullDevice
+            }
             try process.run()
             return (process, output)
         }
@@ -320,9 +372,13 @@ extension EndToEndSuites {
             arguments: ["postgres", "nats"])
         func shutdownDuringOutage(_ outage: String) async throws {
             let data = FileManager.default.temporaryDirectory.appending(path: "baton-outage-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: data) }
+            let log = FileManager.default.temporaryDirectory.appending(path: "baton-outage-\(UUID().uuidString).log")
+            defer {
+                try? FileManager.default.removeItem(at: data)
+                try? FileManager.default.removeItem(at: log)
+            }
             let port = try LoopbackPort.free()
-            let (process, output) = try Self.startDev(data: data, port: port)
+            let (process, output) = try Self.startDev(data: data, port: port, log: log)
             defer { if !process.hasEnded { Glibc.kill(process.processIdentifier, SIGKILL) } }
             let startup = await Self.startupOutput(output)
             try #require(startup.contains("listening on"), "baton dev did not start: \(startup)")
@@ -373,7 +429,13 @@ extension EndToEndSuites {
             try await Task.sleep(for: .seconds(3))
 
             let took = try await Self.terminate([process, participants])
-            #expect(process.hasEnded, "baton was still running \(Self.shutdownBound) after SIGTERM during a \(outage) outage")
+            #expect(
+                process.hasEnded,
+                """
+                baton was still running \(Self.shutdownBound) after SIGTERM during a \(outage) outage; the end of its log:
+                \(((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n")
+                    .filter { !$0.contains("Connection creation failed") }.suffix(60).joined(separator: "\n"))
+                """)
             #expect(
                 participants.hasEnded,
                 "baton-participants was still running \(Self.shutdownBound) after SIGTERM during a \(outage) outage")

@@ -6,7 +6,7 @@ import Testing
 
 @testable import BatonEngine
 
-/// Events applied in batches by the engine (``DefinitionCatalog/apply(batch:)``), on the real
+/// Events applied in batches by the engine (``SagaRunner/apply(batch:)``), on the real
 /// PostgreSQL: one bad event never fails its neighbours, and one saga's events apply in order.
 @Suite("Events applied in batches")
 struct BatchApplicationTests {
@@ -30,10 +30,10 @@ struct BatchApplicationTests {
     @Test("two replies for one saga in one batch apply in order: the second sees the first and is a duplicate")
     func oneSagaInOrder() async throws {
         try await Fixture.withStore { store in
-            let catalog = DefinitionCatalog(store: store)
-            try await catalog.load(name: Fixture.definition.name, version: Fixture.definition.version)
+            let runner = SagaRunner(store: store)
+            try await runner.definition(name: Fixture.definition.name, version: Fixture.definition.version)
             let sagas = try await Self.startedSagas(2, in: store)
-            let results = await catalog.apply(batch: [
+            let results = await runner.apply(batch: [
                 Self.succeeded(sagas[0], ["r": "first"], message: "a1"),
                 Self.succeeded(sagas[1], ["r": "other"], message: "b1"),
                 Self.succeeded(sagas[0], ["r": "second"], message: "a2"),
@@ -54,12 +54,12 @@ struct BatchApplicationTests {
     @Test("a refused event, an unstorable one and one for no saga fail alone; their neighbours are applied")
     func poisonAmongGood() async throws {
         try await Fixture.withStore { store in
-            let catalog = DefinitionCatalog(store: store)
-            try await catalog.load(name: Fixture.definition.name, version: Fixture.definition.version)
+            let runner = SagaRunner(store: store)
+            try await runner.definition(name: Fixture.definition.name, version: Fixture.definition.version)
             let sagas = try await Self.startedSagas(4, in: store)
             var refused = Self.succeeded(sagas[1], ["r": "refused"], message: "m1")
             refused.check = { _ in throw MisaddressedReply(description: "wrong subject") }
-            let results = await catalog.apply(batch: [
+            let results = await runner.apply(batch: [
                 Self.succeeded(sagas[0], ["r": "good"], message: "m0"),
                 refused,
                 // PostgreSQL cannot store U+0000 in jsonb: this write fails, and its batch with it.
@@ -86,18 +86,20 @@ struct BatchApplicationTests {
             }
             for index in [1, 2] { #expect(try await store.saga(id: sagas[index].id)?.saga.steps[0].status == .running) }
             // Nothing of the failed ones reached the inbox: a redelivery is applied.
-            let retried = await catalog.apply(batch: [Self.succeeded(sagas[1], ["r": "again"], message: "m1")])
+            let retried = await runner.apply(batch: [Self.succeeded(sagas[1], ["r": "again"], message: "m1")])
             #expect(try retried[0].get().transition?.outcome == .applied)
         }
     }
 
-    @Test("a definition not in the catalog yet is loaded, and the event applied")
+    @Test("a definition the runner has not cached is read in the batch's own transaction, and the events applied")
     func definitionLoaded() async throws {
         try await Fixture.withStore { store in
-            let catalog = DefinitionCatalog(store: store)
+            let runner = SagaRunner(store: store)
             let sagas = try await Self.startedSagas(2, in: store)
-            let results = await catalog.apply(batch: sagas.enumerated().map { Self.succeeded($1, ["r": "ok"], message: "d\($0)") })
+            #expect(runner.cached(name: Fixture.definition.name, version: Fixture.definition.version) == nil)
+            let results = await runner.apply(batch: sagas.enumerated().map { Self.succeeded($1, ["r": "ok"], message: "d\($0)") })
             for result in results { #expect(try result.get().transition?.outcome == .applied) }
+            #expect(runner.cached(name: Fixture.definition.name, version: Fixture.definition.version) != nil)
         }
     }
 }

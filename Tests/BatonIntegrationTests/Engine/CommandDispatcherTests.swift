@@ -17,13 +17,12 @@ struct CommandDispatcherTests {
     func publishesAfterCommit() async throws {
         try await Self.withSystem(streams: true) { store, jetStream in
             let dispatcher = CommandDispatcher(store: store, jetStream: jetStream, logger: Self.logger)
-            let engineStore = store.announcingQueuedCommands(to: dispatcher)
+            let runner = SagaRunner(store: store, dispatcher: dispatcher)
             let running = Task { try await dispatcher.run() }
             defer { running.cancel() }
 
-            let new = try StoreFixture.startedSaga(now: .now)
-            try await engineStore.createSaga(new, now: .now)
-            let command = try #require(new.transition.commands.first)
+            let created = try await runner.submit(workflow: StoreFixture.definition.name, input: ["amount": 100])
+            let command = try #require(created.record.queued.first?.command)
             let delivered = try await Self.nextCommand(jetStream)
             #expect(delivered.header(WireProtocol.Header.messageID) == command.messageID)
             try await Self.waitUntil("the row is marked published") { try await store.outboxBacklog().count == 0 }
@@ -35,9 +34,8 @@ struct CommandDispatcherTests {
         // No commands stream yet: JetStream refuses every publish.
         try await Self.withSystem(streams: false) { store, jetStream in
             let dispatcher = CommandDispatcher(store: store, jetStream: jetStream, logger: Self.logger)
-            let engineStore = store.announcingQueuedCommands(to: dispatcher)
-            let new = try StoreFixture.startedSaga(now: .now)
-            try await engineStore.createSaga(new, now: .now)
+            let runner = SagaRunner(store: store, dispatcher: dispatcher)
+            let created = try await runner.submit(workflow: StoreFixture.definition.name, input: ["amount": 100])
             let queued = try await dispatcherBatch(dispatcher)
             await dispatcher.dispatch(queued)
             #expect(try await store.outboxBacklog().count == 1)
@@ -52,7 +50,7 @@ struct CommandDispatcherTests {
             #expect(try await relay.relayBatch().claimed == 1)
             #expect(try await store.outboxBacklog().count == 0)
             let delivered = try await Self.nextCommand(jetStream)
-            #expect(delivered.header(WireProtocol.Header.messageID) == new.transition.commands.first?.messageID)
+            #expect(delivered.header(WireProtocol.Header.messageID) == created.record.queued.first?.command.messageID)
         }
     }
 
@@ -60,8 +58,8 @@ struct CommandDispatcherTests {
     func boundedWaiting() async throws {
         try await Self.withSystem(streams: true) { store, jetStream in
             let dispatcher = CommandDispatcher(store: store, jetStream: jetStream, maximumWaiting: 2, logger: Self.logger)
-            let engineStore = store.announcingQueuedCommands(to: dispatcher)
-            for _ in 0..<3 { try await engineStore.createSaga(try StoreFixture.startedSaga(now: .now), now: .now) }
+            let runner = SagaRunner(store: store, dispatcher: dispatcher)
+            for _ in 0..<3 { _ = try await runner.submit(workflow: StoreFixture.definition.name, input: ["amount": 100]) }
             #expect(dispatcher.waitingCount == 2)
             #expect(try await store.outboxBacklog().count == 3)
         }

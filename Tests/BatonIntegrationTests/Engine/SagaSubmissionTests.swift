@@ -15,48 +15,46 @@ struct SagaSubmissionTests {
     @Test("a submit runs the newest version, also one registered after the older one was cached")
     func newestVersion() async throws {
         try await Fixture.withStore { store in
-            let catalog = DefinitionCatalog(store: store)
-            let commands = SagaCommands(catalog: catalog, logger: Fixture.logger)
+            let runner = SagaRunner(store: store)
             let input: JSONValue = ["amount": 5]
-            let first = try await commands.submit(workflow: "store-test", input: input)
+            let first = try await runner.submit(workflow: "store-test", input: input)
             #expect(first.record.saga.workflowVersion == 1)
             #expect(first.record.saga.workflowHash == Fixture.definition.contentHash)
 
-            // Another replica registers version 2: this catalog has version 1 cached.
+            // Another replica registers version 2: this runner has version 1 cached.
             var changed = Fixture.definition
             changed.version = 2
             changed.description = "the second version"
             _ = try await store.registerDefinition(changed, source: nil, now: .now)
-            let second = try await commands.submit(workflow: "store-test", input: input)
+            let second = try await runner.submit(workflow: "store-test", input: input)
             #expect(second.record.saga.workflowVersion == 2)
             #expect(second.record.saga.workflowHash == changed.contentHash)
 
-            let pinned = try await commands.submit(workflow: "store-test", version: 1, input: input)
+            let pinned = try await runner.submit(workflow: "store-test", version: 1, input: input)
             #expect(pinned.record.saga.workflowVersion == 1)
-            await #expect(throws: SagaCommands.SubmissionError.unknownVersion(workflow: "store-test", version: 3)) {
-                try await commands.submit(workflow: "store-test", version: 3, input: input)
+            await #expect(throws: SagaRunner.SubmissionError.unknownVersion(workflow: "store-test", version: 3)) {
+                try await runner.submit(workflow: "store-test", version: 3, input: input)
             }
-            await #expect(throws: SagaCommands.SubmissionError.unknownWorkflow("nope")) {
-                try await commands.submit(workflow: "nope", input: input)
+            await #expect(throws: SagaRunner.SubmissionError.unknownWorkflow("nope")) {
+                try await runner.submit(workflow: "nope", input: input)
             }
-            await #expect(throws: SagaCommands.SubmissionError.unknownWorkflow("nope")) {
-                try await commands.submit(workflow: "nope", version: 1, input: input)
+            await #expect(throws: SagaRunner.SubmissionError.unknownWorkflow("nope")) {
+                try await runner.submit(workflow: "nope", version: 1, input: input)
             }
         }
     }
 
-    @Test("a cancel reaches a saga whose definition this replica never loaded: the catalog loads it")
+    @Test("a cancel reaches a saga whose definition this replica never loaded: the runner loads it")
     func cancelWithEmptyCache() async throws {
         try await Fixture.withStore { store in
             let new = try Fixture.startedSaga(now: .now)
             try await store.createSaga(new, now: .now)
-            let catalog = DefinitionCatalog(store: store)
-            #expect(catalog.cached(name: "store-test", version: 1) == nil)
-            let commands = SagaCommands(catalog: catalog, logger: Fixture.logger)
-            let (record, outcome) = try await commands.cancel(id: new.saga.id, reason: "asked by a test")
+            let runner = SagaRunner(store: store)
+            #expect(runner.cached(name: "store-test", version: 1) == nil)
+            let (record, outcome) = try await runner.cancel(id: new.saga.id, reason: "asked by a test")
             #expect(outcome == .applied)
             #expect(record.saga.status == .compensating || record.saga.status == .failed)
-            #expect(catalog.cached(name: "store-test", version: 1) != nil)
+            #expect(runner.cached(name: "store-test", version: 1) != nil)
         }
     }
 }

@@ -16,7 +16,7 @@ struct TimerSchedulerTests {
     @Test("a timer committed while the scheduler looks for its next one wakes it; it does not wait for the idle poll")
     func timerAnnouncedBeforeTheSleep() async throws {
         try await StoreFixture.withStore { store in
-            var scheduler = TimerScheduler(catalog: DefinitionCatalog(store: store), logger: Self.logger)
+            var scheduler = TimerScheduler(runner: SagaRunner(store: store), logger: Self.logger)
             // Far longer than the test waits: the timer fires through its announcement or not at all.
             scheduler.idlePoll = .seconds(600)
             // Its step timeout (5 s after it started) is due about a second from now.

@@ -22,7 +22,7 @@ struct FintechHarness {
     static let workflows = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "../../../workflows")
 
     let store: SagaStore
-    let commands: SagaCommands
+    let runner: SagaRunner
     let participants: PostgresClient
     let ledger: Ledger
     let notifications: Notifications
@@ -67,9 +67,9 @@ struct FintechHarness {
                 let captured = logs.logger(label: "baton.test.fintech")
                 let workerMetrics = WorkerMetricsEndpoint()
                 // As in baton serve: commands go out straight after their commit, the relay sweeps.
-                let publishing = CommandPublishing(store: store, jetStream: jetStream, metrics: metrics, logger: logger)
-                let catalog = DefinitionCatalog(store: publishing.store, metrics: metrics, logger: captured)
-                let commands = SagaCommands(catalog: catalog, logger: logger)
+                let engineStore = SagaStore(client: store.client, logger: logger, wakesOutboxRelays: false)
+                let publishing = CommandPublishing(store: engineStore, jetStream: jetStream, metrics: metrics, logger: logger)
+                let runner = SagaRunner(store: engineStore, dispatcher: publishing.dispatcher, metrics: metrics, logger: captured)
 
                 let (batonPort, transactionsPort, paymentsPort) = (
                     try LoopbackPort.free(), try LoopbackPort.free(), try LoopbackPort.free()
@@ -92,18 +92,18 @@ struct FintechHarness {
                 try await payments.prepare()
                 try await transactions.prepare()
 
-                let api = BatonAPI(store: store, commands: commands, configuration: .init(), metrics: registry) {
+                let api = BatonAPI(store: store, runner: runner, configuration: .init(), metrics: registry) {
                     ["postgres": true, "nats": true]
                 }
                 let harness = FintechHarness(
-                    store: store, commands: commands, participants: participants, ledger: ledger, notifications: notifications,
+                    store: store, runner: runner, participants: participants, ledger: ledger, notifications: notifications,
                     users: users, kyc: kyc, payments: payments, transactions: transactions, baton: baton,
                     transactionsAPI: BatonClient(base: "http://127.0.0.1:\(transactionsPort)"),
                     paymentsAPI: BatonClient(base: "http://127.0.0.1:\(paymentsPort)"), logs: logs, workerMetrics: workerMetrics)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await publishing.run() }
-                    group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: captured).run() }
-                    group.addTask { try await TimerScheduler(catalog: catalog, logger: logger).run() }
+                    group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: captured).run() }
+                    group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
                     group.addTask {
                         try await Application(
                             router: api.router(), configuration: .init(address: .hostname("127.0.0.1", port: batonPort)), logger: logger
@@ -152,7 +152,7 @@ struct FintechHarness {
 
     /// Submits a saga of `workflow` with `input`; returns its id.
     func submit(_ workflow: String, _ input: JSONValue) async throws -> String {
-        try await commands.submit(workflow: workflow, input: input).record.saga.id
+        try await runner.submit(workflow: workflow, input: input).record.saga.id
     }
 
     /// Waits until the saga is terminal (or suspended), up to `limit`.

@@ -46,12 +46,11 @@ extension EndToEndSuites {
                     let connection = try await NATSConnection.connect(.init(urlList: nats.url, name: "engine"))
                     let jetStream = try JetStream(connection)
                     for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-                    let catalog = DefinitionCatalog(store: store)
-                    let commands = SagaCommands(catalog: catalog, logger: Self.logger)
+                    let runner = SagaRunner(store: store)
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await TimerScheduler(catalog: catalog, logger: Self.logger).run() }
+                        group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await TimerScheduler(runner: runner, logger: Self.logger).run() }
                         for (participant, handlers) in [
                             ("ledger", ledger.handlers), ("fraud", fraud.handlers), ("notifications", notifications.handlers),
                             ("audit", audit.handlers),
@@ -63,7 +62,7 @@ extension EndToEndSuites {
                         }
 
                         func transfer(_ id: String, _ from: String, _ to: String, _ amount: Int64) async throws -> String {
-                            try await commands.submit(
+                            try await runner.submit(
                                 workflow: "funds-transfer",
                                 input: [
                                     "transfer_id": .string(id), "from_account": .string(from), "to_account": .string(to),

@@ -90,8 +90,7 @@ extension EndToEndSuites {
                     let connection = try await NATSConnection.connect(.init(urlList: nats.url, name: "engine"))
                     let jetStream = try JetStream(connection)
                     for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-                    let catalog = DefinitionCatalog(store: store)
-                    let commands = SagaCommands(catalog: catalog, logger: Self.logger)
+                    let runner = SagaRunner(store: store)
 
                     let url = participantsDatabase
                     let common = [
@@ -115,10 +114,10 @@ extension EndToEndSuites {
 
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await TimerScheduler(catalog: catalog, logger: Self.logger).run() }
+                        group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await TimerScheduler(runner: runner, logger: Self.logger).run() }
 
-                        let ids = try await Self.submitTransfers(300, among: accounts, commands: commands, crashing: ledgerProcess)
+                        let ids = try await Self.submitTransfers(300, among: accounts, runner: runner, crashing: ledgerProcess)
                         let statuses = try await Self.settle(ids, store: store)
                         try await Self.check(ids, statuses, ledger: ledger, participants: participants, total: total)
                         // The faults did happen: steps timed out (late replies, crashed workers) and were retried.
@@ -151,7 +150,7 @@ extension EndToEndSuites {
 
         /// Submits `count` random transfers, killing and restarting the ledger every 40.
         static func submitTransfers(
-            _ count: Int, among accounts: [String], commands: SagaCommands, crashing ledgerProcess: Participants
+            _ count: Int, among accounts: [String], runner: SagaRunner, crashing ledgerProcess: Participants
         ) async throws -> [String] {
             var ids: [String] = []
             for number in 0..<count {
@@ -164,7 +163,7 @@ extension EndToEndSuites {
                     "transfer_id": .string("t-\(number)"), "from_account": .string(from), "to_account": .string(to),
                     "amount": .integer(amount), "currency": "EUR",
                 ]
-                ids.append(try await commands.submit(workflow: "funds-transfer", input: input).record.saga.id)
+                ids.append(try await runner.submit(workflow: "funds-transfer", input: input).record.saga.id)
                 if number % 40 == 39 {
                     // Crash the ledger mid-flight, and bring it back.
                     ledgerProcess.kill()

@@ -107,8 +107,7 @@ extension EndToEndSuites {
                         try await jetStream.ensureConsumer(
                             stream: BatonStreams.commands.name, BatonStreams.participantConsumer(participant))
                     }
-                    let catalog = DefinitionCatalog(store: store)
-                    let commands = SagaCommands(catalog: catalog, logger: Self.logger)
+                    let runner = SagaRunner(store: store)
 
                     let url = participantsDatabase
                     let workers = MoneyConservationTests.Participants(
@@ -122,8 +121,8 @@ extension EndToEndSuites {
 
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await ReplyConsumer(catalog: catalog, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await TimerScheduler(catalog: catalog, logger: Self.logger).run() }
+                        group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await TimerScheduler(runner: runner, logger: Self.logger).run() }
 
                         var ids: [String] = []
                         var killed: String?
@@ -137,7 +136,7 @@ extension EndToEndSuites {
                                 "transfer_id": .string("t-\(number)"), "from_account": .string(from), "to_account": .string(to),
                                 "amount": .integer(amount), "currency": "EUR",
                             ]
-                            ids.append(try await commands.submit(workflow: "funds-transfer", input: input).record.saga.id)
+                            ids.append(try await runner.submit(workflow: "funds-transfer", input: input).record.saga.id)
                             if number == 50 {
                                 // The leader of the command stream: its followers must elect another one.
                                 let leader = try await jetStream.streamLeader(BatonStreams.commands.name)

@@ -1,7 +1,6 @@
 import BatonCore
 import Foundation
 import PostgresNIO
-import Synchronization
 import Testing
 
 @testable import BatonStore
@@ -49,46 +48,40 @@ struct OutboxTests {
         }
     }
 
-    @Test("a listener hears of each committed write's commands with their outbox ids; a sweeping relay leaves them alone")
-    func listenerAndSweep() async throws {
-        try await Fixture.withStore { plain in
-            let heard = HeardCommands()
-            let store = plain.announcingQueuedCommands(to: heard)
+    @Test("each committed write returns the commands it queued with their outbox ids; a sweeping relay leaves them alone")
+    func queuedCommandsAndSweep() async throws {
+        try await Fixture.withStore { store in
             let new = try Fixture.startedSaga()
-            try await store.createSaga(new, now: Fixture.epoch)
-            let created = heard.messages
+            let created = try await store.createSaga(new, now: Fixture.epoch).record.queued
             #expect(created.map(\.command) == new.transition.commands)
             #expect(created.map(\.createdAt) == [Fixture.epoch])
-            let rowIDs = try await Fixture.scalar(plain, "SELECT array_agg(id ORDER BY id) FROM baton.outbox", as: [Int64].self)
+            let rowIDs = try #require(
+                try await Fixture.scalar(store, "SELECT array_agg(id ORDER BY id) FROM baton.outbox", as: [Int64].self))
             #expect(created.map(\.id) == rowIDs)
 
-            // A reply queues the next step's command; a rolled-back write announces nothing.
+            // A reply queues the next step's command, returned with its row's id.
             let later = Fixture.epoch + .seconds(1)
-            struct Refused: Error {}
-            await #expect(throws: Refused.self) {
-                try await store.updateSaga(id: new.saga.id, now: later) { _ in throw Refused() }
-            }
-            #expect(heard.messages.count == 1)
             let result = try await Fixture.handle(
                 Fixture.reply(.succeeded(output: nil), to: new.saga), sagaID: new.saga.id, in: store, now: later)
-            #expect(heard.messages.count == 2)
-            #expect(heard.messages.last?.command.step == result.record?.saga.steps[1].name)
+            let next = try #require(result.record).queued
+            #expect(next.map(\.command.step) == [result.record?.saga.steps[1].name])
+            #expect(next.map(\.id) == [rowIDs[0] + 1])
 
             // A relay beside the listener claims only rows older than its grace.
             let sweep = { (cutoff: Date) in
-                try await plain.relayOutbox(limit: 10, now: later, queuedBefore: cutoff) { batch in
+                try await store.relayOutbox(limit: 10, now: later, queuedBefore: cutoff) { batch in
                     OutboxPublishResult(published: batch.map(\.id))
                 }
             }
             #expect(try await sweep(Fixture.epoch) == 0)
-            // The listener's publisher marks what it published; the relay then finds only the rest.
-            try await plain.markPublished([created[0].id], now: later)
+            // The writer marks what it published; the relay then finds only the rest.
+            try await store.markPublished([created[0].id], now: later)
             #expect(try await sweep(later + .seconds(1)) == 1)
             #expect(try await store.outboxBacklog().count == 0)
         }
     }
 
-    @Test("with a listener installed, writes wake no relay through NOTIFY; timers still do")
+    @Test("a store that does not wake outbox relays sends no outbox NOTIFY; timers still do")
     func noOutboxNotification() throws {
         let new = try Fixture.startedSaga()
         let notifying = SagaWriteSet(old: nil, new: new.saga, transition: new.transition, idempotency: nil, now: Fixture.epoch)
@@ -219,11 +212,4 @@ struct OutboxTests {
             #expect(try await store.outboxBacklog().count == 0)
         }
     }
-}
-
-/// An outbox listener that keeps what it hears.
-final class HeardCommands: OutboxListener {
-    private let heard = Mutex<[OutboxMessage]>([])
-    var messages: [OutboxMessage] { heard.withLock { $0 } }
-    func commandsQueued(_ messages: [OutboxMessage]) { heard.withLock { $0.append(contentsOf: messages) } }
 }

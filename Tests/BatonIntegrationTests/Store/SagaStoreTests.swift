@@ -158,7 +158,7 @@ struct SagaStoreTests {
             // A decision that throws stores nothing either.
             struct Refused: Error {}
             await #expect(throws: Refused.self) {
-                try await store.updateSaga(id: new.saga.id, now: Fixture.epoch) { _ in throw Refused() }
+                try await store.updateSaga(id: new.saga.id, now: Fixture.epoch) { _, _ in throw Refused() }
             }
 
             let after = try #require(try await store.saga(id: new.saga.id))
@@ -184,7 +184,7 @@ struct SagaStoreTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
                     group.addTask {
-                        try await store.updateSaga(id: new.saga.id, now: Fixture.epoch) { record in
+                        try await store.updateSaga(id: new.saga.id, now: Fixture.epoch) { record, _ in
                             // A read-modify-write: without the lock, two writers would read the same
                             // count and one increment would be lost.
                             var saga = record.saga

@@ -115,7 +115,7 @@ enum StoreFixture {
         inboxMessageID: String? = nil,
         now: Date
     ) async throws -> SagaUpdateResult {
-        try await store.updateSaga(id: sagaID, inboxMessageID: inboxMessageID, now: now) { record in
+        try await store.updateSaga(id: sagaID, inboxMessageID: inboxMessageID, now: now) { record, _ in
             try transition(record, event, now: now)
         }
     }

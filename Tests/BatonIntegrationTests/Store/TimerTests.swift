@@ -10,7 +10,7 @@ struct TimerTests {
 
     /// Fires a claimed timer through the state machine.
     static func fire(_ claimed: ClaimedTimer, in store: SagaStore, now: Date) async throws -> TimerFiring {
-        try await store.fireTimer(claimed, now: now) { record in
+        try await store.fireTimer(claimed, now: now) { record, _ in
             try Fixture.transition(record, .timerFired(claimed.timer), now: now)
         }
     }
@@ -115,7 +115,7 @@ struct TimerTests {
             let refused = try #require(claimed.firstIndex { $0.sagaID == sagas[2].id })
             struct Refused: Error {}
 
-            let results = try await store.fireTimers(claimed, now: now) { index, record in
+            let results = try await store.fireTimers(claimed, now: now) { index, record, _ in
                 if index == refused { throw Refused() }
                 return try Fixture.transition(record, .timerFired(claimed[index].timer), now: now)
             }

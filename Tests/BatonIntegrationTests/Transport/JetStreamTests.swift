@@ -183,21 +183,25 @@ struct JetStreamTests {
         for index in 0..<20 { try await fixture.publish(index) }
         let first = try await fixture.consumer()
         let second = try await Fixture.reconnect(fixture)
+        let taken = Collector<String>()
         let seen = try await withThrowingTaskGroup(of: [String].self) { group in
             for subscription in [first, second] {
                 group.addTask {
                     var steps: [String] = []
                     for try await message in subscription.messages(batch: 1, maxWait: .milliseconds(300)) {
                         steps.append(message.header("Baton-Step") ?? "")
+                        await taken.append(contentsOf: [steps.last ?? ""])
                         try message.ack()
                         try await Task.sleep(for: .milliseconds(5))
-                        if steps.count >= 20 { break }
                     }
                     return steps
                 }
             }
-            // Both pull until the stream is drained, then stop when cancelled.
-            try await Task.sleep(for: .seconds(2))
+            // Both pull until the stream is drained (however slow a loaded machine makes that),
+            // then keep polling an empty stream until they are cancelled.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while await taken.values.count < 20, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            try await Task.sleep(for: .milliseconds(500))
             group.cancelAll()
             return try await group.reduce(into: [[String]]()) { $0.append($1) }
         }

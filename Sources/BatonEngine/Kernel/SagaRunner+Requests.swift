@@ -2,21 +2,10 @@ import BatonCore
 import BatonStore
 import Crypto
 import Foundation
-import Logging
 
 /// What people (through the API or the CLI) can ask of sagas: start one, cancel one, act on a
-/// suspended one. Each is one transaction through the state machine.
-public struct SagaCommands: Sendable {
-    let catalog: DefinitionCatalog
-    let logger: Logger
-
-    public init(catalog: DefinitionCatalog, logger: Logger) {
-        self.catalog = catalog
-        self.logger = logger
-    }
-
-    var store: SagaStore { catalog.store }
-
+/// suspended one. Each is one transaction through the kernel.
+extension SagaRunner {
     /// A submission refused before anything was stored.
     public enum SubmissionError: Error, Sendable, Equatable, CustomStringConvertible {
         case unknownWorkflow(String)
@@ -49,13 +38,13 @@ public struct SagaCommands: Sendable {
         let stored: CachedDefinition
         if let version {
             do {
-                stored = try await catalog.entry(name: workflow, version: version)
+                stored = try await entry(name: workflow, version: version)
             } catch SagaStoreError.definitionNotFound {
                 if try await store.latestDefinitionVersion(name: workflow) == nil { throw SubmissionError.unknownWorkflow(workflow) }
                 throw SubmissionError.unknownVersion(workflow: workflow, version: version)
             }
         } else {
-            guard let latest = try await catalog.latest(name: workflow) else { throw SubmissionError.unknownWorkflow(workflow) }
+            guard let latest = try await latest(name: workflow) else { throw SubmissionError.unknownWorkflow(workflow) }
             stored = latest
         }
         let definition = stored.definition
@@ -75,9 +64,7 @@ public struct SagaCommands: Sendable {
             IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))
         }
         let creation = try await store.createSaga(NewSaga(saga: machine.saga, transition: transition, idempotency: idempotency), now: now)
-        if case .created(let record) = creation {
-            catalog.record(transition, of: record.saga)
-        }
+        if case .created(let record) = creation { committed(transition, of: record, event: .start) }
         return creation
     }
 
@@ -104,9 +91,10 @@ public struct SagaCommands: Sendable {
         try await request(.operatorAction(action), id: id, actor: actor)
     }
 
-    /// The catalog loads the saga's definition if it has not cached it yet: no read beforehand.
+    /// The kernel reads the saga's definition in the transaction if it has not cached it yet: no
+    /// read beforehand.
     private func request(_ event: SagaEvent, id: String, actor: String?) async throws -> (SagaRecord, SagaTransition.Outcome) {
-        guard case .updated(let record, let transition) = try await catalog.apply(event, to: id, actor: actor) else {
+        guard case .updated(let record, let transition) = try await apply(event, to: id, actor: actor) else {
             throw SagaStoreError.sagaNotFound(id: id)
         }
         return (record, transition.outcome)
