@@ -13,11 +13,12 @@ import ServiceLifecycle
 /// consumer, durable scheduler) over one database and one NATS. Any number of them can run side
 /// by side; none is a leader.
 ///
-/// Start-up: migrate the schema, register the workflow definitions given, connect to NATS and
-/// create the streams, then run every service until graceful shutdown, which drains them.
+/// Start-up: migrate the schema, register the workflow definitions given, create the streams on
+/// NATS, then run every service until graceful shutdown, which drains them. The database and NATS
+/// clients are services of their own: run them in the same group, before this one, so that they
+/// close only after it has drained.
 public struct BatonServer: Service {
     public struct Configuration: Sendable {
-        public var nats: NATSConnection.Options
         public var host: String
         public var port: Int
         public var api: BatonAPI.Configuration
@@ -29,13 +30,11 @@ public struct BatonServer: Service {
         public var streamReplicas = 1
 
         public init(
-            nats: NATSConnection.Options,
             host: String = "127.0.0.1",
             port: Int = 8080,
             api: BatonAPI.Configuration = .init(),
             definitions: [(definition: WorkflowDefinition, source: String)] = []
         ) {
-            self.nats = nats
             self.host = host
             self.port = port
             self.api = api
@@ -44,23 +43,36 @@ public struct BatonServer: Service {
     }
 
     let client: PostgresClient
+    let nats: NATSClient
     let configuration: Configuration
     let logger: Logger
     let onListening: @Sendable (Int) async -> Void
 
     /// - Parameters:
     ///   - client: The database client; run it in the same service group, before this service.
+    ///   - nats: The NATS client (its options with ``BatonServer/natsOptions(_:)``); run it in the
+    ///     same service group, before this service.
     ///   - onListening: Called with the HTTP port once the server listens (port 0 picks a free one).
     public init(
         client: PostgresClient,
+        nats: NATSClient,
         configuration: Configuration,
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.client = client
+        self.nats = nats
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
+    }
+
+    /// The options of the orchestrator's NATS connection: its own inbox prefix, so that NATS
+    /// permissions can tell its requests from participants' (docs/operations.md, Security).
+    public static func natsOptions(_ options: NATSConnection.Options) -> NATSConnection.Options {
+        var options = options
+        options.inboxPrefix = options.inboxPrefix ?? BatonStreams.orchestratorInboxPrefix
+        return options
     }
 
     public func run() async throws {
@@ -72,33 +84,27 @@ public struct BatonServer: Service {
             case .alreadyRegistered: break
             }
         }
-        var natsOptions = configuration.nats
-        natsOptions.retryOnFailedConnect = true
-        natsOptions.inboxPrefix = natsOptions.inboxPrefix ?? BatonStreams.orchestratorInboxPrefix
         // The API starts even while NATS is away (commands wait in the outbox); the streams are
-        // created as soon as it answers. A connection libnats closed for good is replaced.
-        // Waiting for NATS must end on SIGTERM too (graceful shutdown cancels the wait).
-        let options = natsOptions
+        // created as soon as it answers. Waiting for NATS must end on SIGTERM too (graceful shutdown
+        // cancels the wait).
+        let nats = self.nats
+        let replicas = configuration.streamReplicas
         let ready = try await cancelWhenGracefulShutdown { () async throws -> (NATSConnection, JetStream)? in
-            var connection = try await NATSConnection.connect(options)
-            var jetStream = try JetStream(connection)
             while true {
                 do {
-                    for stream in BatonStreams.all(replicas: configuration.streamReplicas) { try await jetStream.ensureStream(stream) }
+                    let connection = try await nats.connection()
+                    let jetStream = try JetStream(connection)
+                    for stream in BatonStreams.all(replicas: replicas) { try await jetStream.ensureStream(stream) }
                     return (connection, jetStream)
                 } catch {
-                    if Task.isCancelled { return nil }
+                    if Task.isCancelled || error is NATSClientStopped { return nil }
                     logger.warning(
                         "cannot create the JetStream streams yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                     try? await Task.sleep(for: .seconds(1))
-                    if connection.state == .closed {
-                        connection = try await NATSConnection.connect(options)
-                        jetStream = try JetStream(connection)
-                    }
                 }
             }
         }
-        guard let (nats, streams) = ready else {
+        guard let (connection, streams) = ready else {
             logger.info("baton serve stopped before NATS was ready")
             return
         }
@@ -118,7 +124,6 @@ public struct BatonServer: Service {
             }
         }
         await provision((try? await store.participants()) ?? [])
-        defer { nats.close() }
         let registry = PrometheusCollectorRegistry()
         let metrics = EngineMetrics.prometheus(registry)
         // The runner publishes what each commit queued itself: no outbox wake-ups needed.
@@ -130,7 +135,7 @@ public struct BatonServer: Service {
             onRegistered: { definition in await provision(definition.steps.map(\.participant)) },
             readiness: {
                 let postgres = await store.isReachable()
-                return ["postgres": postgres, "nats": nats.state == .connected]
+                return ["postgres": postgres, "nats": connection.state == .connected]
             })
         let onListening = self.onListening
         let maximumReplyBytes = configuration.maximumReplyBytes

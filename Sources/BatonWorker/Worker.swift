@@ -48,9 +48,19 @@ public struct Worker: Service {
     let handlers: WorkerHandlers
     let logger: Logger
     let metrics: WorkerMetrics
+    /// The NATS client it takes its connection from; `nil`: one of its own, from
+    /// ``Configuration/nats``.
+    let nats: NATSClient?
 
-    public init(configuration: Configuration, handlers: WorkerHandlers, logger: Logger, metrics: WorkerMetrics = WorkerMetrics()) {
+    /// - Parameter nats: A NATS client the process runs as a service of its own (in the group before
+    ///   this worker, so that it closes only after the worker has drained). Without one, the worker
+    ///   runs its own client from ``Configuration/nats``, with the participant's inbox prefix.
+    public init(
+        configuration: Configuration, handlers: WorkerHandlers, logger: Logger, metrics: WorkerMetrics = WorkerMetrics(),
+        nats: NATSClient? = nil
+    ) {
         self.configuration = configuration
+        self.nats = nats
         self.handlers = handlers
         self.logger = logger
         self.metrics = metrics
@@ -63,24 +73,33 @@ public struct Worker: Service {
 
     public func run() async throws {
         let stopping = StopFlag()
+        var options = configuration.nats
+        options.inboxPrefix = options.inboxPrefix ?? BatonStreams.inboxPrefix(participant: configuration.participant)
+        let client = nats ?? NATSClient(options: options, logger: logger)
+        // A client of its own runs outside graceful shutdown (a detached task inherits none), so that
+        // it closes the connection only after the worker has drained, when it is cancelled below.
+        let ownClient = nats == nil ? Task.detached { try await client.run() } : nil
         try await withGracefulShutdownHandler {
-            // libnats reconnects a connection by itself; only one it has closed for good (it can
-            // happen when the server goes away in the middle of the first handshake) is replaced.
+            // The client replaces a connection libnats has closed for good (it can happen when the
+            // server goes away in the middle of the first handshake): ask it again then.
             while !stopping.isSet && !Task.isCancelled {
-                var options = configuration.nats
-                options.retryOnFailedConnect = true
-                options.inboxPrefix = options.inboxPrefix ?? BatonStreams.inboxPrefix(participant: configuration.participant)
-                let connection = try await NATSConnection.connect(options)
-                defer { connection.close() }
+                let connection: NATSConnection
+                do {
+                    connection = try await client.connection()
+                } catch {
+                    break
+                }
                 try await consume(on: connection, stopping: stopping)
                 if connection.state == .closed && !stopping.isSet && !Task.isCancelled {
-                    logger.warning("the NATS connection was closed; connecting again")
+                    logger.warning("the NATS connection was closed; taking the client's next one")
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
         } onGracefulShutdown: {
             stopping.set()
         }
+        ownClient?.cancel()
+        _ = await ownClient?.result
         logger.info("worker stopped", metadata: ["participant": "\(configuration.participant)"])
     }
 

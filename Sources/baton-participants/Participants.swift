@@ -148,11 +148,14 @@ struct ParticipantsCommand: AsyncParsableCommand {
                 print("baton-participants: Transactions API on http://\(transactionsAddress.host):\(transactionsAddress.port)")
             }
             if names.contains("payments") {
+                // Its own NATS client, before it in the group: closed after the service has drained.
+                let decisions = NATSClient(options: .init(urlList: nats, name: "payments-decisions"), logger: logger)
+                services.append(.init(service: decisions))
                 services.append(
                     .init(
                         service: PaymentsService(
-                            payments: payments, host: paymentsAddress.host, port: paymentsAddress.port,
-                            nats: .init(urlList: nats, name: "payments-decisions"), logger: logger)))
+                            payments: payments, host: paymentsAddress.host, port: paymentsAddress.port, nats: decisions,
+                            logger: logger)))
                 print("baton-participants: Payments API on http://\(paymentsAddress.host):\(paymentsAddress.port)")
             }
             var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -12,10 +12,11 @@ public struct PaymentsService: Service {
     public let payments: Payments
     public let host: String
     public let port: Int
-    public let nats: NATSConnection.Options
+    /// Run it in the same service group, before this service.
+    public let nats: NATSClient
     let logger: Logger
 
-    public init(payments: Payments, host: String, port: Int, nats: NATSConnection.Options, logger: Logger) {
+    public init(payments: Payments, host: String, port: Int, nats: NATSClient, logger: Logger) {
         self.payments = payments
         self.host = host
         self.port = port
@@ -39,14 +40,10 @@ public struct PaymentsService: Service {
     /// Until cancelled: publishes decided answers when a decision is made, and every second (an
     /// answer whose publication failed, or one decided by another process, is sent then).
     func sendDecisions(woken decided: Doorbell) async throws {
-        var options = nats
-        options.retryOnFailedConnect = true
-        let connection = try await NATSConnection.connect(options)
-        defer { connection.close() }
-        let jetStream = try JetStream(connection)
         while !Task.isCancelled {
             do {
-                _ = try await payments.sendDecidedReplies(on: jetStream)
+                // Asked each time: the client replaces a connection closed for good.
+                _ = try await payments.sendDecidedReplies(on: try await nats.jetStream())
             } catch {
                 logger.warning("payment decisions not sent yet; retrying", metadata: ["error": "\(error)"])
             }

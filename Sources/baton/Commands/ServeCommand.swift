@@ -160,8 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
         definitions: [(definition: WorkflowDefinition, source: String)],
         logger: Logger
     ) async throws {
-        var configuration = BatonServer.Configuration(
-            nats: .init(urlList: natsURL, name: "baton-serve"), host: host, port: port, api: api, definitions: definitions)
+        var configuration = BatonServer.Configuration(host: host, port: port, api: api, definitions: definitions)
         if let text = ProcessInfo.processInfo.environment["BATON_MAX_REPLY_BYTES"] {
             guard let bytes = Int(text), bytes > 0 else {
                 throw ValidationError("BATON_MAX_REPLY_BYTES must be a positive whole number, got '\(text)'")
@@ -170,8 +169,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.streamReplicas = try streamReplicas(from: ProcessInfo.processInfo.environment)
         let client = PostgresClient(configuration: database.clientConfiguration(), backgroundLogger: logger)
+        let nats = NATSClient(options: BatonServer.natsOptions(.init(urlList: natsURL, name: "baton-serve")), logger: logger)
         let server = BatonServer(
             client: client,
+            nats: nats,
             configuration: configuration,
             logger: logger,
             onListening: { port in
@@ -180,8 +181,11 @@ struct ServeCommand: AsyncParsableCommand {
             }
         )
         var group = ServiceGroupConfiguration(
+            // Started in this order and shut down in the reverse: the server drains first, while
+            // its database and NATS connections are still open.
             services: [
                 .init(service: client),
+                .init(service: nats),
                 .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -115,10 +115,11 @@ struct FintechHarness {
                             logger: logger
                         ).run()
                     }
+                    let decisions = NATSClient(options: .init(urlList: nats.url, name: "payments-api"), logger: logger)
+                    group.addTask { try await decisions.run() }
                     group.addTask {
                         try await PaymentsService(
-                            payments: payments, host: "127.0.0.1", port: paymentsPort, nats: .init(urlList: nats.url, name: "payments-api"),
-                            logger: logger
+                            payments: payments, host: "127.0.0.1", port: paymentsPort, nats: decisions, logger: logger
                         ).run()
                     }
                     for (participant, handlers) in [
