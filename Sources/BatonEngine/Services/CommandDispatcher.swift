@@ -103,7 +103,7 @@ public final class CommandDispatcher: Service {
             func add(_ message: OutboxMessage) {
                 group.addTask { [jetStream, metrics, logger] in
                     do {
-                        try await jetStream.publish(CommandMessage(message.command).outgoing)
+                        try await jetStream.publish(message.command.outgoing)
                         metrics.commandPublished(createdAt: message.createdAt)
                         return message.id
                     } catch {

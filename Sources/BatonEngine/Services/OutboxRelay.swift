@@ -79,7 +79,7 @@ public struct OutboxRelay: Service {
             var failed: [Int64: String] = [:]
             for message in batch {
                 do {
-                    try await jetStream.publish(CommandMessage(message.command).outgoing)
+                    try await jetStream.publish(message.command.outgoing)
                     published.append(message.id)
                     metrics.commandPublished(createdAt: message.createdAt)
                 } catch {

@@ -1,41 +1,22 @@
 import BatonCore
 import Foundation
 
-/// A command on the wire: one attempt of a step's action or compensation (`docs/protocol.md`).
-public struct CommandMessage: Sendable, Hashable {
-    public var participant: String
-    public var action: String
-    public var sagaID: String
-    public var workflow: String?
-    public var step: String
-    public var direction: StepDirection
-    public var attempt: Int
-    public var idempotencyKey: String
-    public var deadline: Date
-    public var correlationID: String?
-    public var traceparent: String?
-    public var payload: JSONValue
+/// A command on the wire is the state machine's ``BatonCore/StepCommand`` itself: one type from the
+/// decision to the participant, so that no field is copied, renamed or lost on the way. Its subject
+/// and message id are the core's; this module adds how it travels (headers and body, both ways).
+/// See `docs/protocol.md`.
+public typealias CommandMessage = StepCommand
 
+extension StepCommand {
+    /// The same command, with the workflow and the trace context set when given.
     public init(_ command: StepCommand, workflow: String? = nil, traceparent: String? = nil) {
-        participant = command.participant
-        action = command.action
-        sagaID = command.sagaID
-        self.workflow = workflow ?? command.workflow
-        step = command.step
-        direction = command.direction
-        attempt = command.attempt
-        idempotencyKey = command.idempotencyKey
-        deadline = command.deadline
-        correlationID = command.correlationID
-        self.traceparent = traceparent ?? command.traceparent
-        payload = command.payload
+        self = command
+        if let workflow { self.workflow = workflow }
+        if let traceparent { self.traceparent = traceparent }
     }
 
-    public var subject: String { "\(WireProtocol.commandPrefix)\(participant).\(action)" }
     /// Where the answer goes: the command's subject with `cmd` replaced by `reply`.
     public var replySubject: String { "\(WireProtocol.replyPrefix)\(participant).\(action)" }
-    /// `<saga>.<step>.<direction>.<attempt>`.
-    public var messageID: String { "\(sagaID).\(step).\(direction.rawValue).\(attempt)" }
 
     /// The message to publish.
     public var outgoing: OutgoingMessage {
@@ -64,25 +45,28 @@ public struct CommandMessage: Sendable, Hashable {
         typealias Header = WireProtocol.Header
         let reader = HeaderReader(headers: headers)
         try reader.checkVersion()
-        (participant, action) = try HeaderReader.participantAndAction(of: subject, prefix: WireProtocol.commandPrefix)
-        sagaID = try reader.required(Header.sagaID)
-        workflow = reader.optional(Header.workflow)
-        step = try reader.required(Header.step)
-        direction = try reader.direction()
-        attempt = try reader.positiveInteger(Header.attempt)
-        idempotencyKey = try reader.required(Header.idempotencyKey)
+        // Read in the order the protocol document lists them: the first problem is the one reported.
+        let (participant, action) = try HeaderReader.participantAndAction(of: subject, prefix: WireProtocol.commandPrefix)
+        let sagaID = try reader.required(Header.sagaID)
+        let workflow = reader.optional(Header.workflow)
+        let step = try reader.required(Header.step)
+        let direction = try reader.direction()
+        let attempt = try reader.positiveInteger(Header.attempt)
+        let idempotencyKey = try reader.required(Header.idempotencyKey)
         let deadline = try reader.required(Header.deadline)
         guard let time = WireTime.parse(deadline) else {
             throw ProtocolViolation("header \(Header.deadline) must be an RFC 3339 time, got '\(deadline)'")
         }
-        self.deadline = time
-        correlationID = reader.optional(Header.correlationID)
-        traceparent = reader.optional(Header.traceparent)
+        let body: JSONValue
         do {
-            self.payload = try JSONParser.parse(payload)
+            body = try JSONParser.parse(payload)
         } catch {
             throw ProtocolViolation("the body is not strict JSON: \(error)")
         }
+        self.init(
+            sagaID: sagaID, step: step, participant: participant, action: action, direction: direction, attempt: attempt,
+            idempotencyKey: idempotencyKey, deadline: time, payload: body, correlationID: reader.optional(Header.correlationID),
+            traceparent: reader.optional(Header.traceparent), workflow: workflow)
     }
 }
 
