@@ -26,8 +26,6 @@ public final class CommandDispatcher: Service {
     /// Commands waiting beyond this are left to the relay: waiting here costs memory, and while
     /// NATS is down they would only pile up.
     public let maximumWaiting: Int
-    /// Publishes in flight at once (each waits for its acknowledgement on a blocking thread).
-    public let concurrency: Int
 
     private let waiting = Mutex<[OutboxMessage]>([])
     private let doorbell = Doorbell()
@@ -35,13 +33,12 @@ public final class CommandDispatcher: Service {
     /// - Parameter store: The store to mark published rows in.
     public init(
         store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), maximumWaiting: Int = 10_000,
-        concurrency: Int = 8, logger: Logger
+        logger: Logger
     ) {
         self.store = store
         self.jetStream = jetStream
         self.metrics = metrics
         self.maximumWaiting = maximumWaiting
-        self.concurrency = concurrency
         self.logger = logger
     }
 
@@ -91,40 +88,30 @@ public final class CommandDispatcher: Service {
         }
     }
 
-    /// Publishes every command of a batch, `concurrency` at a time. Their order is not kept, nor
-    /// need it be: commands of one saga in one batch come from different transitions (a retry after
-    /// a timeout, say), and each carries its attempt, by which the state machine fences replies.
+    /// Publishes every command of a batch at once, collecting the acknowledgements as they come
+    /// (``BatonTransport/JetStream/publish(batch:timeout:)``). Their order is not kept, nor need it
+    /// be: commands of one saga in one batch come from different transitions (a retry after a
+    /// timeout, say), and each carries its attempt, by which the state machine fences replies.
     /// - Returns: The ids of the rows JetStream acknowledged.
     private func publish(_ batch: [OutboxMessage]) async -> [Int64] {
-        await withTaskGroup(of: Int64?.self) { group in
-            var published: [Int64] = []
-            var next = batch.makeIterator()
-            var failed = false
-            func add(_ message: OutboxMessage) {
-                group.addTask { [jetStream, metrics, logger] in
-                    do {
-                        try await jetStream.publish(message.command.outgoing)
-                        metrics.commandPublished(createdAt: message.createdAt)
-                        return message.id
-                    } catch {
-                        logger.warning(
-                            "command not published; the relay will retry it",
-                            metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(StoreErrors.describe(error))"])
-                        return nil
-                    }
+        let results = await jetStream.publish(batch: batch.map(\.command.outgoing))
+        var published: [Int64] = []
+        var failures = 0
+        for (message, result) in zip(batch, results) {
+            switch result {
+            case .success:
+                metrics.commandPublished(createdAt: message.createdAt)
+                published.append(message.id)
+            case .failure(let error):
+                failures += 1
+                // One line per batch, not per command: while NATS is away, every one fails.
+                if failures == 1 {
+                    logger.warning(
+                        "commands not published; the relay will retry them",
+                        metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(StoreErrors.describe(error))"])
                 }
             }
-            for _ in 0..<concurrency {
-                guard let message = next.next() else { break }
-                add(message)
-            }
-            while let result = await group.next() {
-                if let id = result { published.append(id) } else { failed = true }
-                // After a failure NATS is likely down: leave the rest to the relay rather than
-                // wait out a timeout for each.
-                if !failed, let message = next.next() { add(message) }
-            }
-            return published
         }
+        return published
     }
 }

@@ -77,19 +77,19 @@ public struct OutboxRelay: Service {
         let claimed = try await store.relayOutbox(limit: batchSize, now: now, queuedBefore: cutoff) { batch in
             var published: [Int64] = []
             var failed: [Int64: String] = [:]
-            for message in batch {
-                do {
-                    try await jetStream.publish(message.command.outgoing)
+            let results = await jetStream.publish(batch: batch.map(\.command.outgoing))
+            for (message, result) in zip(batch, results) {
+                switch result {
+                case .success:
                     published.append(message.id)
                     metrics.commandPublished(createdAt: message.createdAt)
-                } catch {
-                    // NATS is likely down: leave the rest of the batch for the next try.
+                case .failure(let error):
                     failed[message.id] = String(describing: error)
-                    logger.warning(
-                        "command not published",
-                        metadata: ["saga.id": "\(message.command.sagaID)", "error": "\(StoreErrors.describe(error))"])
-                    break
                 }
+            }
+            if let (id, reason) = failed.first {
+                logger.warning(
+                    "commands not published", metadata: ["outbox.id": "\(id)", "failed": "\(failed.count)", "error": "\(reason)"])
             }
             failures = failed.count
             return OutboxPublishResult(published: published, failed: failed)

@@ -40,10 +40,14 @@ public struct PaymentsService: Service {
     /// Until cancelled: publishes decided answers when a decision is made, and every second (an
     /// answer whose publication failed, or one decided by another process, is sent then).
     func sendDecisions(woken decided: Doorbell) async throws {
+        var jetStream: JetStream?
         while !Task.isCancelled {
             do {
                 // Asked each time: the client replaces a connection closed for good.
-                _ = try await payments.sendDecidedReplies(on: try await nats.jetStream())
+                let connection = try await nats.connection()
+                if jetStream?.connection !== connection { jetStream = try JetStream(connection) }
+                guard let jetStream else { continue }
+                _ = try await payments.sendDecidedReplies(on: jetStream)
             } catch {
                 logger.warning("payment decisions not sent yet; retrying", metadata: ["error": "\(error)"])
             }

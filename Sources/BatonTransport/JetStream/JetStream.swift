@@ -7,15 +7,37 @@ public final class JetStream: @unchecked Sendable {
     // connection's locks); the handle never changes after init and is destroyed once, in deinit.
     let handle: OpaquePointer
     public let connection: NATSConnection
+    /// Asynchronous publishes waiting for their acknowledgement (``publish(batch:timeout:)``); the
+    /// context's acknowledgement handler holds it as its closure until the context is destroyed.
+    let pending: PendingAcknowledgements
 
     public init(_ connection: NATSConnection) throws {
+        let pending = PendingAcknowledgements()
+        let closure = Unmanaged.passRetained(pending).toOpaque()
+        var options = jsOptions()
         var context: OpaquePointer?
-        try NATSError.check(natsConnection_JetStream(&context, connection.handle, nil), "opening a JetStream context")
+        do {
+            try NATSError.check(jsOptions_Init(&options), "initializing JetStream options")
+            options.PublishAsync.AckHandler = acknowledgementReceived
+            options.PublishAsync.AckHandlerClosure = closure
+            // Enough for every command a dispatcher batch holds; more stall the publisher briefly.
+            options.PublishAsync.MaxPending = 4096
+            try NATSError.check(natsConnection_JetStream(&context, connection.handle, &options), "opening a JetStream context")
+        } catch {
+            Unmanaged<PendingAcknowledgements>.fromOpaque(closure).release()
+            throw error
+        }
         self.handle = context!
         self.connection = connection
+        self.pending = pending
     }
 
-    deinit { jsCtx_Destroy(handle) }
+    deinit {
+        jsCtx_Destroy(handle)
+        // With no publish waiting, no acknowledgement handler can run any more: its closure goes.
+        // Otherwise it is left (a few bytes): a late acknowledgement may still reach it.
+        if pending.isEmpty { Unmanaged.passUnretained(pending).release() }
+    }
 
     private var address: UInt { UInt(bitPattern: handle) }
 

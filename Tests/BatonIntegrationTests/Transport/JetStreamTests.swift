@@ -1,6 +1,7 @@
-import BatonTransport
 import Foundation
 import Testing
+
+@testable import BatonTransport
 
 /// The transport against the real nats-server `scripts/test` starts. Each test uses a stream and
 /// subjects of its own, since all tests share the server.
@@ -175,6 +176,29 @@ struct JetStreamTests {
         try again.first?.ack()
         try await fixture.connection.flush()
         #expect(try await subscription.fetch(batch: 2, maxWait: .milliseconds(500)).isEmpty)
+    }
+
+    @Test("a batch is published at once: one result per message in order, an ack each, a refusal for a subject no stream takes")
+    func batchPublish() async throws {
+        let fixture = try await Fixture.make()
+        var messages = (0..<50).map {
+            OutgoingMessage(
+                subject: "\(fixture.subjects).work", headers: [("Baton-Step", "step-\($0)")], payload: Data("payload \($0)".utf8),
+                messageID: "batch-\($0)")
+        }
+        // The same message id again: stored once, acknowledged as a duplicate.
+        messages.append(messages[0])
+        // A subject no stream takes: refused, alone.
+        messages.insert(OutgoingMessage(subject: "nowhere.\(fixture.stream)", payload: Data("lost".utf8), messageID: "lost"), at: 10)
+        let results = await fixture.jetStream.publish(batch: messages, timeout: .seconds(2))
+        #expect(results.count == messages.count)
+        let acks = results.enumerated().filter { $0.offset != 10 }.map { try? $0.element.get() }
+        #expect(acks.allSatisfy { $0?.stream == fixture.stream })
+        #expect(Set(acks.compactMap { $0?.sequence }).count == 50)
+        #expect(acks.last??.duplicate == true)
+        #expect(throws: (any Error).self) { try results[10].get() }
+        // The ack handler gave every slot back.
+        #expect(fixture.jetStream.pending.isEmpty)
     }
 
     @Test("the message sequence yields until its task is cancelled; two pullers share one consumer")
