@@ -26,6 +26,16 @@ extension JetStream {
             // The blocking pool is shut down (the process is ending): nothing was handed over.
             return messages.map { _ in .failure(error) }
         }
+        // libnats answers every publish by `MaxWait`, with the acknowledgement or a timeout. Should
+        // it ever not (a connection closed under it), the batch still ends: a waiter that never
+        // returned would stop every command behind it.
+        let watchdog = Task {
+            try await Task.sleep(for: timeout + .seconds(1))
+            for slot in slots {
+                slot.resolve(.failure(NATSError(NATS_TIMEOUT, context: "no acknowledgement within \(timeout)")))
+            }
+        }
+        defer { watchdog.cancel() }
         var results: [Result<PublishAck, any Error>] = []
         results.reserveCapacity(slots.count)
         for slot in slots { results.append(await slot.result()) }
