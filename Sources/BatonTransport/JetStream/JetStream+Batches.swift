@@ -49,23 +49,14 @@ extension JetStream {
     ) {
         var msg: OpaquePointer?
         do {
-            try message.payload.withUnsafeBytes { bytes in
-                try NATSError.check(
-                    natsMsg_Create(&msg, message.subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count)),
-                    "creating a message for \(message.subject)")
-            }
-            for header in message.headers {
-                try NATSError.check(natsMsgHeader_Add(msg, header.name, header.value), "setting header \(header.name)")
-            }
+            try message.makeNATSMessage(&msg)
             let strings = CStringArena()
-            var options = jsPubOptions()
-            try NATSError.check(jsPubOptions_Init(&options), "initializing publish options")
-            options.MaxWait = timeout.milliseconds
-            options.MsgId = strings.make(message.messageID)
+            var options = try message.publishOptions(timeout: timeout, strings: strings)
             // Registered before the publish: the acknowledgement may come back before it returns.
             let key = UInt(bitPattern: msg)
             pending.register(slot, for: key)
-            let status = js_PublishMsgAsync(OpaquePointer(bitPattern: address), &msg, &options)
+            // The options point into `strings`: kept alive until libnats has read them.
+            let status = withExtendedLifetime(strings) { js_PublishMsgAsync(OpaquePointer(bitPattern: address), &msg, &options) }
             if status != NATS_OK {
                 pending.remove(key)
                 throw NATSError(status, context: "publishing to \(message.subject)")

@@ -161,26 +161,15 @@ public final class JetStream: @unchecked Sendable {
         let address = self.address
         return try await BlockingCalls.run {
             var msg: OpaquePointer?
-            try message.payload.withUnsafeBytes { bytes in
-                try NATSError.check(
-                    natsMsg_Create(
-                        &msg, message.subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count)),
-                    "creating a message for \(message.subject)")
-            }
             defer { natsMsg_Destroy(msg) }
-            for header in message.headers {
-                try NATSError.check(natsMsgHeader_Add(msg, header.name, header.value), "setting header \(header.name)")
-            }
+            try message.makeNATSMessage(&msg)
             let strings = CStringArena()
-            var options = jsPubOptions()
-            try NATSError.check(jsPubOptions_Init(&options), "initializing publish options")
-            options.MaxWait = timeout.milliseconds
-            options.MsgId = strings.make(message.messageID)
+            var options = try message.publishOptions(timeout: timeout, strings: strings)
             var ack: UnsafeMutablePointer<jsPubAck>?
             var code = jsErrCode(0)
-            try NATSError.check(
-                js_PublishMsg(&ack, OpaquePointer(bitPattern: address), msg, &options, &code), jetStreamCode: code,
-                "publishing to \(message.subject)")
+            // The options point into `strings`: kept alive until libnats has read them.
+            let status = withExtendedLifetime(strings) { js_PublishMsg(&ack, OpaquePointer(bitPattern: address), msg, &options, &code) }
+            try NATSError.check(status, jetStreamCode: code, "publishing to \(message.subject)")
             defer { jsPubAck_Destroy(ack) }
             guard let ack else { throw NATSError(NATS_ERR, context: "publishing to \(message.subject): no acknowledgement") }
             return PublishAck(stream: String(cString: ack.pointee.Stream), sequence: ack.pointee.Sequence, duplicate: ack.pointee.Duplicate)
@@ -204,5 +193,30 @@ public final class JetStream: @unchecked Sendable {
             return UInt(bitPattern: subscription)
         }
         return PullSubscription(handle: OpaquePointer(bitPattern: subscription)!, connection: connection, jetStream: self)
+    }
+}
+
+extension OutgoingMessage {
+    /// Fills `msg` with a new libnats message of this subject, body and headers. The caller
+    /// destroys it, also when this throws part of the way.
+    func makeNATSMessage(_ msg: inout OpaquePointer?) throws {
+        try payload.withUnsafeBytes { bytes in
+            try NATSError.check(
+                natsMsg_Create(&msg, subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count)),
+                "creating a message for \(subject)")
+        }
+        for header in headers {
+            try NATSError.check(natsMsgHeader_Add(msg, header.name, header.value), "setting header \(header.name)")
+        }
+    }
+
+    /// The JetStream publish options for this message: its id (for the stream's deduplication) and
+    /// how long to wait for the acknowledgement. Their strings live as long as `strings`.
+    func publishOptions(timeout: Duration, strings: CStringArena) throws -> jsPubOptions {
+        var options = jsPubOptions()
+        try NATSError.check(jsPubOptions_Init(&options), "initializing publish options")
+        options.MaxWait = timeout.milliseconds
+        options.MsgId = strings.make(messageID)
+        return options
     }
 }
