@@ -35,8 +35,8 @@ enum Preload {
             FROM baton.sagas s, generate_series(1, 8) AS k WHERE s.correlation_id LIKE 'preload-%'
             """,
             """
-            INSERT INTO baton.outbox (saga_id, subject, message_id, command, created_at, published_at)
-            SELECT s.id, 'baton.cmd.bench-a.run', s.id || '.' || p, '{}'::jsonb, s.created_at, s.created_at
+            INSERT INTO baton.outbox (saga_id, command, created_at, published_at)
+            SELECT s.id, '{}'::jsonb, s.created_at, s.created_at
             FROM baton.sagas s, generate_series(1, 3) AS p WHERE s.correlation_id LIKE 'preload-%'
             """,
             "VACUUM ANALYZE baton.sagas",

@@ -264,11 +264,9 @@ extension SagaStore {
                 detail text, at bigint, actor text)
         ),
         outbox AS (
-            INSERT INTO baton.outbox (saga_id, subject, message_id, command, created_at)
-            SELECT saga.id, x.subject, x.message_id, x.command::jsonb, baton.from_epoch_us((w.doc->>'now')::bigint)
-            FROM saga JOIN w ON w.id = saga.id,
-                ROWS FROM (jsonb_to_recordset(w.doc->'outbox') AS (subject text, message_id text, command text))
-                WITH ORDINALITY AS x(subject, message_id, command, n)
+            INSERT INTO baton.outbox (saga_id, command, created_at)
+            SELECT saga.id, x.command, baton.from_epoch_us((w.doc->>'now')::bigint)
+            FROM saga JOIN w ON w.id = saga.id, jsonb_array_elements(w.doc->'outbox') WITH ORDINALITY AS x(command, n)
             ORDER BY w.n, x.n
             RETURNING id, saga_id
         ),

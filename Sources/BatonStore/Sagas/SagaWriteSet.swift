@@ -64,13 +64,6 @@ struct SagaWriteSet {
         var actor: String?
     }
 
-    struct Outbox {
-        var subject: String
-        var messageID: String
-        /// JSON text of the ``StepCommand``.
-        var command: String
-    }
-
     struct Timer {
         var timerKey: String
         var kind: String
@@ -87,7 +80,9 @@ struct SagaWriteSet {
     var input: String?
     var steps: [Step]
     var history: [History]
-    var outbox: [Outbox]
+    /// The queued commands: the outbox keeps each command alone, and its publisher derives the
+    /// message from it.
+    var outbox: [StepCommand]
     /// Keys of timers to delete.
     var cancelledTimers: [String]
     /// Delete every timer of the saga (it finished).
@@ -176,11 +171,7 @@ struct SagaWriteSet {
                 actor: entry.actor
             )
         }
-        outbox = transition.commands.map { command in
-            var json = JSONWriter()
-            json.value(command)
-            return Outbox(subject: command.subject, messageID: command.messageID, command: json.text)
-        }
+        outbox = transition.commands
 
         // Timer effects apply in order, and a later one for the same slot wins: reduce them to one
         // final action per slot so the delete and the upsert never touch the same row.
@@ -286,13 +277,8 @@ struct SagaWriteSet {
                 }
             }
             json.key("outbox")
-            json.array(outbox) { json, row in
-                json.object { json in
-                    json.member("subject", row.subject)
-                    json.member("message_id", row.messageID)
-                    json.member("command", row.command)
-                }
-            }
+            // The commands go in as JSON values, not as strings: nothing to escape or to parse twice.
+            json.array(outbox) { json, command in json.value(command) }
             json.key("cancelled_timers")
             json.array(cancelledTimers) { $0.string($1) }
             json.member("cancel_all_timers", cancelAllTimers)

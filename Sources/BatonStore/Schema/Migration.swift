@@ -28,5 +28,5 @@ public struct Migration: Sendable {
 
 extension Migration {
     /// Every migration, in version order.
-    public static let all: [Migration] = [.initialSchema, .traceContext, .actors, .inlinedEpochConversion]
+    public static let all: [Migration] = [.initialSchema, .traceContext, .actors, .inlinedEpochConversion, .leanOutbox]
 }

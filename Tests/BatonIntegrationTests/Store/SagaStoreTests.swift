@@ -230,7 +230,8 @@ struct SagaStoreTests {
             // One command for the next step, whatever the interleaving.
             #expect(
                 try await Fixture.scalar(
-                    store, "SELECT count(*) FROM baton.outbox WHERE subject = 'baton.cmd.payments.charge'", as: Int.self)
+                    store, "SELECT count(*) FROM baton.outbox WHERE command->>'participant' = 'payments' AND command->>'action' = 'charge'",
+                    as: Int.self)
                     == 1)
             // The ignored deliveries are in the history, so "why did this reply not count?" has an answer.
             let ignored = try await store.history(sagaID: new.saga.id).filter { $0.entry.kind == .ignored }

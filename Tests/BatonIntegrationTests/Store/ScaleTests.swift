@@ -36,8 +36,8 @@ struct ScaleTests {
                     """)
                 try await store.client.query(
                     """
-                    INSERT INTO baton.outbox (saga_id, subject, message_id, command, created_at, published_at)
-                    SELECT gen_random_uuid(), 'baton.cmd.inventory.reserve', 'm' || i, '{}'::jsonb, ts, ts
+                    INSERT INTO baton.outbox (saga_id, command, created_at, published_at)
+                    SELECT gen_random_uuid(), '{}'::jsonb, ts, ts
                     FROM generate_series(1, \(Self.finishedSagas)) AS i,
                         LATERAL (SELECT \(Fixture.epoch - .minutes(60 * 24 * 30))::timestamptz + i * interval '2 seconds' AS ts) t
                     """)
