@@ -89,22 +89,21 @@ public struct BatonServer: Service {
         // cancels the wait).
         let nats = self.nats
         let replicas = configuration.streamReplicas
-        let ready = try await cancelWhenGracefulShutdown { () async throws -> (NATSConnection, JetStream)? in
+        let ready = try await cancelWhenGracefulShutdown { () async throws -> Bool in
             while true {
                 do {
-                    let connection = try await nats.connection()
-                    let jetStream = try JetStream(connection)
+                    let jetStream = try await nats.jetStream()
                     for stream in BatonStreams.all(replicas: replicas) { try await jetStream.ensureStream(stream) }
-                    return (connection, jetStream)
+                    return true
                 } catch {
-                    if Task.isCancelled || error is NATSClientStopped { return nil }
+                    if Task.isCancelled || error is NATSClientStopped { return false }
                     logger.warning(
                         "cannot create the JetStream streams yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
         }
-        guard let (connection, streams) = ready else {
+        guard ready == true else {
             logger.info("baton serve stopped before NATS was ready")
             return
         }
@@ -114,7 +113,7 @@ public struct BatonServer: Service {
         let provision: @Sendable ([String]) async -> Void = { participants in
             for participant in Set(participants).sorted() {
                 do {
-                    try await streams.ensureConsumer(
+                    try await nats.jetStream().ensureConsumer(
                         stream: BatonStreams.commands.name, BatonStreams.participantConsumer(participant), updateExisting: false)
                 } catch {
                     logger.warning(
@@ -128,14 +127,15 @@ public struct BatonServer: Service {
         let metrics = EngineMetrics.prometheus(registry)
         // The runner publishes what each commit queued itself: no outbox wake-ups needed.
         let engineStore = SagaStore(client: client, logger: logger, wakesOutboxRelays: false)
-        let publishing = CommandPublishing(store: engineStore, jetStream: streams, metrics: metrics, logger: logger)
+        let jetStreams = JetStreamSource.client(nats)
+        let publishing = CommandPublishing(store: engineStore, jetStreams: jetStreams, metrics: metrics, logger: logger)
         let runner = SagaRunner(store: engineStore, dispatcher: publishing.dispatcher, metrics: metrics, logger: logger)
         let api = BatonAPI(
             store: engineStore, runner: runner, configuration: configuration.api, metrics: registry,
             onRegistered: { definition in await provision(definition.steps.map(\.participant)) },
             readiness: {
                 let postgres = await store.isReachable()
-                return ["postgres": postgres, "nats": connection.state == .connected]
+                return ["postgres": postgres, "nats": nats.currentConnection?.state == .connected]
             })
         let onListening = self.onListening
         let maximumReplyBytes = configuration.maximumReplyBytes
@@ -149,7 +149,7 @@ public struct BatonServer: Service {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await publishing.run() }
             group.addTask {
-                var replies = ReplyConsumer(runner: runner, jetStream: streams, logger: logger)
+                var replies = ReplyConsumer(runner: runner, jetStreams: jetStreams, logger: logger)
                 replies.maximumReplyBytes = maximumReplyBytes
                 try await replies.run()
             }

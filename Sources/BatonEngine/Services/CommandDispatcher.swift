@@ -20,7 +20,7 @@ import Synchronization
 /// Give it to the ``SagaRunner`` and run it as a service.
 public final class CommandDispatcher: Service {
     let store: SagaStore
-    let jetStream: JetStream
+    let jetStreams: JetStreamSource
     let metrics: EngineMetrics
     let logger: Logger
     /// Commands waiting beyond this are left to the relay: waiting here costs memory, and while
@@ -30,13 +30,15 @@ public final class CommandDispatcher: Service {
     private let waiting = Mutex<[OutboxMessage]>([])
     private let doorbell = Doorbell()
 
-    /// - Parameter store: The store to mark published rows in.
+    /// - Parameters:
+    ///   - store: The store to mark published rows in.
+    ///   - jetStreams: Where each batch gets its JetStream context (the process's ``NATSClient``).
     public init(
-        store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), maximumWaiting: Int = 10_000,
+        store: SagaStore, jetStreams: JetStreamSource, metrics: EngineMetrics = EngineMetrics(), maximumWaiting: Int = 10_000,
         logger: Logger
     ) {
         self.store = store
-        self.jetStream = jetStream
+        self.jetStreams = jetStreams
         self.metrics = metrics
         self.maximumWaiting = maximumWaiting
         self.logger = logger
@@ -94,6 +96,14 @@ public final class CommandDispatcher: Service {
     /// timeout, say), and each carries its attempt, by which the state machine fences replies.
     /// - Returns: The ids of the rows JetStream acknowledged.
     private func publish(_ batch: [OutboxMessage]) async -> [Int64] {
+        let jetStream: JetStream
+        do {
+            jetStream = try await jetStreams.jetStream()
+        } catch {
+            // Shutting down: what is left goes out with the next process's relay.
+            logger.info("commands left to the relay", metadata: ["commands": "\(batch.count)", "error": "\(error)"])
+            return []
+        }
         let results = await jetStream.publish(batch: batch.map(\.command.outgoing))
         var published: [Int64] = []
         var failures = 0

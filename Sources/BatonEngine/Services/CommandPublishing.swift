@@ -9,11 +9,13 @@ public struct CommandPublishing: Sendable {
     public let dispatcher: CommandDispatcher
     public let relay: OutboxRelay
 
-    /// - Parameter store: The store the runner writes through, made with `wakesOutboxRelays: false`
-    ///   (nothing needs waking: the dispatcher publishes, the relay sweeps on a timer).
-    public init(store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), logger: Logger) {
-        dispatcher = CommandDispatcher(store: store, jetStream: jetStream, metrics: metrics, logger: logger)
-        var relay = OutboxRelay(store: store, jetStream: jetStream, metrics: metrics, logger: logger)
+    /// - Parameters:
+    ///   - store: The store the runner writes through, made with `wakesOutboxRelays: false`
+    ///     (nothing needs waking: the dispatcher publishes, the relay sweeps on a timer).
+    ///   - jetStreams: Where each batch gets its JetStream context (the process's ``NATSClient``).
+    public init(store: SagaStore, jetStreams: JetStreamSource, metrics: EngineMetrics = EngineMetrics(), logger: Logger) {
+        dispatcher = CommandDispatcher(store: store, jetStreams: jetStreams, metrics: metrics, logger: logger)
+        var relay = OutboxRelay(store: store, jetStreams: jetStreams, metrics: metrics, logger: logger)
         relay.grace = OutboxRelay.sweepGrace
         relay.idlePoll = OutboxRelay.sweepGrace
         self.relay = relay

@@ -14,7 +14,7 @@ import ServiceLifecycle
 /// in the outbox. Any number of replicas may run it: rows are claimed with `SKIP LOCKED`.
 public struct OutboxRelay: Service {
     let store: SagaStore
-    let jetStream: JetStream
+    let jetStreams: JetStreamSource
     let logger: Logger
     let metrics: EngineMetrics
     public var batchSize = 64
@@ -28,9 +28,11 @@ public struct OutboxRelay: Service {
     /// command the dispatcher missed still goes out within seconds.
     public static let sweepGrace: Duration = .seconds(2)
 
-    public init(store: SagaStore, jetStream: JetStream, metrics: EngineMetrics = EngineMetrics(), logger: Logger) {
+    /// - Parameter jetStreams: Where each batch gets its JetStream context (the process's
+    ///   ``NATSClient``).
+    public init(store: SagaStore, jetStreams: JetStreamSource, metrics: EngineMetrics = EngineMetrics(), logger: Logger) {
         self.store = store
-        self.jetStream = jetStream
+        self.jetStreams = jetStreams
         self.metrics = metrics
         self.logger = logger
     }
@@ -72,6 +74,8 @@ public struct OutboxRelay: Service {
     /// Publishes one batch. - Returns: rows claimed, and how many of them failed to publish.
     func relayBatch() async throws -> (claimed: Int, failed: Int) {
         var failures = 0
+        // Asked before claiming: while the client connects, nothing is held.
+        let jetStream = try await jetStreams.jetStream()
         let now = Date.now
         let cutoff = grace.map { now.addingTimeInterval(-($0 / .seconds(1))) }
         let claimed = try await store.relayOutbox(limit: batchSize, now: now, queuedBefore: cutoff) { batch in

@@ -16,7 +16,7 @@ import ServiceLifecycle
 /// Replicas share one durable consumer, so each reply goes to one of them.
 public struct ReplyConsumer: Service {
     let runner: SagaRunner
-    let jetStream: JetStream
+    let jetStreams: JetStreamSource
     let logger: Logger
     public var consumer = ConsumerConfiguration(durable: "baton-orchestrator", filterSubject: "baton.reply.>")
     /// The most replies fetched, and applied, at once.
@@ -27,9 +27,11 @@ public struct ReplyConsumer: Service {
     /// later payloads, so an oversized one is dead-lettered (with the reason) before it is parsed.
     public var maximumReplyBytes = 256 * 1024
 
-    public init(runner: SagaRunner, jetStream: JetStream, logger: Logger) {
+    /// - Parameter jetStreams: Where it gets its JetStream context, each time it binds (the
+    ///   process's ``NATSClient``).
+    public init(runner: SagaRunner, jetStreams: JetStreamSource, logger: Logger) {
         self.runner = runner
-        self.jetStream = jetStream
+        self.jetStreams = jetStreams
         self.logger = logger
     }
 
@@ -40,41 +42,55 @@ public struct ReplyConsumer: Service {
     }
 
     private func consume() async throws {
-        var bound: PullSubscription?
-        while bound == nil {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while !Task.isCancelled {
+                guard let subscription = await bind() else { break }
+                // Fetch until the connection is closed for good; then bind again on the client's
+                // new one (replies not acknowledged meanwhile are redelivered by JetStream).
+                while !Task.isCancelled {
+                    if inFlight >= batchesInFlight {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    let batch: [JetStreamMessage]
+                    do {
+                        batch = try await subscription.fetch(batch: batchSize, maxWait: .seconds(1))
+                    } catch {
+                        if Task.isCancelled { break }
+                        if subscription.connection.state == .closed {
+                            logger.warning("the replies subscription's connection was closed; binding again")
+                            break
+                        }
+                        logger.warning("fetching replies failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
+                        try? await Task.sleep(for: .seconds(1))
+                        continue
+                    }
+                    guard !batch.isEmpty else { continue }
+                    group.addTask { await apply(batch) }
+                    inFlight += 1
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Binds to the replies consumer (making it if needed) on the current connection, retrying
+    /// while NATS is away. - Returns: `nil` once cancelled or the client has stopped.
+    private func bind() async -> PullSubscription? {
+        while !Task.isCancelled {
             do {
+                let jetStream = try await jetStreams.jetStream()
                 try await jetStream.ensureConsumer(stream: BatonStreams.replies.name, consumer)
-                bound = try await jetStream.pullSubscription(
+                return try await jetStream.pullSubscription(
                     stream: BatonStreams.replies.name, consumer: consumer.durable, filterSubject: consumer.filterSubject ?? "baton.reply.>")
             } catch {
-                if Task.isCancelled { return }
+                if Task.isCancelled || error is NATSClientStopped { return nil }
                 logger.warning("cannot bind to the replies consumer yet; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-        guard let subscription = bound else { return }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var inFlight = 0
-            while !Task.isCancelled {
-                if inFlight >= batchesInFlight {
-                    try await group.next()
-                    inFlight -= 1
-                }
-                let batch: [JetStreamMessage]
-                do {
-                    batch = try await subscription.fetch(batch: batchSize, maxWait: .seconds(1))
-                } catch {
-                    if Task.isCancelled { break }
-                    logger.warning("fetching replies failed; retrying", metadata: ["error": "\(StoreErrors.describe(error))"])
-                    try? await Task.sleep(for: .seconds(1))
-                    continue
-                }
-                guard !batch.isEmpty else { continue }
-                group.addTask { await apply(batch) }
-                inFlight += 1
-            }
-            try await group.waitForAll()
-        }
+        return nil
     }
 
     /// Applies a fetch's replies together; each is then acknowledged, dead-lettered or redelivered
@@ -178,7 +194,7 @@ public struct ReplyConsumer: Service {
         logger.error("reply sent to the dead letters", metadata: ["reason": "\(reason)", "subject": "\(message.subject)"])
         runner.metrics.deadLettered()
         do {
-            try await jetStream.publish(
+            try await jetStreams.jetStream().publish(
                 DeadLetter.message(
                     subject: message.subject, headers: message.headers, payload: message.payload, reason: reason, source: "orchestrator"))
             try message.term()

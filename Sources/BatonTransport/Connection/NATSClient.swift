@@ -29,6 +29,9 @@ public final class NATSClient: Service, Sendable {
     }
 
     private let stage = Mutex<Stage>(.connecting(waiters: [:]))
+    /// The JetStream context on the current connection, made on first use: one per connection, so
+    /// that every service shares its asynchronous-publish state (and libnats one context).
+    private let context = Mutex<JetStream?>(nil)
     private let nextWaiter = Atomic<Int>(0)
 
     public init(options: NATSConnection.Options, logger: Logger, supervisionInterval: Duration = .milliseconds(500)) {
@@ -67,9 +70,24 @@ public final class NATSClient: Service, Sendable {
         }
     }
 
-    /// A JetStream context on the current connection.
+    /// The connection now, without waiting: `nil` while the client connects (or has stopped).
+    public var currentConnection: NATSConnection? {
+        stage.withLock { stage in
+            if case .ready(let connection) = stage { return connection }
+            return nil
+        }
+    }
+
+    /// The JetStream context on the current connection (the same one until the connection is
+    /// replaced).
     public func jetStream() async throws -> JetStream {
-        try JetStream(try await connection())
+        let connection = try await connection()
+        return try context.withLock { context in
+            if let context, context.connection === connection { return context }
+            let made = try JetStream(connection)
+            context = made
+            return made
+        }
     }
 
     /// Connects, replaces a connection closed for good, and closes the connection on graceful

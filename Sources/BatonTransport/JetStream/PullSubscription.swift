@@ -9,7 +9,8 @@ public final class PullSubscription: @unchecked Sendable {
     // never changes after init and is destroyed once, in deinit. Fetches are issued one at a time
     // by the sequence's iterator.
     let handle: OpaquePointer
-    let connection: NATSConnection
+    /// The connection it receives on: once that is closed for good, bind again on a new one.
+    public let connection: NATSConnection
     // Keeps the JetStream context (and so the connection) alive as long as the subscription.
     private let jetStream: JetStream
 

@@ -54,11 +54,14 @@ final class EngineHarness: Sendable {
     let store: SagaStore
     let runner: SagaRunner
     let nats: PrivateNATS
+    /// The engine's NATS client, as in `baton serve`.
+    let natsClient: NATSClient
 
-    private init(store: SagaStore, runner: SagaRunner, nats: PrivateNATS) {
+    private init(store: SagaStore, runner: SagaRunner, nats: PrivateNATS, natsClient: NATSClient) {
         self.store = store
         self.runner = runner
         self.nats = nats
+        self.natsClient = natsClient
     }
 
     func on(_ action: String, _ body: @escaping @Sendable (HandlerContext) async throws -> JSONValue) {
@@ -72,8 +75,11 @@ final class EngineHarness: Sendable {
         let nats = try PrivateNATS()
         defer { nats.remove() }
         let natsURL = nats.url
-        let jetStream = try JetStream(try await NATSConnection.connectWhenUp(.init(urlList: natsURL, name: "baton-engine")))
-        for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
+        let natsClient = NATSClient(
+            options: .init(urlList: natsURL, name: "baton-engine"), logger: logger, supervisionInterval: .milliseconds(50))
+        let connecting = Task { try await natsClient.run() }
+        defer { connecting.cancel() }
+        for stream in BatonStreams.all { try await natsClient.jetStream().ensureStream(stream) }
 
         let url = try await StoreFixture.createDatabase()
         try await StoreFixture.withClient(url) { client in
@@ -87,13 +93,13 @@ final class EngineHarness: Sendable {
             try await store.registerDefinition(definition, source: nil, now: .now)
             // As in baton serve: commands go out straight after their commit, the relay sweeps.
             let engineStore = SagaStore(client: store.client, logger: logger, wakesOutboxRelays: false)
-            let publishing = CommandPublishing(store: engineStore, jetStream: jetStream, logger: logger)
+            let publishing = CommandPublishing(store: engineStore, jetStreams: .client(natsClient), logger: logger)
             let runner = SagaRunner(store: engineStore, dispatcher: publishing.dispatcher)
-            let harness = EngineHarness(store: store, runner: runner, nats: nats)
+            let harness = EngineHarness(store: store, runner: runner, nats: nats, natsClient: natsClient)
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await publishing.run() }
-                group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: logger).run() }
+                group.addTask { try await ReplyConsumer(runner: runner, jetStreams: .client(natsClient), logger: logger).run() }
                 group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
                 for (participant, actions) in [
                     ("inventory", [("reserve", StepDirection.action), ("release", .compensation)]),

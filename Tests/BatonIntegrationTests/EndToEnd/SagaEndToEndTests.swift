@@ -192,6 +192,28 @@ extension EndToEndSuites {
             }
         }
 
+        @Test(
+            "the engine's NATS connection closed for good: its client connects again and the engine follows, publishing and consuming on the new one"
+        )
+        func engineFollowsAReplacedConnection() async throws {
+            try await EngineHarness.run { harness in
+                #expect(try await harness.runSaga().saga.status == .completed)
+                let first = try #require(harness.natsClient.currentConnection)
+                first.close()
+                var second = try await harness.natsClient.connection()
+                for _ in 0..<200 where second === first {
+                    try await Task.sleep(for: .milliseconds(20))
+                    second = try await harness.natsClient.connection()
+                }
+                #expect(second !== first, "the client did not replace its closed connection")
+                // The dispatcher publishes this saga's commands, and the reply consumer applies
+                // their replies, only if both have left the closed connection behind.
+                let record = try await harness.runSaga(limit: .seconds(20))
+                #expect(record.saga.status == .completed)
+                #expect(try await harness.history(record.saga.id).filter { $0.kind == .stepTimedOut }.isEmpty)
+            }
+        }
+
         @Test("a malformed reply goes to the dead letters and the consumer keeps applying good ones")
         func malformedReply() async throws {
             try await EngineHarness.run { harness in

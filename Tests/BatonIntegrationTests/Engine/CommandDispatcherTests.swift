@@ -16,7 +16,7 @@ struct CommandDispatcherTests {
     @Test("a command goes out right after its commit, with no relay running, and its row is marked published")
     func publishesAfterCommit() async throws {
         try await Self.withSystem(streams: true) { store, jetStream in
-            let dispatcher = CommandDispatcher(store: store, jetStream: jetStream, logger: Self.logger)
+            let dispatcher = CommandDispatcher(store: store, jetStreams: .fixed(jetStream), logger: Self.logger)
             let runner = SagaRunner(store: store, dispatcher: dispatcher)
             let running = Task { try await dispatcher.run() }
             defer { running.cancel() }
@@ -33,7 +33,7 @@ struct CommandDispatcherTests {
     func relaySweepsWhatTheDispatcherMissed() async throws {
         // No commands stream yet: JetStream refuses every publish.
         try await Self.withSystem(streams: false) { store, jetStream in
-            let dispatcher = CommandDispatcher(store: store, jetStream: jetStream, logger: Self.logger)
+            let dispatcher = CommandDispatcher(store: store, jetStreams: .fixed(jetStream), logger: Self.logger)
             let runner = SagaRunner(store: store, dispatcher: dispatcher)
             let created = try await runner.submit(workflow: StoreFixture.definition.name, input: ["amount": 100])
             let queued = try await dispatcherBatch(dispatcher)
@@ -41,7 +41,7 @@ struct CommandDispatcherTests {
             #expect(try await store.outboxBacklog().count == 1)
 
             for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
-            var relay = OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger)
+            var relay = OutboxRelay(store: store, jetStreams: .fixed(jetStream), logger: Self.logger)
             // Inside the grace the relay leaves the row to the dispatcher; after it, the relay sends it.
             relay.grace = .seconds(60)
             #expect(try await relay.relayBatch().claimed == 0)
@@ -57,7 +57,7 @@ struct CommandDispatcherTests {
     @Test("beyond its limit the dispatcher takes no more: the outbox keeps them for the relay")
     func boundedWaiting() async throws {
         try await Self.withSystem(streams: true) { store, jetStream in
-            let dispatcher = CommandDispatcher(store: store, jetStream: jetStream, maximumWaiting: 2, logger: Self.logger)
+            let dispatcher = CommandDispatcher(store: store, jetStreams: .fixed(jetStream), maximumWaiting: 2, logger: Self.logger)
             let runner = SagaRunner(store: store, dispatcher: dispatcher)
             for _ in 0..<3 { _ = try await runner.submit(workflow: StoreFixture.definition.name, input: ["amount": 100]) }
             #expect(dispatcher.waitingCount == 2)

@@ -68,7 +68,7 @@ struct FintechHarness {
                 let workerMetrics = WorkerMetricsEndpoint()
                 // As in baton serve: commands go out straight after their commit, the relay sweeps.
                 let engineStore = SagaStore(client: store.client, logger: logger, wakesOutboxRelays: false)
-                let publishing = CommandPublishing(store: engineStore, jetStream: jetStream, metrics: metrics, logger: logger)
+                let publishing = CommandPublishing(store: engineStore, jetStreams: .fixed(jetStream), metrics: metrics, logger: logger)
                 let runner = SagaRunner(store: engineStore, dispatcher: publishing.dispatcher, metrics: metrics, logger: captured)
 
                 let (batonPort, transactionsPort, paymentsPort) = (
@@ -102,7 +102,7 @@ struct FintechHarness {
                     paymentsAPI: BatonClient(base: "http://127.0.0.1:\(paymentsPort)"), logs: logs, workerMetrics: workerMetrics)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await publishing.run() }
-                    group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: captured).run() }
+                    group.addTask { try await ReplyConsumer(runner: runner, jetStreams: .fixed(jetStream), logger: captured).run() }
                     group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
                     group.addTask {
                         try await Application(

@@ -48,8 +48,8 @@ extension EndToEndSuites {
                     for stream in BatonStreams.all { try await jetStream.ensureStream(stream) }
                     let runner = SagaRunner(store: store)
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await OutboxRelay(store: store, jetStreams: .fixed(jetStream), logger: Self.logger).run() }
+                        group.addTask { try await ReplyConsumer(runner: runner, jetStreams: .fixed(jetStream), logger: Self.logger).run() }
                         group.addTask { try await TimerScheduler(runner: runner, logger: Self.logger).run() }
                         for (participant, handlers) in [
                             ("ledger", ledger.handlers), ("fraud", fraud.handlers), ("notifications", notifications.handlers),

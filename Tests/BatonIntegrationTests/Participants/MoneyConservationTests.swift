@@ -113,8 +113,8 @@ extension EndToEndSuites {
                     }
 
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask { try await OutboxRelay(store: store, jetStream: jetStream, logger: Self.logger).run() }
-                        group.addTask { try await ReplyConsumer(runner: runner, jetStream: jetStream, logger: Self.logger).run() }
+                        group.addTask { try await OutboxRelay(store: store, jetStreams: .fixed(jetStream), logger: Self.logger).run() }
+                        group.addTask { try await ReplyConsumer(runner: runner, jetStreams: .fixed(jetStream), logger: Self.logger).run() }
                         group.addTask { try await TimerScheduler(runner: runner, logger: Self.logger).run() }
 
                         let ids = try await Self.submitTransfers(300, among: accounts, runner: runner, crashing: ledgerProcess)
