@@ -52,6 +52,8 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Timers due at once in the timer storm (0: skip it).") var timerStorm = 0
         @Option(help: "pgbench -N transactions per client (0: skip it).") var pgbenchTransactions = 2500
         @Option(help: "pgbench clients.") var pgbenchClients = 16
+        @Flag(name: .customLong("skip-step-floor"), help: "Do not run the step floor (a step's rows in plain SQL through pgbench).")
+        var skipStepFloor = false
         @Option(help: "baton serve's log level.") var serveLogLevel = "info"
         @Option(help: "Write the figures as JSON here too.") var output: String?
         @Flag(name: .customLong("skip-dbos"), help: "Do not run the DBOS Transact peer.") var skipDBOS = false
@@ -145,10 +147,24 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 if pgbenchTransactions > 0 {
                     print("baton-bench: pgbench -N, \(pgbenchClients) clients, \(pgbenchTransactions) transactions each")
+                    let postgresBefore = CPUAccounting.postgresSeconds()
                     report.pgbenchTPS = try PGBench.tps(
                         url: pgbenchURL, clients: pgbenchClients, transactions: pgbenchTransactions,
                         log: directory.appending(path: "pgbench.log"))
+                    report.pgbenchPostgresCPUMilliseconds =
+                        (CPUAccounting.postgresSeconds() - postgresBefore) * 1000 / Double(pgbenchClients * pgbenchTransactions)
                     print("baton-bench: pgbench -N: \(String(format: "%.0f", report.pgbenchTPS ?? 0)) tps")
+                    if !skipStepFloor {
+                        print("baton-bench: the step floor, \(pgbenchClients) clients, \(pgbenchTransactions) steps each")
+                        var floorURL = admin
+                        floorURL.database = "baton_bench_floor"
+                        try await Self.withClient(admin, logger: quiet) { adminClient in
+                            report.stepFloor = try await StepFloor.run(
+                                url: floorURL, admin: adminClient, clients: pgbenchClients, transactions: pgbenchTransactions,
+                                directory: directory, logger: quiet)
+                        }
+                        print("baton-bench: step floor: \(String(format: "%.0f", report.stepFloor?.tps ?? 0)) steps/s")
+                    }
                 }
 
                 if preload > 0 {

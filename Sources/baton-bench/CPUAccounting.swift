@@ -18,15 +18,20 @@ enum CPUAccounting {
         if let workers { totals["workers"] = seconds(of: workers) }
         totals["driver"] = seconds(of: getpid())
         totals["nats-server"] = seconds(of: nats)
-        var postgres = 0.0
+        totals["postgres"] = postgresSeconds()
+        return totals.compactMapValues { $0 }
+    }
+
+    /// CPU seconds used so far by every PostgreSQL process.
+    static func postgresSeconds() -> Double {
+        var total = 0.0
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
                 comm.hasPrefix("postgres")
             else { continue }
-            postgres += seconds(of: pid, withReapedChildren: true) ?? 0
+            total += seconds(of: pid, withReapedChildren: true) ?? 0
         }
-        totals["postgres"] = postgres
-        return totals.compactMapValues { $0 }
+        return total
     }
 
     /// - Parameter withReapedChildren: Add the CPU of the process's children that have exited and

@@ -57,17 +57,20 @@ struct PhaseFigures: Codable {
     }
 }
 
-/// `pgbench -N` (simple updates, no branch contention) on its own database of the same server.
+/// `pgbench` on a database of its own on the same server: `-N` (simple updates, no branch
+/// contention) by default, or a workload of the benchmark's own (``StepFloor``).
 enum PGBench {
     /// Runs `transactions` per client. (`-T` would need SIGALRM, which a process spawned from a
     /// Swift concurrency thread inherits blocked: pgbench then never stops.)
-    static func tps(url: DatabaseURL, clients: Int, transactions: Int, log: URL) throws -> Double {
+    /// - Parameter workload: pgbench's options for what to run; `-N` first initializes its tables.
+    static func tps(url: DatabaseURL, clients: Int, transactions: Int, workload: [String] = ["-N"], log: URL) throws -> Double {
         var environment = ProcessInfo.processInfo.environment
         environment["PGPASSWORD"] = url.password ?? ""
         let connection: [String] = ["-h", url.host, "-p", String(url.port), "-U", url.username, url.database]
-        let initialize: [String] = ["-i", "-q", "-s", "10"]
-        try run(initialize + connection, environment: environment, log: log)
-        let load: [String] = ["-N", "-c", String(clients), "-j", "2", "-t", String(transactions)]
+        if workload == ["-N"] {
+            try run(["-i", "-q", "-s", "10"] + connection, environment: environment, log: log)
+        }
+        let load: [String] = workload + ["-c", String(clients), "-j", "2", "-t", String(transactions)]
         let output = try run(load + connection, environment: environment, log: log)
         for line in output.split(separator: "\n") where line.hasPrefix("tps = ") {
             if let value = Double(line.dropFirst(6).prefix { $0 != " " }) { return value }

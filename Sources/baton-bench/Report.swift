@@ -10,6 +10,10 @@ struct Report: Codable {
     var preloaded: Int?
     var storm: StormFigures?
     var pgbenchTPS: Double?
+    /// PostgreSQL's CPU per `pgbench -N` transaction, in milliseconds.
+    var pgbenchPostgresCPUMilliseconds: Double?
+    /// The database's share of a step alone (``StepFloor``), when it ran.
+    var stepFloor: StepFloor.Figures?
     /// The peer's phases (``DBOSPeer``), when it ran.
     var dbos: [DBOSPeer.Phase]?
 
@@ -21,6 +25,13 @@ struct Report: Codable {
                 lines.append(
                     "  \(phase.phase): \(String(format: "%.0f", phase.legsPerSecond)) saga-steps/s = "
                         + "\(String(format: "%.3f", phase.legsPerSecond / pgbenchTPS)) x pgbench -N tps")
+            }
+            if let stepFloor {
+                lines.append(
+                    "  step floor (a step's rows in plain SQL, database alone): \(String(format: "%.0f", stepFloor.tps)) steps/s = "
+                        + "\(String(format: "%.3f", stepFloor.tps / pgbenchTPS)) x pgbench -N tps; PostgreSQL CPU "
+                        + "\(String(format: "%.2f", stepFloor.postgresCPUMilliseconds)) ms per step, "
+                        + "\(String(format: "%.2f", pgbenchPostgresCPUMilliseconds ?? 0)) ms per pgbench -N transaction")
             }
         }
         for peer in dbos ?? [] {
