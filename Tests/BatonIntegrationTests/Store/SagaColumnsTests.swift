@@ -63,12 +63,21 @@ struct SagaColumnsTests {
         let document = try document()
         for sql in [SagaUpdateStatement.sql, SagaCreateStatement.sql, SagaBatchUpdateStatement.sql] {
             let definitions = Self.recordDefinitions(in: sql)
-            #expect(Set(definitions.keys).isSuperset(of: ["saga", "steps", "history", "outbox", "scheduled_timers"]))
+            #expect(Set(definitions.keys).isSuperset(of: ["saga", "steps", "history", "scheduled_timers"]))
             for (part, names) in definitions {
                 #expect(Set(names) == Self.keys(of: document[part]), "part '\(part)'")
             }
             let missing = Self.documentKeys(in: sql).subtracting(document.keys)
             #expect(missing.isEmpty, "the SQL reads keys the write set never sends: \(missing.sorted())")
+        }
+        // The outbox part is no record set: it is the queued commands themselves, each stored whole
+        // as a row's `command`, which the relay reads back as a StepCommand.
+        guard case .array(let commands) = document["outbox"], !commands.isEmpty else {
+            Issue.record("the write set's outbox is not an array of commands")
+            return
+        }
+        for command in commands {
+            #expect(throws: Never.self) { try JSONDecoder().decode(StepCommand.self, from: Data(JSONWriter.text(of: command).utf8)) }
         }
     }
 
@@ -82,7 +91,7 @@ struct SagaColumnsTests {
 
             let definitions = Self.recordDefinitions(in: SagaUpdateStatement.sql)
             let tables = [
-                "saga": "sagas", "steps": "saga_steps", "history": "saga_history", "outbox": "outbox", "scheduled_timers": "timers",
+                "saga": "sagas", "steps": "saga_steps", "history": "saga_history", "scheduled_timers": "timers",
             ]
             for (part, table) in tables {
                 let unknown = Set(definitions[part] ?? []).subtracting(columns[table] ?? [])
