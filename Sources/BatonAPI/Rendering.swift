@@ -44,6 +44,7 @@ enum Render {
             "correlation_id": string(saga.correlationID), "traceparent": string(saga.traceparent), "input": saga.input,
             "deadline": time(saga.deadline),
             "suspension_reason": string(saga.suspensionReason), "last_error": string(saga.lastError),
+            "cancellation": cancellation(saga.cancellation),
             "created_at": time(saga.createdAt), "updated_at": time(saga.updatedAt), "finished_at": time(record.finishedAt),
             "revision": .integer(record.revision), "steps": .array(steps), "links": links(saga.id),
         ]
@@ -55,10 +56,17 @@ enum Render {
             "status": .string(saga.status.rawValue), "current_step": .string(saga.currentStep),
             "correlation_id": string(saga.correlationID), "attempts": .integer(Int64(saga.attempts)),
             "retries": .integer(Int64(saga.retries)), "last_error": string(saga.lastError),
-            "suspension_reason": string(saga.suspensionReason), "awaiting_reply_since": time(saga.awaitingReplySince),
+            "suspension_reason": string(saga.suspensionReason), "cancellation": cancellation(saga.cancellation),
+            "awaiting_reply_since": time(saga.awaitingReplySince),
             "created_at": time(saga.createdAt), "updated_at": time(saga.updatedAt), "finished_at": time(saga.finishedAt),
             "links": links(saga.id),
         ]
+    }
+
+    /// A saga's accepted cancel: why, who asked (the API caller), when; `null` when never cancelled.
+    static func cancellation(_ cancellation: SagaCancellation?) -> JSONValue {
+        guard let cancellation else { return .null }
+        return ["reason": .string(cancellation.reason), "requested_by": string(cancellation.requestedBy), "at": time(cancellation.at)]
     }
 
     static func history(_ entry: StoredHistoryEntry) -> JSONValue {

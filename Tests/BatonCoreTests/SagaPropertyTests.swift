@@ -97,6 +97,8 @@ struct Chaos {
 
     private var terminalSnapshot: SagaInstance?
     private var pivotSucceeded = false
+    /// Whether a cancel was applied: the saga must then end CANCELLED, not FAILED.
+    private var cancelAccepted = false
     private var settled: Set<String> = []
     private var compensationsApplied: [String: Int] = [:]
     private var actionSucceeded: Set<String> = []
@@ -245,7 +247,11 @@ struct Chaos {
                 fail("COMPLETED with steps \(saga.steps.map(\.status))")
             }
         }
-        if saga.status == .failed { checkFailed(saga) }
+        if case .cancel = event, transition.outcome == .applied { cancelAccepted = true }
+        // A saga ends CANCELLED exactly when it accepted a cancel, and is compensated either way.
+        if saga.status == .cancelled && !cancelAccepted { fail("CANCELLED without an accepted cancel") }
+        if saga.status == .failed && cancelAccepted { fail("FAILED after an accepted cancel (must end CANCELLED)") }
+        if saga.status == .failed || saga.status == .cancelled { checkFailed(saga) }
     }
 
     private mutating func checkFailed(_ saga: SagaInstance) {
@@ -269,6 +275,6 @@ struct Chaos {
     mutating func checkFinal() {
         let saga = harness.saga
         for (name, count) in compensationsApplied where count > 1 { fail("\(name) compensated \(count) times") }
-        if saga.status == .failed { checkFailed(saga) }
+        if saga.status == .failed || saga.status == .cancelled { checkFailed(saga) }
     }
 }

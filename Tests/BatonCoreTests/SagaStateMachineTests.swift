@@ -347,9 +347,10 @@ struct SagaStateMachineTests {
         var saga = SagaHarness(Workflows.threeSteps)
         saga.start()
         saga.succeed(["entry": "a"])
-        let cancel = saga.handle(.cancel(reason: "customer asked"))
+        let cancel = saga.handle(.cancel(reason: "customer asked", requestedBy: "support"))
         #expect(cancel.outcome == .applied)
         #expect(saga.status == .compensating)
+        #expect(saga.saga.cancellation == SagaCancellation(reason: "customer asked", requestedBy: "support", at: saga.now))
         #expect(saga.step("b").status == .compensating)
         #expect(saga.step("b").error?.code == "interrupted")
         #expect(saga.lastCommand.action == "undo-b")
@@ -361,9 +362,12 @@ struct SagaStateMachineTests {
             return
         }
         saga.succeed()
-        saga.succeed()
-        #expect(saga.status == .failed)
-        #expect(saga.handle(.cancel(reason: "again")).outcome == .rejected("the saga is already FAILED"))
+        let last = saga.succeed()
+        #expect(saga.status == .cancelled, "a cancelled saga ends CANCELLED once compensated, not FAILED")
+        #expect(last.history.last?.kind == .sagaCancelled)
+        #expect(last.history.last?.detail == "saga CANCELLED: customer asked")
+        #expect(last.effects.contains(.finished(.cancelled)))
+        #expect(saga.handle(.cancel(reason: "again")).outcome == .rejected("the saga is already CANCELLED"))
     }
 
     @Test("cancel during a retry wait after a refused attempt does not compensate that step")
@@ -392,11 +396,12 @@ struct SagaStateMachineTests {
         #expect(saga.status == .processing)
     }
 
-    @Test("cancel of a PENDING saga fails it at once; of a compensating one is ignored")
+    @Test("cancel of a PENDING saga ends it CANCELLED at once; of a compensating one is ignored")
     func cancelEdges() {
         var pending = SagaHarness(Workflows.threeSteps)
         #expect(pending.handle(.cancel(reason: "never mind")).outcome == .applied)
-        #expect(pending.status == .failed)
+        #expect(pending.status == .cancelled)
+        #expect(pending.saga.cancellation?.reason == "never mind")
         #expect(pending.sent.isEmpty)
 
         var compensating = SagaHarness(Workflows.threeSteps)
@@ -404,6 +409,37 @@ struct SagaStateMachineTests {
         compensating.succeed(["entry": "a"])
         compensating.reply(.failed(code: "x", message: "y"))
         #expect(compensating.handle(.cancel(reason: "again")).outcome == .ignored(.notApplicable, "the saga is already compensating"))
+    }
+
+    @Test("a cancelled saga whose compensation suspends ends CANCELLED when the operator settles it; a failed one FAILED")
+    func cancelledThroughSuspension() {
+        for cancelled in [true, false] {
+            var saga = SagaHarness(Workflows.threeSteps)
+            saga.start()
+            saga.succeed(["entry": "a"])
+            if cancelled {
+                saga.handle(.cancel(reason: "customer asked"))
+            } else {
+                saga.reply(.failed(code: "declined", message: "no"))
+            }
+            #expect(saga.lastCommand.direction == .compensation)
+            saga.reply(.failed(code: "ledger_closed", message: "the account is closed"))
+            #expect(saga.status == .suspended)
+            saga.handle(.operatorAction(.resolve(reason: "refunded by hand")))
+            #expect(saga.status == (cancelled ? .cancelled : .failed))
+            #expect((saga.saga.cancellation != nil) == cancelled)
+        }
+    }
+
+    @Test("the saga deadline is no cancel: a saga compensated for it ends FAILED")
+    func deadlineEndsFailed() {
+        var saga = SagaHarness(Workflows.transfer)
+        saga.start()
+        saga.succeed(["entry": "d"])
+        saga.fireLatest(.sagaDeadline)
+        saga.succeed()
+        #expect(saga.status == .failed)
+        #expect(saga.saga.cancellation == nil)
     }
 
     @Test("the saga deadline compensates before the pivot and is ignored after it")

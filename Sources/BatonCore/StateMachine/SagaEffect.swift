@@ -130,6 +130,7 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
         case sagaSuspended = "saga_suspended"
         case sagaCompleted = "saga_completed"
         case sagaFailed = "saga_failed"
+        case sagaCancelled = "saga_cancelled"
         case cancelRequested = "cancel_requested"
         case cancelRefused = "cancel_refused"
         case deadlineReached = "deadline_reached"

@@ -6,8 +6,9 @@ public enum SagaEvent: Sendable, Hashable {
     case reply(StepReply)
     /// A durable timer came due.
     case timerFired(SagaTimer)
-    /// Someone asked (over the API) to stop the saga and undo what it did.
-    case cancel(reason: String)
+    /// Someone asked (over the API) to stop the saga and undo what it did; `requestedBy` is the
+    /// caller, when known.
+    case cancel(reason: String, requestedBy: String? = nil)
     /// An operator acted on a `SUSPENDED` saga.
     case operatorAction(OperatorAction)
 }

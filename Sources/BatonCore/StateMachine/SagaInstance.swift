@@ -1,5 +1,19 @@
 import Foundation
 
+/// A cancel the saga accepted: why, who asked, and when.
+public struct SagaCancellation: Sendable, Hashable, Codable {
+    public var reason: String
+    /// The API caller who asked, when known.
+    public var requestedBy: String?
+    public var at: Date
+
+    public init(reason: String, requestedBy: String?, at: Date) {
+        self.reason = reason
+        self.requestedBy = requestedBy
+        self.at = at
+    }
+}
+
 /// The durable state of one saga: everything the state machine needs to decide the next move.
 public struct SagaInstance: Sendable, Hashable, Codable {
     public var id: String
@@ -23,6 +37,8 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     /// Why the saga is suspended, while it is.
     public var suspensionReason: String?
     public var lastError: String?
+    /// Set when a cancel was accepted: the saga then ends `CANCELLED` once compensated.
+    public var cancellation: SagaCancellation?
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -64,6 +80,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         deadline: Date?,
         suspensionReason: String?,
         lastError: String?,
+        cancellation: SagaCancellation? = nil,
         createdAt: Date,
         updatedAt: Date
     ) {
@@ -81,6 +98,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         self.deadline = deadline
         self.suspensionReason = suspensionReason
         self.lastError = lastError
+        self.cancellation = cancellation
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

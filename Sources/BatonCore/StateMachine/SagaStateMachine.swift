@@ -17,8 +17,9 @@ import Foundation
 ///   is unknown, so it may have taken effect) and has a compensation; never over a succeeded pivot.
 /// - A compensation that returns `failed` or spends its budget suspends the saga for an operator.
 /// - Cancel and the saga deadline start compensation; both are refused once the pivot has succeeded
-///   or while its outcome is unknown.
-/// - `COMPLETED` and `FAILED` absorb every later event.
+///   or while its outcome is unknown. A cancelled saga ends `CANCELLED` once compensated (by hand
+///   too), not `FAILED`.
+/// - `COMPLETED`, `FAILED` and `CANCELLED` absorb every later event.
 public struct SagaStateMachine: Sendable {
     public let definition: WorkflowDefinition
     public private(set) var saga: SagaInstance
@@ -64,7 +65,7 @@ public struct SagaStateMachine: Sendable {
             case .start: outcome = start(&run)
             case .reply(let reply): outcome = receive(reply, &run, &random)
             case .timerFired(let timer): outcome = fire(timer, &run, &random)
-            case .cancel(let reason): outcome = cancel(reason: reason, &run)
+            case .cancel(let reason, let requestedBy): outcome = cancel(reason: reason, requestedBy: requestedBy, &run)
             case .operatorAction(let action): outcome = perform(action, &run)
             }
         }
@@ -214,14 +215,16 @@ public struct SagaStateMachine: Sendable {
         }
     }
 
-    private mutating func cancel(reason: String, _ run: inout Run) -> SagaTransition.Outcome {
+    private mutating func cancel(reason: String, requestedBy: String?, _ run: inout Run) -> SagaTransition.Outcome {
         switch saga.status {
         case .pending:
+            saga.cancellation = SagaCancellation(reason: reason, requestedBy: requestedBy, at: run.now)
             run.record(.cancelRequested, saga, detail: "cancelled before it started: \(reason)")
-            finish(.failed, &run)
+            finish(.cancelled, &run)
             return .applied
         case .processing:
             if let refusal = pivotRefusal() { return .rejected(refusal) }
+            saga.cancellation = SagaCancellation(reason: reason, requestedBy: requestedBy, at: run.now)
             run.record(.cancelRequested, saga, detail: "cancel requested: \(reason)")
             interrupt(because: "cancelled", &run)
             return .applied
@@ -229,7 +232,7 @@ public struct SagaStateMachine: Sendable {
             return .ignored(.notApplicable, "the saga is already compensating")
         case .suspended:
             return .rejected("the saga is SUSPENDED; use an operator action (retry, skip, resolve)")
-        case .completed, .failed:
+        case .completed, .failed, .cancelled:
             return .rejected("the saga is already \(saga.status.rawValue)")
         }
     }
@@ -248,7 +251,7 @@ public struct SagaStateMachine: Sendable {
             run.record(.deadlineReached, saga, detail: "the saga deadline passed; compensating")
             interrupt(because: "the saga deadline passed", &run)
             return .applied
-        case .compensating, .suspended, .completed, .failed:
+        case .compensating, .suspended, .completed, .failed, .cancelled:
             return .ignored(.notApplicable, "the saga is \(saga.status.rawValue); the deadline changes nothing")
         }
     }
@@ -294,7 +297,7 @@ public struct SagaStateMachine: Sendable {
                 for earlier in 0...index where needsCompensation(earlier) || saga.steps[earlier].status == .compensating {
                     markSkipped(earlier, because: action.reason, &run)
                 }
-                finish(.failed, &run)
+                finish(compensatedStatus, &run)
             }
         case .compensate:
             guard saga.direction == .action, !isAfterPivot(index) else {
@@ -489,8 +492,12 @@ public struct SagaStateMachine: Sendable {
             }
             candidate -= 1
         }
-        finish(.failed, &run)
+        finish(compensatedStatus, &run)
     }
+
+    /// How a saga whose compensation is over ends: `CANCELLED` when a cancel started it, else
+    /// `FAILED`.
+    private var compensatedStatus: SagaStatus { saga.cancellation == nil ? .failed : .cancelled }
 
     private func needsCompensation(_ index: Int) -> Bool {
         let status = saga.steps[index].status
@@ -512,7 +519,14 @@ public struct SagaStateMachine: Sendable {
         saga.suspensionReason = nil
         cancelDeadline(&run)
         if status == .completed { saga.lastError = nil }
-        run.record(status == .completed ? .sagaCompleted : .sagaFailed, saga, detail: "saga \(status.rawValue)")
+        let kind: HistoryEntry.Kind =
+            switch status {
+            case .completed: .sagaCompleted
+            case .cancelled: .sagaCancelled
+            default: .sagaFailed
+            }
+        let reason = status == .cancelled ? saga.cancellation.map { ": \($0.reason)" } ?? "" : ""
+        run.record(kind, saga, detail: "saga \(status.rawValue)\(reason)")
         run.effects.append(.finished(status))
     }
 

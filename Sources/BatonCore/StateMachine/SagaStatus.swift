@@ -1,8 +1,8 @@
 /// Where a saga is in its life.
 ///
-/// `PENDING → PROCESSING → COMPLETED`, or `PROCESSING → COMPENSATING → FAILED`; a compensation that
-/// cannot finish (or a step after the pivot that cannot) parks the saga in `SUSPENDED` until an
-/// operator acts.
+/// `PENDING → PROCESSING → COMPLETED`, or `PROCESSING → COMPENSATING → FAILED`, or, when someone
+/// cancelled it, `→ COMPENSATING → CANCELLED`; a compensation that cannot finish (or a step after
+/// the pivot that cannot) parks the saga in `SUSPENDED` until an operator acts.
 public enum SagaStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case pending = "PENDING"
     case processing = "PROCESSING"
@@ -10,9 +10,11 @@ public enum SagaStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case suspended = "SUSPENDED"
     case completed = "COMPLETED"
     case failed = "FAILED"
+    /// Cancelled on request and compensated (``SagaInstance/cancellation`` says why and who asked).
+    case cancelled = "CANCELLED"
 
-    /// `COMPLETED` and `FAILED` absorb every later event.
-    public var isTerminal: Bool { self == .completed || self == .failed }
+    /// `COMPLETED`, `FAILED` and `CANCELLED` absorb every later event.
+    public var isTerminal: Bool { self == .completed || self == .failed || self == .cancelled }
 }
 
 /// Where one step is.

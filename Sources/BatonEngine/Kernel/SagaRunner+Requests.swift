@@ -82,7 +82,7 @@ extension SagaRunner {
     ///   past its pivot or finished).
     /// - Parameter actor: Who asked (the API caller), named in the history entries it adds.
     public func cancel(id: String, reason: String, actor: String? = nil) async throws -> (SagaRecord, SagaTransition.Outcome) {
-        try await request(.cancel(reason: reason), id: id, actor: actor)
+        try await request(.cancel(reason: reason, requestedBy: actor), id: id, actor: actor)
     }
 
     /// An operator's action on a suspended saga.

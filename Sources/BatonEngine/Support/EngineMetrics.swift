@@ -47,6 +47,9 @@ public struct EngineMetrics: Sendable {
             case .sagaFailed:
                 Counter(label: "baton_sagas_failed_total", dimensions: workflow, factory: factory).increment()
                 timeSaga(saga, now: now)
+            case .sagaCancelled:
+                Counter(label: "baton_sagas_cancelled_total", dimensions: workflow, factory: factory).increment()
+                timeSaga(saga, now: now)
             case .sagaSuspended:
                 Counter(label: "baton_sagas_suspended_total", dimensions: workflow, factory: factory).increment()
             case .stepCompensated:

@@ -34,7 +34,8 @@ struct TransitionLog: Sendable {
         switch kind {
         case .commandSent, .stepSucceeded, .heartbeat, .retryScheduled, .stepSkipped, .ignored: .debug
         case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction: .info
-        case .stepFailed, .stepTimedOut, .compensationStarted, .stepCompensated, .sagaFailed, .deadlineReached, .cancelRefused,
+        case .stepFailed, .stepTimedOut, .compensationStarted, .stepCompensated, .sagaFailed, .sagaCancelled, .deadlineReached,
+            .cancelRefused,
             .operatorActionRefused:
             .notice
         case .sagaSuspended: .error

@@ -67,6 +67,8 @@ public struct SagaSummary: Sendable, Hashable {
     public var retries: Int
     public var lastError: String?
     public var suspensionReason: String?
+    /// The accepted cancel, for a saga cancelled on request.
+    public var cancellation: SagaCancellation?
     /// When the command now awaiting a reply was sent.
     public var awaitingReplySince: Date?
     public var createdAt: Date

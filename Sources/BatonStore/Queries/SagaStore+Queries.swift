@@ -33,6 +33,7 @@ extension SagaStore {
                     retries: try column("retries"),
                     lastError: try column("last_error"),
                     suspensionReason: try column("suspension_reason"),
+                    cancellation: try column.cancellation(),
                     awaitingReplySince: try column("awaiting_reply_since"),
                     createdAt: try column("created_at"),
                     updatedAt: try column("updated_at"),
@@ -73,8 +74,8 @@ extension SagaStore {
         }
         let sql = """
             SELECT id, workflow, workflow_version, status, current_step, correlation_id, attempts, retries, last_error,
-                suspension_reason, awaiting_reply_since, created_at, updated_at, finished_at,
-                (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
+                suspension_reason, cancel_reason, cancelled_by, cancelled_at, awaiting_reply_since, created_at, updated_at,
+                finished_at, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
             FROM baton.sagas
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: "\n  AND "))
             ORDER BY created_at DESC, id DESC

@@ -22,6 +22,9 @@ struct SagaWriteSet {
         var deadline: Int64?
         var suspensionReason: String?
         var lastError: String?
+        var cancelReason: String?
+        var cancelledBy: String?
+        var cancelledAt: Int64?
         var attempts: Int
         var retries: Int
         var awaitingReplySince: Int64?
@@ -122,6 +125,9 @@ struct SagaWriteSet {
             deadline: new.deadline?.epochMicroseconds,
             suspensionReason: new.suspensionReason,
             lastError: new.lastError,
+            cancelReason: new.cancellation?.reason,
+            cancelledBy: new.cancellation?.requestedBy,
+            cancelledAt: new.cancellation?.at.epochMicroseconds,
             attempts: new.steps.reduce(0) { $0 + $1.attempt + $1.compensationAttempt },
             retries: new.steps.reduce(0) { $0 + max(0, $1.attempt - 1) + max(0, $1.compensationAttempt - 1) },
             awaitingReplySince: new.steps.filter(\.awaitingReply).compactMap(\.commandSentAt).min()?.epochMicroseconds,
@@ -231,6 +237,9 @@ struct SagaWriteSet {
                 json.member("deadline", saga.deadline)
                 json.member("suspension_reason", saga.suspensionReason)
                 json.member("last_error", saga.lastError)
+                json.member("cancel_reason", saga.cancelReason)
+                json.member("cancelled_by", saga.cancelledBy)
+                json.member("cancelled_at", saga.cancelledAt)
                 json.member("attempts", saga.attempts)
                 json.member("retries", saga.retries)
                 json.member("awaiting_reply_since", saga.awaitingReplySince)

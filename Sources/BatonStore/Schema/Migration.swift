@@ -28,5 +28,7 @@ public struct Migration: Sendable {
 
 extension Migration {
     /// Every migration, in version order.
-    public static let all: [Migration] = [.initialSchema, .traceContext, .actors, .inlinedEpochConversion, .leanOutbox]
+    public static let all: [Migration] = [
+        .initialSchema, .traceContext, .actors, .inlinedEpochConversion, .leanOutbox, .cancellation,
+    ]
 }

@@ -61,3 +61,14 @@ struct RowReader {
         return try enumeration(column, as: type)
     }
 }
+
+extension RowReader {
+    /// The saga's accepted cancel, from `cancel_reason`, `cancelled_by` and `cancelled_at`: `nil`
+    /// when the saga was never cancelled.
+    func cancellation() throws -> SagaCancellation? {
+        guard let reason = try self("cancel_reason", as: String?.self), let at = try self("cancelled_at", as: Date?.self) else {
+            return nil
+        }
+        return SagaCancellation(reason: reason, requestedBy: try self("cancelled_by"), at: at)
+    }
+}

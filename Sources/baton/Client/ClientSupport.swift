@@ -42,12 +42,22 @@ enum Table {
         }
     }
 
+    /// "reason (by caller, at time)" for a saga that accepted a cancel, else `nil`.
+    static func cancellation(of saga: JSONValue) -> String? {
+        guard let cancellation = saga.value(at: ["cancellation"]), cancellation != .null else { return nil }
+        var asked: [String] = []
+        if let caller = cancellation.value(at: ["requested_by"]), caller != .null { asked.append("by \(text(caller))") }
+        asked.append("at \(text(cancellation.value(at: ["at"])))")
+        return "\(text(cancellation.value(at: ["reason"]))) (\(asked.joined(separator: ", ")))"
+    }
+
     static func saga(_ saga: JSONValue) {
         Swift.print("saga      \(text(saga.value(at: ["id"])))")
         Swift.print("workflow  \(text(saga.value(at: ["workflow"]))) v\(text(saga.value(at: ["version"])))")
         Swift.print("status    \(text(saga.value(at: ["status"])))")
         if let reason = saga.value(at: ["suspension_reason"]), reason != .null { Swift.print("suspended \(text(reason))") }
         if let error = saga.value(at: ["last_error"]), error != .null { Swift.print("error     \(text(error))") }
+        if let note = cancellation(of: saga) { Swift.print("cancelled \(note)") }
         Swift.print("")
         var rows = [["STEP", "STATUS", "ATTEMPT", "COMPENSATION", "ERROR"]]
         if case .array(let steps)? = saga.value(at: ["steps"]) {

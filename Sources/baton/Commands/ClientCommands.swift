@@ -57,7 +57,7 @@ struct GetCommand: AsyncParsableCommand {
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: "Follow a saga's progress, event by event, until it is finished.",
-        discussion: "Exits 0 when the saga completes, 1 when it fails, 2 when it is suspended.")
+        discussion: "Exits 0 when the saga completes, 1 when it fails or is cancelled, 2 when it is suspended.")
     @Argument(help: "The saga's id.") var id: String
     @OptionGroup var server: ServerOptions
 
@@ -74,34 +74,32 @@ struct WatchCommand: AsyncParsableCommand {
     /// Prints each new history entry until the saga is finished or suspended; returns the saga.
     static func follow(_ id: String, client: BatonClient, quiet: Bool) async throws -> JSONValue {
         var seen = 0
-        while true {
-            let history = try await client.get("/v1/sagas/\(id)/history?after=\(seen)")
-            if case .array(let entries)? = history.value(at: ["entries"]) {
-                for entry in entries {
-                    if !quiet {
-                        let step = entry.value(at: ["step"]).map(Table.text) ?? "-"
-                        print(
-                            "\(Table.text(entry.value(at: ["at"])))  \(Table.text(entry.value(at: ["status_after"])))  \(step)  \(Table.text(entry.value(at: ["detail"])))"
-                        )
-                    }
-                    if case .integer(let seq)? = entry.value(at: ["seq"]) { seen = Int(seq) }
-                }
+        func printEntries(after: Int) async throws {
+            let history = try await client.get("/v1/sagas/\(id)/history?after=\(after)")
+            guard case .array(let entries)? = history.value(at: ["entries"]) else { return }
+            for entry in entries {
+                if !quiet { print(line(entry)) }
+                if case .integer(let seq)? = entry.value(at: ["seq"]) { seen = Int(seq) }
             }
+        }
+        while true {
+            try await printEntries(after: seen)
             let saga = try await client.get("/v1/sagas/\(id)?wait=2s")
             let status = Table.text(saga.value(at: ["status"]))
-            if ["COMPLETED", "FAILED", "SUSPENDED"].contains(status) {
+            if ["COMPLETED", "FAILED", "CANCELLED", "SUSPENDED"].contains(status) {
                 // The last events may have landed after the history was read.
-                let rest = try await client.get("/v1/sagas/\(id)/history?after=\(seen)")
-                if !quiet, case .array(let entries)? = rest.value(at: ["entries"]) {
-                    for entry in entries {
-                        print(
-                            "\(Table.text(entry.value(at: ["at"])))  \(Table.text(entry.value(at: ["status_after"])))  \(Table.text(entry.value(at: ["step"])))  \(Table.text(entry.value(at: ["detail"])))"
-                        )
-                    }
-                }
+                try await printEntries(after: seen)
                 return saga
             }
         }
+    }
+
+    /// One history entry: time, status after, step, what happened, and who asked when someone did.
+    static func line(_ entry: JSONValue) -> String {
+        let step = entry.value(at: ["step"]).flatMap { $0 == .null ? nil : Table.text($0) } ?? "-"
+        let actor = entry.value(at: ["actor"]).flatMap { $0 == .null ? nil : " (by \(Table.text($0)))" } ?? ""
+        return
+            "\(Table.text(entry.value(at: ["at"])))  \(Table.text(entry.value(at: ["status_after"])))  \(step)  \(Table.text(entry.value(at: ["detail"])))\(actor)"
     }
 }
 
@@ -124,11 +122,15 @@ struct ListCommand: AsyncParsableCommand {
             print(page.canonicalJSON)
             return
         }
-        var rows = [["ID", "WORKFLOW", "STATUS", "STEP", "RETRIES", "CREATED"]]
+        var rows = [["ID", "WORKFLOW", "STATUS", "STEP", "RETRIES", "CREATED", "NOTE"]]
         if case .array(let sagas)? = page.value(at: ["sagas"]) {
             for saga in sagas {
+                // Why a saga is where it is, when the status alone does not say.
+                let suspension = saga.value(at: ["suspension_reason"]).flatMap { $0 == .null ? nil : Table.text($0) }
+                let note = Table.cancellation(of: saga).map { "cancelled: \($0)" } ?? suspension ?? ""
                 rows.append(
-                    ["id", "workflow", "status", "current_step", "retries", "created_at"].map { Table.text(saga.value(at: [$0])) })
+                    ["id", "workflow", "status", "current_step", "retries", "created_at"].map { Table.text(saga.value(at: [$0])) }
+                        + [note])
             }
         }
         Table.print(rows)

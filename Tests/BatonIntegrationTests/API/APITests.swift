@@ -171,6 +171,16 @@ struct APITests {
             let cancelled = try await Self.post(client, "/v1/sagas/\(id)/cancel", #"{"reason":"changed my mind"}"#)
             #expect(cancelled.status == .accepted)
             #expect(try Self.json(cancelled).value(at: ["status"]) == "COMPENSATING")
+            // Who asked and why are on the saga at once, in `get` and in `list`.
+            let cancellation = try Self.json(cancelled).value(at: ["cancellation"])
+            #expect(cancellation?.value(at: ["reason"]) == "changed my mind")
+            #expect(cancellation?.value(at: ["at"])?.stringValue != nil)
+            let listed = try Self.json(try await client.execute(uri: "/v1/sagas?status=COMPENSATING", method: .get))
+            guard case .array(let sagas)? = listed.value(at: ["sagas"]) else {
+                Issue.record("no saga list")
+                return
+            }
+            #expect(sagas.first?.value(at: ["cancellation", "reason"]) == "changed my mind")
 
             let action = try await Self.post(client, "/v1/sagas/\(id)/actions", #"{"action":"resolve","reason":"checked"}"#)
             #expect(action.status == .conflict)

@@ -113,7 +113,7 @@ extension EndToEndSuites {
             }
         }
 
-        @Test("cancel before the pivot compensates; after the pivot it is refused and the saga completes")
+        @Test("cancel before the pivot compensates and ends CANCELLED with the reason and the caller; after the pivot it is refused")
         func cancel() async throws {
             try await EngineHarness.run { harness in
                 harness.on("reserve") { context in
@@ -126,10 +126,12 @@ extension EndToEndSuites {
                 }
                 let early = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 1])
                 let (_, refusedOrApplied) = try await harness.runner.cancel(
-                    id: early.record.saga.id, reason: "customer changed their mind")
+                    id: early.record.saga.id, reason: "customer changed their mind", actor: "support-desk")
                 #expect(refusedOrApplied == .applied)
                 let cancelled = try await harness.waitUntilSettled(early.record.saga.id)
-                #expect(cancelled.saga.status == .failed)
+                #expect(cancelled.saga.status == .cancelled)
+                #expect(cancelled.saga.cancellation?.reason == "customer changed their mind")
+                #expect(cancelled.saga.cancellation?.requestedBy == "support-desk")
                 #expect(cancelled.saga.steps[0].status == .compensated)
 
                 let late = try await harness.runner.submit(workflow: "e2e-order", input: ["amount": 2])

@@ -127,7 +127,9 @@ extension EndToEndSuites {
                 let paymentID = try await Self.awaitedPayment(system, saga: saga)
                 let cancelled = try await system.post(system.transactionsAPI, "/transactions/\(id)/cancel")
                 #expect(cancelled.status == 202)
-                #expect(try await system.settled(saga).saga.status == .failed)
+                let settled = try await system.settled(saga)
+                #expect(settled.saga.status == .cancelled)
+                #expect(settled.saga.cancellation != nil)
                 #expect(try await system.transactionsAPI.get("/transactions/\(id)").value(at: ["status"]) == "cancelled")
                 #expect(try await system.payments.payment(paymentID)?.status == "voided")
 
