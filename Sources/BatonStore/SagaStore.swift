@@ -67,37 +67,16 @@ public struct SagaStore: Sendable {
         (try? await query("SELECT 1")) != nil
     }
 
-    /// Runs one query outside a transaction, on a pooled connection it checks first, and reads
-    /// every row before the connection goes back to the pool; translates its errors.
-    ///
-    /// Not `PostgresClient.query`: PostgresNIO 1.33.2 never completes a query written to a
-    /// connection the server has closed (``PostgresConnection/run(_:logger:)``), and the pool can
-    /// hand out such a connection in the moment before it notices the close. A service waiting on
-    /// that query could not even be cancelled: SIGTERM during a PostgreSQL outage hung (seen in
-    /// the tests under load).
-    func query(_ query: PostgresQuery) async throws -> StoreRows {
+    /// Runs one query outside a transaction (``PostgresClient/checkedQuery(_:logger:)``: never
+    /// `PostgresClient.query`, which can hang on a connection the server closed); translates its
+    /// errors.
+    func query(_ query: PostgresQuery) async throws -> CollectedRows {
         do {
-            return try await client.withConnection { connection in
-                StoreRows(rows: try await connection.run(query, logger: logger).collect())
-            }
+            return try await client.checkedQuery(query, logger: logger)
         } catch {
             throw SagaStoreError.translating(error)
         }
     }
-}
-
-/// The rows of a query, read in full (``SagaStore/query(_:)``), as an `AsyncSequence` so that they
-/// decode as PostgresNIO's row sequences do.
-struct StoreRows: AsyncSequence, Sendable {
-    typealias Element = PostgresRow
-    let rows: [PostgresRow]
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var rows: IndexingIterator<[PostgresRow]>
-        mutating func next() async throws -> PostgresRow? { rows.next() }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rows: rows.makeIterator()) }
 }
 
 extension UUID {

@@ -66,7 +66,8 @@ public struct Audit: Sendable {
     /// The events recorded for a saga, in order.
     public func events(sagaID: String) async throws -> [(event: String, payload: JSONValue)] {
         var events: [(event: String, payload: JSONValue)] = []
-        let rows = try await client.query("SELECT event, payload::text FROM audit.events WHERE saga_id = \(sagaID) ORDER BY seq")
+        let rows = try await client.checkedQuery(
+            "SELECT event, payload::text FROM audit.events WHERE saga_id = \(sagaID) ORDER BY seq", logger: logger)
         for try await (event, payload) in rows.decode((String, String).self) {
             events.append((event, (try? JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8))) ?? .null))
         }

@@ -80,7 +80,9 @@ public struct Ledger: Sendable {
 
     /// The account's balance in minor units, or `nil` when there is no such account.
     public func balance(_ id: String) async throws -> Int64? {
-        for try await balance in try await client.query("SELECT balance FROM ledger.accounts WHERE id = \(id)").decode(Int64.self) {
+        for try await balance in try await client.checkedQuery("SELECT balance FROM ledger.accounts WHERE id = \(id)", logger: logger)
+            .decode(Int64.self)
+        {
             return balance
         }
         return nil
@@ -89,8 +91,8 @@ public struct Ledger: Sendable {
     /// An account's entries, oldest first: kind, amount, balance after, reference.
     public func history(_ id: String) async throws -> [(kind: String, amount: Int64, balance: Int64, reference: String)] {
         var entries: [(kind: String, amount: Int64, balance: Int64, reference: String)] = []
-        let rows = try await client.query(
-            "SELECT kind, amount, balance, reference FROM ledger.entries WHERE account_id = \(id) ORDER BY created_at, id")
+        let rows = try await client.checkedQuery(
+            "SELECT kind, amount, balance, reference FROM ledger.entries WHERE account_id = \(id) ORDER BY created_at, id", logger: logger)
         for try await (kind, amount, balance, reference) in rows.decode((String, Int64, Int64, String).self) {
             entries.append((kind, amount, balance, reference))
         }
@@ -99,7 +101,9 @@ public struct Ledger: Sendable {
 
     /// The sum of every balance: what no mix of sagas may change.
     public func totalBalance() async throws -> Int64 {
-        for try await total in try await client.query("SELECT coalesce(sum(balance), 0)::bigint FROM ledger.accounts").decode(Int64.self) {
+        for try await total in try await client.checkedQuery(
+            "SELECT coalesce(sum(balance), 0)::bigint FROM ledger.accounts", logger: logger
+        ).decode(Int64.self) {
             return total
         }
         return 0

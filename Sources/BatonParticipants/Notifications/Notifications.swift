@@ -76,8 +76,8 @@ public struct Notifications: Sendable {
     /// The messages queued for a saga, oldest first.
     public func messages(sagaID: String) async throws -> [String] {
         var bodies: [String] = []
-        let rows = try await client.query(
-            "SELECT body FROM notifications.outbox WHERE saga_id = \(sagaID) ORDER BY created_at, id")
+        let rows = try await client.checkedQuery(
+            "SELECT body FROM notifications.outbox WHERE saga_id = \(sagaID) ORDER BY created_at, id", logger: logger)
         for try await body in rows.decode(String.self) { bodies.append(body) }
         return bodies
     }

@@ -97,7 +97,8 @@ public struct KYC: Sendable {
     /// The decisions recorded for a user, oldest first.
     public func decisions(userID: String) async throws -> [String] {
         var decisions: [String] = []
-        let rows = try await client.query("SELECT decision FROM kyc.checks WHERE user_id = \(userID) ORDER BY checked_at")
+        let rows = try await client.checkedQuery(
+            "SELECT decision FROM kyc.checks WHERE user_id = \(userID) ORDER BY checked_at", logger: logger)
         for try await decision in rows.decode(String.self) { decisions.append(decision) }
         return decisions
     }

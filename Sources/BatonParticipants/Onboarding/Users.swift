@@ -72,7 +72,9 @@ public struct Users: Sendable {
 
     /// A user's status, or `nil` when there is no such user.
     public func status(of id: String) async throws -> String? {
-        for try await status in try await client.query("SELECT status FROM users.users WHERE id = \(id)").decode(String.self) {
+        for try await status in try await client.checkedQuery("SELECT status FROM users.users WHERE id = \(id)", logger: logger).decode(
+            String.self)
+        {
             return status
         }
         return nil

@@ -156,17 +156,17 @@ public struct Payments: Sendable {
     /// Publishes the answers decided but not yet sent; returns how many were sent.
     public func sendDecidedReplies(on jetStream: JetStream) async throws -> Int {
         var unsent: [(String, String, String)] = []
-        let rows = try await client.query(
+        let rows = try await client.checkedQuery(
             """
             SELECT payment_id, command::text, reply::text FROM payments.awaiting_decision
             WHERE reply IS NOT NULL AND sent_at IS NULL ORDER BY payment_id LIMIT 100
-            """)
+            """, logger: logger)
         for try await row in rows.decode((String, String, String).self) { unsent.append(row) }
         for (paymentID, command, reply) in unsent {
             let status = try ReplyBody.decode(try JSONDecoder().decode(JSONValue.self, from: Data(reply.utf8)))
             try await DeferredReply(json: command).answer(status, on: jetStream)
-            try await client.query(
-                "UPDATE payments.awaiting_decision SET sent_at = now() WHERE payment_id = \(paymentID) AND sent_at IS NULL")
+            try await client.checkedQuery(
+                "UPDATE payments.awaiting_decision SET sent_at = now() WHERE payment_id = \(paymentID) AND sent_at IS NULL", logger: logger)
             logger.info("payment decision sent to the saga", metadata: ["payment.id": "\(paymentID)"])
         }
         return unsent.count

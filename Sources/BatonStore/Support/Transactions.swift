@@ -25,6 +25,21 @@ extension PostgresConnection {
 }
 
 extension PostgresClient {
+    /// Runs one query outside a transaction, on a pooled connection it checks first, and reads
+    /// every row before the connection goes back to the pool: every one-off query goes through
+    /// this, never `PostgresClient.query`.
+    ///
+    /// PostgresNIO 1.33.2 never completes a query written to a connection the server has closed
+    /// (``PostgresConnection/run(_:logger:)``), and the pool can hand out such a connection in the
+    /// moment before it notices the close. A service waiting on that query could not even be
+    /// cancelled: SIGTERM during a PostgreSQL outage hung (seen in the tests under load).
+    @discardableResult
+    public func checkedQuery(_ query: PostgresQuery, logger: Logger) async throws -> CollectedRows {
+        try await withConnection { connection in
+            CollectedRows(rows: try await connection.run(query, logger: logger).collect())
+        }
+    }
+
     /// Runs `body` in a transaction on one pooled connection: `COMMIT` when it returns, `ROLLBACK`
     /// when it throws. Used instead of PostgresNIO's `withTransaction`, whose `COMMIT`/`ROLLBACK`
     /// would hang on a connection the server closed meanwhile (see ``PostgresConnection/run(_:logger:)``).
@@ -52,4 +67,18 @@ extension PostgresClient {
             return result
         }
     }
+}
+
+/// The rows of a query, read in full (``PostgresClient/checkedQuery(_:logger:)``), as an
+/// `AsyncSequence` so that they decode as PostgresNIO's row sequences do.
+public struct CollectedRows: AsyncSequence, Sendable {
+    public typealias Element = PostgresRow
+    let rows: [PostgresRow]
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var rows: IndexingIterator<[PostgresRow]>
+        public mutating func next() async throws -> PostgresRow? { rows.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rows: rows.makeIterator()) }
 }
