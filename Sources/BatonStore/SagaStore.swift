@@ -41,10 +41,13 @@ public struct SagaStore: Sendable {
 
     /// Runs `body` in a transaction, translating what it throws (see ``SagaStoreError``).
     func transaction<Result: Sendable>(
+        snapshot: Bool = false,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
-            return try await client.withStoreTransaction(logger: logger) { connection in try await body(connection) }
+            return try await client.withStoreTransaction(logger: logger, snapshot: snapshot) { connection in
+                try await body(connection)
+            }
         } catch {
             throw SagaStoreError.translating(error)
         }

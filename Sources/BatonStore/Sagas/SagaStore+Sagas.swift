@@ -143,7 +143,9 @@ extension SagaStore {
     /// - Returns: `nil` when there is no such saga (including when `id` is not a saga id at all).
     public func saga(id: String) async throws -> SagaRecord? {
         guard let uuid = UUID(sagaID: id) else { return nil }
-        return try await withConnection { connection in try await loadSaga(uuid, on: connection, lock: false) }
+        // One snapshot for the saga row and its steps: read by two statements outside a transaction,
+        // a transition committed between them would show a saga whose steps are from after it.
+        return try await transaction(snapshot: true) { connection in try await loadSaga(uuid, on: connection, lock: false) }
     }
 
     /// Reads a saga and its steps; with `lock`, takes the saga's row lock for the transaction.

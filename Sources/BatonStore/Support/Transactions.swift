@@ -43,12 +43,15 @@ extension PostgresClient {
     /// Runs `body` in a transaction on one pooled connection: `COMMIT` when it returns, `ROLLBACK`
     /// when it throws. Used instead of PostgresNIO's `withTransaction`, whose `COMMIT`/`ROLLBACK`
     /// would hang on a connection the server closed meanwhile (see ``PostgresConnection/run(_:logger:)``).
+    /// - Parameter snapshot: Read everything from one snapshot, and write nothing (`REPEATABLE READ
+    ///   READ ONLY`): for a read of several statements that must agree with one another.
     public func withStoreTransaction<Result: Sendable>(
         logger: Logger,
+        snapshot: Bool = false,
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         try await withConnection { connection in
-            _ = try await connection.run("BEGIN", logger: logger)
+            _ = try await connection.run(snapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN", logger: logger)
             let result: Result
             do {
                 result = try await body(connection)
