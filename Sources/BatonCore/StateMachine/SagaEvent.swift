@@ -49,7 +49,8 @@ public enum OperatorAction: Sendable, Hashable {
     /// Pass over the stuck step (or its compensation) and go on in the same direction.
     case skip(step: String, reason: String)
     /// Declare the saga settled by hand: `COMPLETED` when it was moving forward, `FAILED` when it was
-    /// compensating; steps left undone are marked `SKIPPED`.
+    /// compensating (`CANCELLED` when a cancel started the compensation); steps left undone are
+    /// marked `SKIPPED`.
     case resolve(reason: String)
     /// For a saga suspended because its pivot's outcome is unknown: the operator has checked that the
     /// pivot did not take effect, so the saga compensates the steps before it.
