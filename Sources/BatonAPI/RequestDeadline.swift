@@ -36,12 +36,9 @@ extension BatonAPI {
             running.cancel()
         }
         guard expiry.hasExpired else { return try result.get() }
-        var headers = HTTPFields()
-        headers[.retryAfter] = "\(StoreAvailability.retryAfterSeconds)"
-        throw APIProblem(
-            .serviceUnavailable, code: "timeout", title: "The request did not finish in time",
-            detail: "no answer within \(deadline) (the database may be unavailable); a change made meanwhile is safe to send again",
-            headers: headers)
+        throw StoreAvailability.retryLater(
+            code: "timeout", title: "The request did not finish in time",
+            detail: "no answer within \(deadline) (the database may be unavailable); a change made meanwhile is safe to send again")
     }
 }
 

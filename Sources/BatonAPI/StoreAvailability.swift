@@ -10,11 +10,15 @@ enum StoreAvailability {
 
     static func problem(_ error: any Error) -> APIProblem? {
         guard StoreErrors.isUnavailable(error) else { return nil }
+        return retryLater(
+            code: "unavailable", title: "The database is unavailable",
+            detail: "the saga store cannot be reached right now; nothing was changed; try again in \(retryAfterSeconds) s")
+    }
+
+    /// A 503 that tells the client when to try again (`Retry-After`).
+    static func retryLater(code: String, title: String, detail: String) -> APIProblem {
         var headers = HTTPFields()
         headers[.retryAfter] = "\(retryAfterSeconds)"
-        return APIProblem(
-            .serviceUnavailable, code: "unavailable", title: "The database is unavailable",
-            detail: "the saga store cannot be reached right now; nothing was changed; try again in \(retryAfterSeconds) s",
-            headers: headers)
+        return APIProblem(.serviceUnavailable, code: code, title: title, detail: detail, headers: headers)
     }
 }
