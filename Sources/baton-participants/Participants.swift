@@ -160,7 +160,8 @@ struct ParticipantsCommand: AsyncParsableCommand {
             }
             var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             // As in baton serve: a drain longer than this is cancelled, so SIGTERM ends it within 15 s.
-            group.maximumGracefulShutdownDuration = .seconds(10)
+            group.maximumGracefulShutdownDuration = ShutdownDeadline.drain
+            ShutdownDeadline.arm(logger: logger, process: "baton-participants")
             print("baton-participants: running \(names.joined(separator: ", "))")
             try await ServiceGroup(configuration: group).run()
         }

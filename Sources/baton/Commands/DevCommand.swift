@@ -42,7 +42,8 @@ struct DevCommand: AsyncParsableCommand {
         do { database = try DatabaseURL(urls.databaseURL) } catch { throw ValidationError(error.description) }
         try await ServeCommand.serve(
             database: database, natsURL: urls.natsURL, host: String(http[..<colon]), port: port,
-            api: try ServeCommand.limits(from: ProcessInfo.processInfo.environment), definitions: definitions, logger: logger)
+            api: try ServeCommand.limits(from: ProcessInfo.processInfo.environment), definitions: definitions, logger: logger,
+            beforeForcedExit: environment.forceStop)
         Self.say("baton dev: stopping PostgreSQL and NATS")
     }
 

@@ -158,7 +158,8 @@ struct ServeCommand: AsyncParsableCommand {
         port: Int,
         api: BatonAPI.Configuration,
         definitions: [(definition: WorkflowDefinition, source: String)],
-        logger: Logger
+        logger: Logger,
+        beforeForcedExit: @escaping @Sendable () -> Void = {}
     ) async throws {
         var configuration = BatonServer.Configuration(host: host, port: port, api: api, definitions: definitions)
         if let text = ProcessInfo.processInfo.environment["BATON_MAX_REPLY_BYTES"] {
@@ -191,8 +192,10 @@ struct ServeCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         // A drain that outlasts this (a long poll, a dependency that does not answer) is cancelled:
-        // SIGTERM ends the process within 15 s (docs/operations.md, Shutdown), whatever it waits for.
-        group.maximumGracefulShutdownDuration = .seconds(10)
+        // SIGTERM ends the process within 15 s (docs/operations.md, Shutdown), whatever it waits for;
+        // the deadline holds even when a cancelled service does not return.
+        group.maximumGracefulShutdownDuration = ShutdownDeadline.drain
+        ShutdownDeadline.arm(logger: logger, process: "baton serve", beforeExit: beforeForcedExit)
         try await ServiceGroup(configuration: group).run()
     }
 }

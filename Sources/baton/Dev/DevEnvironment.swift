@@ -44,6 +44,21 @@ final class DevEnvironment {
         }
     }
 
+    /// Ends both servers at once with SIGKILL, for the shutdown deadline (``ShutdownDeadline``):
+    /// their data is throwaway, and PostgreSQL recovers from it on the next start.
+    var forceStop: @Sendable () -> Void {
+        let natsID = nats?.processIdentifier
+        let postmasterFile = postgresData?.appending(path: "postmaster.pid").path
+        return {
+            if let natsID { kill(natsID, SIGKILL) }
+            if let postmasterFile, let text = try? String(contentsOfFile: postmasterFile, encoding: .utf8),
+                let postmaster = text.split(separator: "\n").first.flatMap({ pid_t($0) }), postmaster > 0
+            {
+                kill(postmaster, SIGKILL)
+            }
+        }
+    }
+
     // MARK: - PostgreSQL
 
     private func startPostgres() throws -> Int {

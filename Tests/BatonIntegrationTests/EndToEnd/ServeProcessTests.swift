@@ -368,8 +368,8 @@ extension EndToEndSuites {
         }
 
         @Test(
-            "SIGTERM ends baton within the documented bound during a PostgreSQL outage and during a NATS outage",
-            arguments: ["postgres", "nats"])
+            "SIGTERM ends baton within the documented bound during a PostgreSQL outage, while PostgreSQL answers nothing, and during a NATS outage",
+            arguments: ["postgres", "postgres-frozen", "nats"])
         func shutdownDuringOutage(_ outage: String) async throws {
             let data = FileManager.default.temporaryDirectory.appending(path: "baton-outage-\(UUID().uuidString)")
             let log = FileManager.default.temporaryDirectory.appending(path: "baton-outage-\(UUID().uuidString).log")
@@ -403,9 +403,13 @@ extension EndToEndSuites {
             try await Task.sleep(for: .seconds(2))
             #expect(!participants.hasEnded, "baton-participants did not start")
 
+            var frozen: [pid_t] = []
+            defer {
+                // The stopped backends lose their postmaster to baton dev's SIGKILL; let them see it.
+                for process in frozen { Glibc.kill(process, SIGCONT) }
+            }
             switch outage {
-            case "postgres":
-                // PostgreSQL goes away at once (SIGQUIT to the postmaster: immediate shutdown).
+            case "postgres", "postgres-frozen":
                 let databaseURL = try url("PostgreSQL")
                 let directory = try await StoreFixture.withClient(try DatabaseURL(databaseURL)) { client in
                     var found = ""
@@ -416,7 +420,15 @@ extension EndToEndSuites {
                 }
                 let pidText = try String(contentsOfFile: directory + "/postmaster.pid", encoding: .utf8)
                 let postmaster = try #require(pidText.split(separator: "\n").first.flatMap { Int32($0) })
-                Glibc.kill(postmaster, SIGQUIT)
+                if outage == "postgres" {
+                    // PostgreSQL goes away at once (SIGQUIT to the postmaster: immediate shutdown).
+                    Glibc.kill(postmaster, SIGQUIT)
+                } else {
+                    // A database host that hangs: connections stay open, and nothing answers on them,
+                    // not even `pg_ctl stop`.
+                    frozen = [postmaster] + Self.children(of: postmaster)
+                    for process in frozen { Glibc.kill(process, SIGSTOP) }
+                }
             default:
                 let natsPort = try #require(try url("NATS").split(separator: ":").last.flatMap { Int($0) })
                 let killer = Process()
@@ -440,6 +452,19 @@ extension EndToEndSuites {
                 participants.hasEnded,
                 "baton-participants was still running \(Self.shutdownBound) after SIGTERM during a \(outage) outage")
             Self.logger.info("SIGTERM during a \(outage) outage: both exited after \(took)")
+        }
+
+        /// The processes whose parent is `parent`, from /proc.
+        static func children(of parent: pid_t) -> [pid_t] {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return entries.compactMap { pid_t($0) }.filter { process in
+                // /proc/PID/stat: "PID (name) state PPID ..."; the name may hold spaces, so read after ')'.
+                guard let stat = try? String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return false }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                return fields.count > 1 && pid_t(fields[1]) == parent
+            }
         }
 
         @Test("SIGTERM ends baton serve while it waits for a replies consumer it cannot make")
