@@ -17,7 +17,7 @@ struct SagaPropertyTests {
                 chaos.step(choice)
                 if let violation = chaos.violation {
                     Issue.record(
-                        "\(violation)\nworkflow: \(chaos.definition.steps.map { "\($0.name)\($0.pivot ? "(pivot)" : "")\($0.compensate == nil ? "" : "+c")" })\nhistory:\n\(chaos.log.joined(separator: "\n"))"
+                        "\(violation)\nworkflow: \(chaos.definition.allSteps.map { "\($0.name)\($0.pivot ? "(pivot)" : "")\($0.compensate == nil ? "" : "+c")\($0.when.map { " when \($0)" } ?? "")" })\nhistory:\n\(chaos.log.joined(separator: "\n"))"
                     )
                     return
                 }
@@ -37,7 +37,7 @@ struct SagaPropertyTests {
             // Answer each command in turn: succeeded, or (for an action before the pivot) failed.
             // With no timeouts, retries or failing compensations, the saga must finish.
             var iterator = choices.makeIterator()
-            for _ in 0..<(definition.steps.count * 2 + 2) where !chaos.harness.status.isTerminal {
+            for _ in 0..<(definition.allSteps.count * 2 + 2) where !chaos.harness.status.isTerminal {
                 let command = chaos.harness.lastCommand
                 let index = definition.stepIndex(named: command.step)!
                 let beforePivot = definition.pivotIndex.map { index <= $0 } ?? true
@@ -59,21 +59,38 @@ struct SagaPropertyTests {
         }
     }
 
-    /// A workflow of 1–5 steps, maybe with a pivot, compensations on some steps before it.
+    /// A workflow of 1–5 steps, maybe with a pivot, compensations on some steps before it, conditions
+    /// on some steps other than the pivot (over the input, which holds amount 100, or an earlier step's
+    /// status), and 0–2 failure handlers, some conditional.
     static func randomDefinition(shape: Int) -> WorkflowDefinition {
         var bits = SeededRandomNumberGenerator(seed: UInt64(shape))
         let count = Int.random(in: 1...5, using: &bits)
         let pivot: Int? = Bool.random(using: &bits) ? Int.random(in: 0..<count, using: &bits) : nil
+        func condition(after index: Int) -> StepCondition? {
+            switch Int.random(in: 0..<6, using: &bits) {
+            case 0: try! StepCondition(parsing: "input.amount >= \(Bool.random(using: &bits) ? 50 : 150)")
+            case 1 where index > 0: try! StepCondition(parsing: "steps.s\(Int.random(in: 0..<index, using: &bits)).status == 'SUCCEEDED'")
+            default: nil
+            }
+        }
         let steps = (0..<count).map { index in
             let compensated = pivot.map { index < $0 } ?? true
-            return Workflows.step(
+            var step = Workflows.step(
                 "s\(index)",
                 compensated: compensated && Int.random(in: 0..<4, using: &bits) != 0,
                 pivot: index == pivot,
                 attempts: Int.random(in: 1...3, using: &bits)
             )
+            if index != pivot { step.when = condition(after: index) }
+            return step
         }
-        return WorkflowDefinition(name: "random", version: 1, deadline: Bool.random(using: &bits) ? .minutes(2) : nil, steps: steps)
+        let handlers = (0..<Int.random(in: 0...2, using: &bits)).map { index in
+            var handler = Workflows.step("h\(index)", compensated: false, attempts: Int.random(in: 1...2, using: &bits))
+            handler.when = condition(after: count)
+            return handler
+        }
+        return WorkflowDefinition(
+            name: "random", version: 1, deadline: Bool.random(using: &bits) ? .minutes(2) : nil, steps: steps, failureHandlers: handlers)
     }
 }
 
@@ -106,6 +123,9 @@ struct Chaos {
     private var unknownOutcome: Set<String> = []
     private var lastReply: StepReply?
     private var sentIDs: Set<String> = []
+    /// Steps passed over because their condition did not hold.
+    private var skippedByCondition: Set<String> = []
+    private var started = false
 
     init(definition: WorkflowDefinition, seed: UInt64) {
         self.definition = definition
@@ -190,6 +210,25 @@ struct Chaos {
             if !transition.commands.isEmpty { fail("an ignored or rejected event sent a command") }
         }
 
+        if case .start = event, transition.outcome == .applied { started = true }
+        for entry in transition.history where entry.kind == .stepSkipped && entry.detail.contains("condition does not hold") {
+            if let step = entry.step { skippedByCondition.insert(step) }
+        }
+
+        // A step skipped by its condition is never sent anything. A failure handler is never
+        // compensated, and runs only once the compensation is over.
+        for command in transition.commands {
+            if skippedByCondition.contains(command.step) {
+                fail("\(command.step) was skipped by its condition, yet sent \(command.messageID)")
+            }
+            guard let index = definition.stepIndex(named: command.step), definition.isFailureHandler(index) else { continue }
+            if command.direction == .compensation { fail("failure handler \(command.step) was compensated") }
+            if saga.status != .compensating { fail("failure handler \(command.step) ran while the saga was \(saga.status.rawValue)") }
+            if saga.steps.prefix(definition.steps.count).contains(where: { $0.status == .compensating }) {
+                fail("failure handler \(command.step) ran before the compensation was over")
+            }
+        }
+
         // No compensation past a succeeded pivot; never a compensation for the pivot or later steps.
         for command in transition.commands {
             if !sentIDs.insert(command.messageID).inserted { fail("message id \(command.messageID) was sent twice") }
@@ -243,8 +282,18 @@ struct Chaos {
         }
 
         if saga.status == .completed {
-            if !saga.steps.allSatisfy({ $0.status == .succeeded || $0.status == .skipped }) {
+            if !saga.steps.prefix(definition.steps.count).allSatisfy({ $0.status == .succeeded || $0.status == .skipped }) {
                 fail("COMPLETED with steps \(saga.steps.map(\.status))")
+            }
+            if !saga.steps.dropFirst(definition.steps.count).allSatisfy({ $0.status == .pending }) {
+                fail("COMPLETED, yet a failure handler ran: \(saga.steps.map(\.status))")
+            }
+        }
+        // A saga that started and ends FAILED or CANCELLED has been through every failure handler.
+        if started, saga.status == .failed || saga.status == .cancelled {
+            let handlers = saga.steps.dropFirst(definition.steps.count)
+            if let open = handlers.first(where: { ![.succeeded, .failed, .timedOut, .skipped].contains($0.status) }) {
+                fail("\(saga.status.rawValue) with failure handler \(open.name) \(open.status.rawValue)")
             }
         }
         if case .cancel = event, transition.outcome == .applied { cancelAccepted = true }
@@ -255,7 +304,10 @@ struct Chaos {
     }
 
     private mutating func checkFailed(_ saga: SagaInstance) {
-        for (index, step) in saga.steps.enumerated() where definition.steps[index].compensate != nil {
+        for (index, step) in saga.steps.enumerated() where definition.allSteps[index].compensate != nil {
+            if skippedByCondition.contains(step.name) && step.status != .skipped {
+                fail("\(step.name) was skipped by its condition but ended \(step.status.rawValue)")
+            }
             if step.status == .succeeded || step.status == .timedOut {
                 fail("FAILED with \(step.name) \(step.status.rawValue) and never compensated")
             }

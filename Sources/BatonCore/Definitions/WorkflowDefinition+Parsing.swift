@@ -82,7 +82,7 @@ extension WorkflowDefinition {
                 document,
                 path: "",
                 step: nil,
-                allowedKeys: ["name", "version", "description", "input", "deadline", "steps"],
+                allowedKeys: ["name", "version", "description", "input", "deadline", "steps", "on_failure"],
                 log: log
             )
         else { return nil }
@@ -108,27 +108,40 @@ extension WorkflowDefinition {
             reader.issue("steps", "has \(stepValues.count) steps; a workflow may have at most \(log.limits.maximumSteps)")
             return nil
         }
-        let steps = stepValues.enumerated().compactMap { index, value in readStep(value, index: index, log: log) }
+        let steps = stepValues.enumerated().compactMap { index, value in readStep(value, index: index, list: "steps", log: log) }
+        let handlerValues = reader.array("on_failure") ?? []
+        if reader.has("on_failure") && handlerValues.isEmpty { reader.issue("on_failure", "leave it out, or list at least one step") }
+        guard stepValues.count + handlerValues.count <= log.limits.maximumSteps else {
+            reader.issue(
+                "on_failure",
+                "has \(handlerValues.count) steps; a workflow may have at most \(log.limits.maximumSteps) steps and failure handlers together"
+            )
+            return nil
+        }
+        let handlers = handlerValues.enumerated().compactMap { index, value in
+            readStep(value, index: index, list: "on_failure", log: log)
+        }
         return WorkflowDefinition(
             name: name ?? "",
             version: version ?? 1,
             description: description,
             input: input,
             deadline: deadline,
-            steps: steps
+            steps: steps,
+            failureHandlers: handlers
         )
     }
 
     /// Reads one step; `nil` only when it is not a mapping.
-    private static func readStep(_ value: JSONValue, index: Int, log: DefinitionIssueLog) -> StepDefinition? {
+    private static func readStep(_ value: JSONValue, index: Int, list: String, log: DefinitionIssueLog) -> StepDefinition? {
         // Name the step in messages by its name when it has one, by its position otherwise.
-        let label = value.objectValue?["name"]?.stringValue ?? "steps[\(index)]"
+        let label = value.objectValue?["name"]?.stringValue ?? "\(list)[\(index)]"
         guard
             let reader = DefinitionReader(
                 value,
                 path: "",
                 step: label,
-                allowedKeys: ["name", "participant", "action", "payload", "timeout", "retry", "compensate", "pivot"],
+                allowedKeys: ["name", "participant", "action", "payload", "timeout", "retry", "compensate", "pivot", "when"],
                 log: log
             )
         else { return nil }
@@ -141,8 +154,20 @@ extension WorkflowDefinition {
             retry: reader.raw("retry").map { readRetry($0, path: "retry", defaults: .default, step: label, log: log) }
                 ?? .default,
             compensate: reader.raw("compensate").map { readCompensation($0, step: label, log: log) },
-            pivot: reader.bool("pivot") ?? false
+            pivot: reader.bool("pivot") ?? false,
+            when: readCondition(reader)
         )
+    }
+
+    /// The step's condition, or `nil` when absent or malformed (logged).
+    private static func readCondition(_ reader: DefinitionReader) -> StepCondition? {
+        guard let text = reader.string("when") else { return nil }
+        do throws(ConditionError) {
+            return try StepCondition(parsing: text)
+        } catch {
+            reader.issue("when", "\(error)")
+            return nil
+        }
     }
 
     private static func readCompensation(_ value: JSONValue, step: String, log: DefinitionIssueLog) -> CompensationDefinition {

@@ -5,12 +5,36 @@ extension WorkflowDefinition {
     ///   step after it has one (after the pivot the saga only moves forward);
     /// - every placeholder is well formed and names data that exists when it is rendered: an earlier
     ///   step's output (a compensation may also use its own step's), a field of the input schema
-    ///   when there is one, or a saga field.
+    ///   when there is one, or a saga field;
+    /// - a condition (`when`) reads only the input schema's fields and earlier steps, compares them
+    ///   with values of their type, and is not on the pivot (the point of no return is not optional);
+    /// - failure handlers are neither the pivot nor compensated, and see every step and the handlers
+    ///   before them.
     public func validate() -> [DefinitionIssue] {
         var issues: [DefinitionIssue] = []
         var seen: Set<String> = []
-        for step in steps where !seen.insert(step.name).inserted {
+        for step in allSteps where !seen.insert(step.name).inserted {
             issues.append(.init(step: step.name, field: "name", message: "another step is already named '\(step.name)'"))
+        }
+        for handler in failureHandlers {
+            if handler.pivot {
+                issues.append(
+                    .init(
+                        step: handler.name, field: "pivot",
+                        message: "a failure handler runs after the saga has failed and cannot be the pivot"))
+            }
+            if handler.compensate != nil {
+                issues.append(
+                    .init(
+                        step: handler.name, field: "compensate",
+                        message: "a failure handler is never compensated; leave compensate out"))
+            }
+        }
+        if let pivotIndex, steps[pivotIndex].when != nil {
+            issues.append(
+                .init(
+                    step: steps[pivotIndex].name, field: "when",
+                    message: "the pivot is the point of no return and cannot be conditional: put the condition on the steps around it"))
         }
 
         let pivots = steps.filter(\.pivot)
@@ -35,14 +59,18 @@ extension WorkflowDefinition {
             }
         }
 
-        for (index, step) in steps.enumerated() {
-            issues += checkReferences(in: step.payload, field: "payload", step: step, visibleSteps: steps[..<index])
+        let all = allSteps
+        for (index, step) in all.enumerated() {
+            if let condition = step.when {
+                issues += checkCondition(condition, step: step, visibleSteps: all[..<index])
+            }
+            issues += checkReferences(in: step.payload, field: "payload", step: step, visibleSteps: all[..<index])
             if let compensation = step.compensate {
                 issues += checkReferences(
                     in: compensation.payload,
                     field: "compensate.payload",
                     step: step,
-                    visibleSteps: steps[...index]
+                    visibleSteps: all[...index]
                 )
             }
         }
@@ -73,6 +101,79 @@ extension WorkflowDefinition {
         return issues
     }
 
+    private func checkCondition(
+        _ condition: StepCondition,
+        step: StepDefinition,
+        visibleSteps: ArraySlice<StepDefinition>
+    ) -> [DefinitionIssue] {
+        var issues: [DefinitionIssue] = []
+        for reference in condition.references {
+            let problem: String?
+            switch reference {
+            case .input(let path): problem = self.problem(with: .input(path: path), visibleSteps: visibleSteps, ownStep: step.name)
+            case .stepOutput(let name, _), .stepStatus(let name), .stepErrorCode(let name):
+                if name == step.name {
+                    problem = "a step's condition is decided before it runs, so it cannot read the step itself"
+                } else {
+                    problem = self.problem(with: .stepOutput(step: name, path: []), visibleSteps: visibleSteps, ownStep: step.name)
+                }
+            }
+            if let problem { issues.append(.init(step: step.name, field: "when", message: "\(reference): \(problem)")) }
+        }
+        condition.expression.forEachComparison { left, comparison, right in
+            for (reference, literal) in [(left, right), (right, left)] {
+                guard case .reference(let reference) = reference, case .literal(let value) = literal,
+                    let problem = typeProblem(reference, comparison, value)
+                else { continue }
+                issues.append(.init(step: step.name, field: "when", message: "\(reference) \(comparison.rawValue) \(literal): \(problem)"))
+            }
+        }
+        return issues
+    }
+
+    /// Why comparing `reference` with `value` cannot mean what it says, when the definition knows the
+    /// reference's type: an input field of the schema, a step's status or error code.
+    private func typeProblem(_ reference: ConditionReference, _ comparison: ComparisonOperator, _ value: JSONValue) -> String? {
+        if value == .null {
+            return comparison.orders ? "null cannot be ordered; use exists(…) or == null" : nil
+        }
+        switch reference {
+        case .stepStatus:
+            let statuses = StepStatus.allCases.map(\.rawValue)
+            guard case .string(let text) = value, statuses.contains(text) else {
+                return "a step's status is one of \(statuses.joined(separator: ", "))"
+            }
+            return comparison.orders ? "statuses have no order; use == or !=" : nil
+        case .stepErrorCode:
+            guard case .string = value else { return "an error code is a string" }
+            return nil
+        case .stepOutput:
+            return nil
+        case .input(let path):
+            guard path.count == 1, let field = input?.properties[path[0]] else { return nil }
+            let matches: Bool
+            switch (field.type, value) {
+            case (.string, .string), (.boolean, .bool): matches = true
+            case (.integer, .integer), (.integer, .number), (.number, .integer), (.number, .number): matches = true
+            default: matches = false
+            }
+            guard matches else {
+                let expected =
+                    switch field.type {
+                    case .string: "a string"
+                    case .integer, .number: "a number"
+                    case .boolean: "true or false"
+                    case .object, .array: "null, or use exists(…)"
+                    }
+                return "input.\(path[0]) is \(field.type == .integer ? "an" : "a") \(field.type.rawValue); compare it with \(expected)"
+            }
+            if comparison.orders && (field.type == .boolean || field.type == .object || field.type == .array) {
+                return "a \(field.type.rawValue) has no order; use == or !="
+            }
+            return nil
+        }
+    }
+
     private func problem(
         with reference: TemplateReference,
         visibleSteps: ArraySlice<StepDefinition>,
@@ -94,7 +195,24 @@ extension WorkflowDefinition {
             if steps.contains(where: { $0.name == name }) {
                 return "step '\(name)' runs later, so its output does not exist yet"
             }
+            if failureHandlers.contains(where: { $0.name == name }) {
+                return "'\(name)' is a failure handler, which runs only once the saga has failed and been compensated"
+            }
             return "there is no step named '\(name)'"
+        }
+    }
+}
+
+extension ConditionExpression {
+    /// Calls `body` with every comparison in the expression.
+    func forEachComparison(_ body: (ConditionOperand, ComparisonOperator, ConditionOperand) -> Void) {
+        switch self {
+        case .and(let left, let right), .or(let left, let right):
+            left.forEachComparison(body)
+            right.forEachComparison(body)
+        case .not(let operand): operand.forEachComparison(body)
+        case .compare(let left, let comparison, let right): body(left, comparison, right)
+        case .exists, .isTrue: break
         }
     }
 }

@@ -15,6 +15,10 @@ public struct WorkflowDefinition: Sendable, Hashable, Codable {
     /// How long a saga may run before it is compensated, when given.
     public var deadline: SagaDuration?
     public var steps: [StepDefinition]
+    /// The failure handlers (`on_failure:`), when there are any: steps that run in order after the
+    /// saga has been compensated and before it ends `FAILED` or `CANCELLED`. `nil` rather than empty,
+    /// so that definitions written before they existed keep their hash.
+    public var onFailure: [StepDefinition]?
 
     public init(
         name: String,
@@ -22,7 +26,8 @@ public struct WorkflowDefinition: Sendable, Hashable, Codable {
         description: String = "",
         input: InputSchema? = nil,
         deadline: SagaDuration? = nil,
-        steps: [StepDefinition]
+        steps: [StepDefinition],
+        failureHandlers: [StepDefinition] = []
     ) {
         self.name = name
         self.version = version
@@ -30,13 +35,25 @@ public struct WorkflowDefinition: Sendable, Hashable, Codable {
         self.input = input
         self.deadline = deadline
         self.steps = steps
+        self.onFailure = failureHandlers.isEmpty ? nil : failureHandlers
     }
+
+    /// The failure handlers, in the order they run.
+    public var failureHandlers: [StepDefinition] { onFailure ?? [] }
+
+    /// The steps and then the failure handlers: a saga keeps one state per entry, in this order.
+    public var allSteps: [StepDefinition] { steps + failureHandlers }
+
+    /// Whether the entry at this index of ``allSteps`` is a failure handler.
+    public func isFailureHandler(_ index: Int) -> Bool { index >= steps.count }
 
     /// The index of the pivot step, when the workflow has one.
     public var pivotIndex: Int? { steps.firstIndex(where: \.pivot) }
 
-    /// The index of the step with this name.
-    public func stepIndex(named name: String) -> Int? { steps.firstIndex(where: { $0.name == name }) }
+    /// The index in ``allSteps`` of the step or failure handler with this name.
+    public func stepIndex(named name: String) -> Int? {
+        steps.firstIndex(where: { $0.name == name }) ?? onFailure?.firstIndex(where: { $0.name == name }).map { steps.count + $0 }
+    }
 }
 
 /// One step of a workflow: a command sent to `participant` to perform `action`.
@@ -53,6 +70,8 @@ public struct StepDefinition: Sendable, Hashable, Codable {
     public var compensate: CompensationDefinition?
     /// The point of no return: once it succeeds the saga only moves forward.
     public var pivot: Bool
+    /// When given, the step runs only if it holds, and is `SKIPPED` otherwise.
+    public var when: StepCondition?
 
     public init(
         name: String,
@@ -62,7 +81,8 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         timeout: SagaDuration = StepDefinition.defaultTimeout,
         retry: RetryPolicy = .default,
         compensate: CompensationDefinition? = nil,
-        pivot: Bool = false
+        pivot: Bool = false,
+        when: StepCondition? = nil
     ) {
         self.name = name
         self.participant = participant
@@ -72,6 +92,7 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         self.retry = retry
         self.compensate = compensate
         self.pivot = pivot
+        self.when = when
     }
 
     /// The timeout of a step or compensation that does not set one.

@@ -127,6 +127,8 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
         case compensationStarted = "compensation_started"
         case stepCompensated = "step_compensated"
         case stepSkipped = "step_skipped"
+        case failureHandlersStarted = "failure_handlers_started"
+        case failureHandlerFailed = "failure_handler_failed"
         case sagaSuspended = "saga_suspended"
         case sagaCompleted = "saga_completed"
         case sagaFailed = "saga_failed"

@@ -59,7 +59,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         self.status = .pending
         self.direction = .action
         self.cursor = 0
-        self.steps = definition.steps.map { StepState(name: $0.name) }
+        self.steps = definition.allSteps.map { StepState(name: $0.name) }
         self.createdAt = now
         self.updatedAt = now
     }

@@ -33,12 +33,12 @@ public struct SagaStateMachine: Sendable {
         guard
             definition.name == saga.workflow,
             definition.version == saga.workflowVersion,
-            definition.steps.map(\.name) == saga.steps.map(\.name)
+            definition.allSteps.map(\.name) == saga.steps.map(\.name)
         else {
             throw DefinitionMismatchError(
                 sagaID: saga.id,
                 expected: "\(saga.workflow) v\(saga.workflowVersion) with steps \(saga.steps.map(\.name))",
-                given: "\(definition.name) v\(definition.version) with steps \(definition.steps.map(\.name))"
+                given: "\(definition.name) v\(definition.version) with steps \(definition.allSteps.map(\.name))"
             )
         }
         self.definition = definition
@@ -99,7 +99,7 @@ public struct SagaStateMachine: Sendable {
                 .scheduleTimer(SagaTimer(kind: .sagaDeadline, step: nil, direction: nil, attempt: 0, due: due))
             )
         }
-        dispatch(step: 0, .action, &run)
+        begin(step: 0, &run)
         return .applied
     }
 
@@ -150,11 +150,14 @@ public struct SagaStateMachine: Sendable {
             if direction == .action { saga.steps[index].outcomeUnknown = false }
             let error = StepError(code: code, message: message, direction: direction, attempt: current)
             saga.steps[index].error = error
-            saga.lastError = "\(reply.step): \(code): \(message)"
+            // A failure handler's own failure does not replace why the saga failed.
+            if !definition.isFailureHandler(index) { saga.lastError = "\(reply.step): \(code): \(message)" }
             run.record(
                 .stepFailed, saga, step: index, direction, attempt: current,
                 detail: "business failure \(code): \(message)")
-            if direction == .compensation {
+            if definition.isFailureHandler(index) {
+                failureHandlerGaveUp(index, timedOut: false, &run)
+            } else if direction == .compensation {
                 suspend("the compensation of step '\(reply.step)' failed (\(code): \(message))", &run)
             } else if isAfterPivot(index) {
                 // After the pivot there is no way back: a failure is retried forward like a
@@ -267,7 +270,7 @@ public struct SagaStateMachine: Sendable {
         let stuck = saga.steps[index].name
         switch action {
         case .retry:
-            saga.status = saga.direction == .action ? .processing : .compensating
+            saga.status = runningStatus
             saga.suspensionReason = nil
             record(action, &run)
             if saga.direction == .action {
@@ -280,27 +283,34 @@ public struct SagaStateMachine: Sendable {
             guard step == stuck else {
                 return .rejected("only the step the saga is stuck on ('\(stuck)') can be skipped, not '\(step)'")
             }
-            saga.status = saga.direction == .action ? .processing : .compensating
+            saga.status = runningStatus
             saga.suspensionReason = nil
             record(action, &run)
-            markSkipped(index, because: action.reason, &run)
+            markSkipped(index, detail: "skipped by an operator: \(action.reason)", &run)
             if saga.direction == .action { advance(after: index, &run) } else { compensate(downFrom: index - 1, &run) }
         case .resolve:
             saga.suspensionReason = nil
             record(action, &run)
-            if saga.direction == .action {
+            if definition.isFailureHandler(index) {
+                // The compensation is over: the handlers not yet run are passed over.
                 for later in index..<saga.steps.count where saga.steps[later].status != .succeeded {
-                    markSkipped(later, because: action.reason, &run)
+                    markSkipped(later, detail: "skipped by an operator: \(action.reason)", &run)
+                }
+                finish(compensatedStatus, &run)
+            } else if saga.direction == .action {
+                for later in index..<definition.steps.count
+                where saga.steps[later].status != .succeeded && saga.steps[later].status != .skipped {
+                    markSkipped(later, detail: "skipped by an operator: \(action.reason)", &run)
                 }
                 finish(.completed, &run)
             } else {
                 for earlier in 0...index where needsCompensation(earlier) || saga.steps[earlier].status == .compensating {
-                    markSkipped(earlier, because: action.reason, &run)
+                    markSkipped(earlier, detail: "skipped by an operator: \(action.reason)", &run)
                 }
-                finish(compensatedStatus, &run)
+                compensationFinished(&run)
             }
         case .compensate:
-            guard saga.direction == .action, !isAfterPivot(index) else {
+            guard saga.direction == .action, !isAfterPivot(index), !definition.isFailureHandler(index) else {
                 return .rejected("compensate applies to a saga suspended at its pivot, before the pivot took effect")
             }
             saga.suspensionReason = nil
@@ -317,7 +327,7 @@ public struct SagaStateMachine: Sendable {
     /// Sends the next attempt of a step's action or compensation and arms its timeout.
     private mutating func dispatch(step index: Int, _ direction: StepDirection, _ run: inout Run) {
         saga.cursor = index
-        let definitionStep = definition.steps[index]
+        let definitionStep = definition.allSteps[index]
         var step = saga.steps[index]
         let attempt: Int
         let action: String
@@ -396,7 +406,9 @@ public struct SagaStateMachine: Sendable {
         let used = attempt - step.budgetStart(direction)
         let timedOut = step.outcomeUnknown
         guard used < policy.maxAttempts else {
-            if direction == .compensation {
+            if definition.isFailureHandler(index) {
+                failureHandlerGaveUp(index, timedOut: timedOut, &run)
+            } else if direction == .compensation {
                 suspend(
                     "the compensation of step '\(step.name)' failed \(used) times and spent its retry budget",
                     &run
@@ -466,12 +478,60 @@ public struct SagaStateMachine: Sendable {
         startCompensation(downFrom: outcomeUnknown ? index : index - 1, &run)
     }
 
+    /// After a step (or failure handler) is done with: the next one, or the end.
     private mutating func advance(after index: Int, _ run: inout Run) {
-        if index + 1 < saga.steps.count {
-            dispatch(step: index + 1, .action, &run)
+        let next = index + 1
+        if definition.isFailureHandler(index) {
+            if next < saga.steps.count { begin(step: next, &run) } else { finish(compensatedStatus, &run) }
+        } else if next < definition.steps.count {
+            begin(step: next, &run)
         } else {
             finish(.completed, &run)
         }
+    }
+
+    /// Starts a step's (or failure handler's) action when its condition holds, and passes over it
+    /// (`SKIPPED`, with the condition in the history) when it does not.
+    private mutating func begin(step index: Int, _ run: inout Run) {
+        if let condition = definition.allSteps[index].when {
+            let holds = condition.holds(input: saga.input) { name in
+                saga.steps.first(where: { $0.name == name })
+            }
+            guard holds else {
+                saga.cursor = index
+                markSkipped(index, detail: "skipped: its condition does not hold (when: \(condition))", &run)
+                advance(after: index, &run)
+                return
+            }
+        }
+        dispatch(step: index, .action, &run)
+    }
+
+    /// A failure handler that failed for good is recorded and passed: it is never compensated, and
+    /// the saga still ends as its compensation decided.
+    private mutating func failureHandlerGaveUp(_ index: Int, timedOut: Bool, _ run: inout Run) {
+        saga.steps[index].status = timedOut ? .timedOut : .failed
+        saga.steps[index].finishedAt = run.now
+        let error = saga.steps[index].error.map { " (\($0.code): \($0.message))" } ?? ""
+        run.record(
+            .failureHandlerFailed, saga, step: index, .action, attempt: saga.steps[index].attempt,
+            detail: "the failure handler gave up\(error); the saga still ends \(compensatedStatus.rawValue)")
+        advance(after: index, &run)
+    }
+
+    /// The compensation is over: the failure handlers run, if the workflow has any, and then the
+    /// saga ends `FAILED` (or `CANCELLED`).
+    private mutating func compensationFinished(_ run: inout Run) {
+        guard !definition.failureHandlers.isEmpty else {
+            finish(compensatedStatus, &run)
+            return
+        }
+        saga.status = .compensating
+        saga.direction = .action
+        run.record(
+            .failureHandlersStarted, saga,
+            detail: "compensation is over; running the failure handlers before the saga ends \(compensatedStatus.rawValue)")
+        begin(step: definition.steps.count, &run)
     }
 
     private mutating func startCompensation(downFrom index: Int, _ run: inout Run) {
@@ -492,7 +552,7 @@ public struct SagaStateMachine: Sendable {
             }
             candidate -= 1
         }
-        finish(compensatedStatus, &run)
+        compensationFinished(&run)
     }
 
     /// How a saga whose compensation is over ends: `CANCELLED` when a cancel started it, else
@@ -530,12 +590,12 @@ public struct SagaStateMachine: Sendable {
         run.effects.append(.finished(status))
     }
 
-    private mutating func markSkipped(_ index: Int, because reason: String, _ run: inout Run) {
+    private mutating func markSkipped(_ index: Int, detail: String, _ run: inout Run) {
         saga.steps[index].status = .skipped
         saga.steps[index].replyDeadline = nil
         saga.steps[index].retryAt = nil
         saga.steps[index].finishedAt = run.now
-        run.record(.stepSkipped, saga, step: index, saga.direction, detail: "skipped by an operator: \(reason)")
+        run.record(.stepSkipped, saga, step: index, saga.direction, detail: detail)
     }
 
     private func record(_ action: OperatorAction, _ run: inout Run) {
@@ -552,6 +612,12 @@ public struct SagaStateMachine: Sendable {
     }
 
     // MARK: - Facts
+
+    /// The status a saga runs in at its cursor: `COMPENSATING` while it undoes steps or runs its
+    /// failure handlers, `PROCESSING` otherwise.
+    private var runningStatus: SagaStatus {
+        saga.direction == .compensation || definition.isFailureHandler(saga.cursor) ? .compensating : .processing
+    }
 
     private func isAfterPivot(_ index: Int) -> Bool {
         guard let pivot = definition.pivotIndex else { return false }
@@ -576,12 +642,12 @@ public struct SagaStateMachine: Sendable {
     }
 
     private func timeout(of index: Int, _ direction: StepDirection) -> SagaDuration {
-        let step = definition.steps[index]
+        let step = definition.allSteps[index]
         return direction == .action ? step.timeout : step.compensate?.timeout ?? step.timeout
     }
 
     private func retryPolicy(of index: Int, _ direction: StepDirection) -> RetryPolicy {
-        let step = definition.steps[index]
+        let step = definition.allSteps[index]
         return direction == .action ? step.retry : step.compensate?.retry ?? .defaultCompensation
     }
 

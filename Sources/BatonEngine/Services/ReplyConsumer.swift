@@ -179,7 +179,7 @@ public struct ReplyConsumer: Service {
     /// machine, which records the reply as ignored.
     static func subjectCheck(_ reply: ReplyMessage) -> EventCheck {
         { definition in
-            guard let step = definition.steps.first(where: { $0.name == reply.step }) else { return }
+            guard let step = definition.allSteps.first(where: { $0.name == reply.step }) else { return }
             let action = reply.direction == .action ? step.action : step.compensate?.action
             guard reply.participant == step.participant, reply.action == action else {
                 throw MisaddressedReply(

@@ -33,10 +33,10 @@ struct TransitionLog: Sendable {
     static func level(of kind: HistoryEntry.Kind) -> Logger.Level {
         switch kind {
         case .commandSent, .stepSucceeded, .heartbeat, .retryScheduled, .stepSkipped, .ignored: .debug
-        case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction: .info
+        case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction, .failureHandlersStarted: .info
         case .stepFailed, .stepTimedOut, .compensationStarted, .stepCompensated, .sagaFailed, .sagaCancelled, .deadlineReached,
             .cancelRefused,
-            .operatorActionRefused:
+            .operatorActionRefused, .failureHandlerFailed:
             .notice
         case .sagaSuspended: .error
         }

@@ -83,7 +83,8 @@ extension SagaStore {
         let rows = try await query(
             """
             SELECT DISTINCT step->>'participant' AS participant
-            FROM baton.workflow_definitions, jsonb_array_elements(definition->'steps') AS step
+            FROM baton.workflow_definitions,
+                jsonb_array_elements(definition->'steps' || coalesce(definition->'onFailure', '[]')) AS step
             ORDER BY 1
             """)
         var names: [String] = []
