@@ -53,7 +53,7 @@ struct WorkflowsValidateCommandTests {
     func shippedWorkflows() throws {
         let run = try baton("workflows", "validate")
         #expect(run.status == 0, "\(run.output)")
-        #expect(run.output.contains("ok    workflows/funds-transfer.yaml: funds-transfer v1, 5 steps"))
+        #expect(run.output.contains("ok    workflows/funds-transfer.yaml: funds-transfer v2, 6 steps, 2 failure handlers"))
         #expect(run.output.contains("ok    workflows/checkout.yaml: checkout v1, 4 steps"))
     }
 

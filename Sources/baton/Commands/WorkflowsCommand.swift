@@ -39,7 +39,10 @@ struct WorkflowsCommand: AsyncParsableCommand {
                 switch result.outcome {
                 case .success(let definition):
                     let hash = definition.contentHash.prefix(12)
-                    print("ok    \(result.file): \(definition.name) v\(definition.version), \(definition.steps.count) steps, hash \(hash)")
+                    let handlers = definition.failureHandlers.isEmpty ? "" : ", \(definition.failureHandlers.count) failure handlers"
+                    print(
+                        "ok    \(result.file): \(definition.name) v\(definition.version), \(definition.steps.count) steps\(handlers), hash \(hash)"
+                    )
                 case .failure(let error):
                     print("error \(result.file):")
                     for issue in error.issues { print("        \(issue)") }

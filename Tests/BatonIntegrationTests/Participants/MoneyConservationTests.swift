@@ -120,6 +120,7 @@ extension EndToEndSuites {
                         let ids = try await Self.submitTransfers(300, among: accounts, runner: runner, crashing: ledgerProcess)
                         let statuses = try await Self.settle(ids, store: store)
                         try await Self.check(ids, statuses, ledger: ledger, participants: participants, total: total)
+                        try await Self.checkConditionsAndHandlers(ids, store: store, participants: participants)
                         // The faults did happen: steps timed out (late replies, crashed workers) and were retried.
                         let timeouts = try await StoreFixture.scalar(
                             store, "SELECT count(*) FROM baton.saga_history WHERE kind = 'step_timed_out'", as: Int64.self)
@@ -145,6 +146,11 @@ extension EndToEndSuites {
                 definition.steps[index].compensate?.retry.maxAttempts = 30
                 definition.steps[index].compensate?.retry.maxDelay = SagaDuration(milliseconds: 1000)
             }
+            for index in definition.failureHandlers.indices {
+                definition.onFailure?[index].timeout = SagaDuration(milliseconds: timeout)
+                definition.onFailure?[index].retry.maxAttempts = 30
+                definition.onFailure?[index].retry.maxDelay = SagaDuration(milliseconds: 1000)
+            }
             return definition
         }
 
@@ -159,6 +165,7 @@ extension EndToEndSuites {
                 var amount = Int64.random(in: 1...30_000)
                 if number % 10 == 0 { amount = 600_000 }  // large and round: stopped as fraud
                 if number % 10 == 1 { amount = 3_000_000 }  // more than any account holds
+                if number % 10 == 2 { amount = 1_000_001 }  // large, not round: reported when it completes
                 let input: JSONValue = [
                     "transfer_id": .string("t-\(number)"), "from_account": .string(from), "to_account": .string(to),
                     "amount": .integer(amount), "currency": "EUR",
@@ -215,6 +222,38 @@ extension EndToEndSuites {
                 }
             }
             logger.info("conservation: \(completed) completed, \(failed) failed")
+        }
+
+        /// The large-transfer report ran exactly for the completed large transfers; every failed
+        /// transfer told its customer once, and raised one fraud alert exactly when fraud stopped it;
+        /// no message was sent twice, whatever the crashes and late replies.
+        static func checkConditionsAndHandlers(_ ids: [String], store: SagaStore, participants: PostgresClient) async throws {
+            var messages: [String: [String]] = [:]
+            let rows = try await participants.query("SELECT saga_id, template FROM notifications.outbox ORDER BY created_at, id")
+            for try await row in rows.decode((String, String).self) { messages[row.0, default: []].append(row.1) }
+            var reported = 0
+            var alerts = 0
+            for id in ids {
+                let saga = try #require(try await store.saga(id: id)).saga
+                func status(_ step: String) -> StepStatus? { saga.steps.first { $0.name == step }?.status }
+                let large: Bool = if case .integer(let amount) = saga.input.value(at: ["amount"]) { amount >= 1_000_000 } else { false }
+                if saga.status == .completed {
+                    #expect(status("report-large-transfer") == (large ? .succeeded : .skipped), "saga \(id)")
+                    #expect(status("notify-failure") == .pending && status("fraud-alert") == .pending, "saga \(id)")
+                    #expect(messages[id] == ["transfer-completed"], "saga \(id): \(messages[id] ?? [])")
+                    if large { reported += 1 }
+                } else {
+                    let fraud = saga.steps.first { $0.name == "fraud-check" }?.error?.code == "fraud_suspected"
+                    #expect(status("notify-failure") == .succeeded, "saga \(id)")
+                    #expect(status("fraud-alert") == (fraud ? .succeeded : .skipped), "saga \(id)")
+                    #expect(
+                        messages[id] == (fraud ? ["transfer-failed", "fraud-alert"] : ["transfer-failed"]),
+                        "saga \(id): \(messages[id] ?? [])")
+                    if fraud { alerts += 1 }
+                }
+            }
+            #expect(alerts > 0, "fraud stopped some transfers")
+            logger.info("conservation: \(reported) large transfers reported, \(alerts) fraud alerts")
         }
     }
 }
