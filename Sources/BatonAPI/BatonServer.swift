@@ -132,7 +132,7 @@ public struct BatonServer: Service {
         let runner = SagaRunner(store: engineStore, dispatcher: publishing.dispatcher, metrics: metrics, logger: logger)
         let api = BatonAPI(
             store: engineStore, runner: runner, configuration: configuration.api, metrics: registry,
-            onRegistered: { definition in await provision(definition.allSteps.map(\.participant)) },
+            onRegistered: { definition in await provision(definition.participants) },
             readiness: {
                 let postgres = await store.isReachable()
                 return ["postgres": postgres, "nats": nats.currentConnection?.state == .connected]

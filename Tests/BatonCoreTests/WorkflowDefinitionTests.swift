@@ -53,11 +53,17 @@ struct WorkflowDefinitionTests {
         }
     }
 
-    @Test("funds-transfer: debit, fraud, credit as the pivot, notify, audit; refund on failure")
+    @Test(
+        "funds-transfer: debit, fraud, credit as the pivot, notify, a large-transfer report, audit; refund on failure, then tell the customer"
+    )
     func fundsTransferShape() throws {
         let url = Self.repositoryRoot.appendingPathComponent("workflows/funds-transfer.yaml")
         let definition = try WorkflowDefinition.parse(String(contentsOf: url, encoding: .utf8), format: .yaml)
-        #expect(definition.steps.map(\.name) == ["debit-sender", "fraud-check", "credit-receiver", "notify", "audit"])
+        #expect(
+            definition.steps.map(\.name) == ["debit-sender", "fraud-check", "credit-receiver", "notify", "report-large-transfer", "audit"])
+        #expect(definition.steps[4].when?.description == "input.amount >= 1000000")
+        #expect(definition.failureHandlers.map(\.name) == ["notify-failure", "fraud-alert"])
+        #expect(definition.failureHandlers[1].when?.description == "steps.fraud-check.error.code == 'fraud_suspected'")
         #expect(definition.pivotIndex == 2)
         #expect(definition.steps[0].compensate?.action == "refund")
         #expect(definition.steps[0].retry.maxAttempts == 5)

@@ -338,3 +338,175 @@ struct WorkflowLanguageTests {
         #expect(saga.status == .failed)
     }
 }
+
+/// Signal steps: a step that waits for a named event from outside.
+@Suite("Workflow language: signals")
+struct SignalTests {
+    /// reserve (compensated) → await-payment (signal) → capture (pivot) → await-shipping (signal).
+    static let checkout = WorkflowDefinition(
+        name: "checkout", version: 1,
+        steps: [
+            Workflows.step("reserve"),
+            .waiting(for: "payment-result", name: "await-payment", timeout: .minutes(15)),
+            Workflows.step("capture", pivot: true),
+            .waiting(for: "shipped", name: "await-shipping", timeout: .minutes(60)),
+        ])
+
+    static func signal(
+        _ name: String, key: String = "k-1", _ outcome: SagaSignal.Outcome = .succeeded(payload: ["ok": true])
+    )
+        -> SagaEvent
+    {
+        .signal(SagaSignal(name: name, key: key, outcome: outcome, sentBy: "payments", receivedAt: .distantPast))
+    }
+
+    @Test("a signal step waits without sending a command; the signal's payload becomes its output")
+    func waitsAndConsumes() {
+        var saga = SagaHarness(Self.checkout)
+        saga.start()
+        let waiting = saga.succeed(["entry": "r-1"])
+        #expect(waiting.commands.isEmpty)
+        #expect(waiting.history.map(\.kind).suffix(1) == [.signalAwaited])
+        #expect(saga.step("await-payment").status == .running)
+        #expect(saga.timers.last?.kind == .stepTimeout && saga.timers.last?.due == saga.now + 900)
+        let delivered = saga.handle(Self.signal("payment-result", .succeeded(payload: ["payment_id": "p-1"])))
+        #expect(delivered.outcome == .applied)
+        #expect(delivered.history.map(\.kind) == [.signalReceived, .stepSucceeded, .commandSent])
+        #expect(delivered.history.first?.detail == "signal 'payment-result' received")
+        #expect(saga.step("await-payment").output == ["payment_id": "p-1"])
+        #expect(saga.lastCommand.step == "capture")
+        #expect(saga.saga.signals.map(\.consumedBy) == ["await-payment"])
+        #expect(saga.saga.signals.first?.receivedAt == saga.now)
+    }
+
+    @Test("a signal that comes before its step waits is kept, and consumed once the step waits")
+    func earlySignal() {
+        var saga = SagaHarness(Self.checkout)
+        saga.start()
+        let early = saga.handle(Self.signal("payment-result", .succeeded(payload: ["payment_id": "p-2"])))
+        #expect(early.outcome == .applied)
+        #expect(early.history.map(\.detail) == ["signal 'payment-result' received; kept until step 'await-payment' waits for it"])
+        #expect(saga.saga.signals.first?.consumedBy == nil)
+        #expect(
+            saga.handle(Self.signal("payment-result", key: "k-2")).outcome
+                == .rejected("another signal 'payment-result' is already kept for step 'await-payment'"))
+        let reached = saga.succeed(["entry": "r-1"])
+        #expect(reached.history.map(\.kind) == [.stepSucceeded, .signalAwaited, .stepSucceeded, .commandSent])
+        #expect(saga.step("await-payment").output == ["payment_id": "p-2"])
+        #expect(saga.lastCommand.step == "capture")
+    }
+
+    @Test("the same signal again is a duplicate; another after the step is done is refused; unknown names are refused")
+    func idempotentAndRefused() {
+        var saga = SagaHarness(Self.checkout)
+        saga.start()
+        saga.succeed(["entry": "r-1"])
+        saga.handle(Self.signal("payment-result"))
+        let again = saga.handle(Self.signal("payment-result"))
+        #expect(again.outcome.isIgnoredDuplicate)
+        #expect(saga.saga.signals.count == 1)
+        #expect(
+            saga.handle(Self.signal("payment-result", key: "k-2")).outcome
+                == .rejected("step 'await-payment' is SUCCEEDED and no longer waits for signal 'payment-result'"))
+        #expect(saga.handle(Self.signal("refund")).outcome == .rejected("the workflow has no step that waits for a signal named 'refund'"))
+        let refused = saga.handle(Self.signal("refund"))
+        #expect(refused.history.map(\.kind) == [.signalRefused])
+    }
+
+    @Test("a failed signal before the pivot fails its step and compensates the steps before it")
+    func failedSignal() {
+        var saga = SagaHarness(Self.checkout)
+        saga.start()
+        saga.succeed(["entry": "r-1"])
+        saga.handle(Self.signal("payment-result", .failed(code: "card_declined", message: "declined by the issuer")))
+        #expect(saga.step("await-payment").status == .failed)
+        #expect(saga.step("await-payment").error?.code == "card_declined")
+        #expect(saga.status == .compensating)
+        #expect(saga.lastCommand.step == "reserve" && saga.lastCommand.direction == .compensation)
+        #expect(
+            saga.handle(Self.signal("payment-result", key: "k-2")).outcome
+                == .rejected("the saga is COMPENSATING: step 'await-payment' will not wait for signal 'payment-result'"))
+    }
+
+    @Test("no signal in time fails the step (its outcome is known: nothing happened); after the pivot it suspends, and retry waits again")
+    func timeouts() {
+        var before = SagaHarness(Self.checkout)
+        before.start()
+        before.succeed(["entry": "r-1"])
+        before.fireLatest(.stepTimeout)
+        #expect(before.step("await-payment").status == .failed)
+        #expect(!before.step("await-payment").outcomeUnknown)
+        #expect(before.step("await-payment").error?.message == "no signal 'payment-result' within 15m")
+        #expect(before.lastCommand.step == "reserve" && before.lastCommand.direction == .compensation)
+
+        var after = SagaHarness(Self.checkout)
+        after.start()
+        after.succeed(["entry": "r-1"])
+        after.handle(Self.signal("payment-result"))
+        after.succeed()
+        after.fireLatest(.stepTimeout)
+        #expect(after.status == .suspended)
+        #expect(after.handle(Self.signal("shipped", key: "s-1")).outcome == .applied)
+        #expect(after.saga.signals.last?.consumedBy == nil)
+        after.handle(.operatorAction(.retry(reason: "the carrier is late")))
+        #expect(after.status == .completed)
+        #expect(after.step("await-shipping").attempt == 2)
+        #expect(after.saga.signals.map(\.consumedBy) == ["await-payment", "await-shipping"])
+    }
+
+    @Test("cancel while waiting for a signal: the wait had no effect, so the step is FAILED, not TIMED_OUT")
+    func cancelWhileWaiting() {
+        var saga = SagaHarness(Self.checkout)
+        saga.start()
+        saga.succeed(["entry": "r-1"])
+        saga.handle(.cancel(reason: "customer left"))
+        #expect(saga.step("await-payment").status == .failed)
+        #expect(saga.lastCommand.step == "reserve" && saga.lastCommand.direction == .compensation)
+        saga.succeed()
+        #expect(saga.status == .cancelled)
+        #expect(saga.handle(Self.signal("payment-result")).outcome == .rejected("the saga is already CANCELLED"))
+    }
+
+    @Test("signal steps are written with signal: and checked")
+    func parsing() throws {
+        let definition = try WorkflowDefinition.parse(
+            """
+            name: pay
+            version: 1
+            steps:
+              - { name: reserve, participant: stock, action: reserve }
+              - { name: await-payment, signal: payment-result, timeout: 15m }
+            """, format: .yaml)
+        #expect(definition.steps[1].signal == "payment-result")
+        #expect(definition.steps[1].timeout == .minutes(15))
+        #expect(definition.steps[1].retry == .once)
+        #expect(definition.participants == ["stock"])
+        #expect(definition.stepIndex(waitingFor: "payment-result") == 1)
+        var issues: [String] = []
+        do {
+            _ = try WorkflowDefinition.parse(
+                """
+                name: pay
+                version: 1
+                steps:
+                  - { name: a, signal: go, participant: stock, retry: { max_attempts: 2 } }
+                  - { name: b, signal: go }
+                on_failure:
+                  - { name: c, signal: later }
+                """, format: .yaml)
+        } catch {
+            issues = error.issues.map { "\($0.step ?? "-") \($0.field): \($0.message)" }
+        }
+        #expect(
+            Set(issues) == [
+                "a participant: a signal step waits for its signal and sends no command; leave participant out",
+                "a retry: a signal step waits for its signal and sends no command; leave retry out",
+                "b signal: step 'a' already waits for signal 'go'",
+                "c signal: a failure handler runs after the saga has failed; it cannot wait for a signal",
+            ])
+    }
+}
+
+extension SagaTransition.Outcome {
+    var isIgnoredDuplicate: Bool { if case .ignored(.duplicate, _) = self { true } else { false } }
+}

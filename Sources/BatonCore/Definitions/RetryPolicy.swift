@@ -37,6 +37,8 @@ public struct RetryPolicy: Sendable, Hashable, Codable {
     /// The policy of a compensation that sets none: compensations matter more than actions (they
     /// put money back), so they get a larger budget: 10 attempts, exponential from 1 s to 1 min.
     public static let defaultCompensation = RetryPolicy(maxAttempts: 10, maxDelay: .seconds(60))
+    /// One attempt and no retry: a signal step's (a wait is not retried; an operator can wait again).
+    public static let once = RetryPolicy(maxAttempts: 1)
 
     /// The delay before the attempt that follows `failedAttempt`.
     /// - Parameters:

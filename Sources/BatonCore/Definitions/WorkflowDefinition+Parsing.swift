@@ -141,10 +141,19 @@ extension WorkflowDefinition {
                 value,
                 path: "",
                 step: label,
-                allowedKeys: ["name", "participant", "action", "payload", "timeout", "retry", "compensate", "pivot", "when"],
+                allowedKeys: ["name", "participant", "action", "payload", "timeout", "retry", "compensate", "pivot", "when", "signal"],
                 log: log
             )
         else { return nil }
+        if reader.has("signal") {
+            // A signal step waits; it sends nothing, so nothing about a command applies to it.
+            for key in ["participant", "action", "payload", "retry", "compensate", "pivot"] where reader.has(key) {
+                reader.issue(key, "a signal step waits for its signal and sends no command; leave \(key) out")
+            }
+            return StepDefinition.waiting(
+                for: reader.identifier("signal") ?? "", name: reader.identifier("name") ?? label, timeout: readTimeout(reader),
+                when: readCondition(reader))
+        }
         return StepDefinition(
             name: reader.identifier("name") ?? label,
             participant: reader.identifier("participant") ?? "",

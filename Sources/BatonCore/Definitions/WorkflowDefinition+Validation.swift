@@ -9,14 +9,29 @@ extension WorkflowDefinition {
     /// - a condition (`when`) reads only the input schema's fields and earlier steps, compares them
     ///   with values of their type, and is not on the pivot (the point of no return is not optional);
     /// - failure handlers are neither the pivot nor compensated, and see every step and the handlers
-    ///   before them.
+    ///   before them;
+    /// - each signal is waited for by one step, and not by a failure handler.
     public func validate() -> [DefinitionIssue] {
         var issues: [DefinitionIssue] = []
         var seen: Set<String> = []
         for step in allSteps where !seen.insert(step.name).inserted {
             issues.append(.init(step: step.name, field: "name", message: "another step is already named '\(step.name)'"))
         }
+        var signals: [String: String] = [:]
+        for step in allSteps {
+            guard let signal = step.signal else { continue }
+            if let other = signals[signal] {
+                issues.append(.init(step: step.name, field: "signal", message: "step '\(other)' already waits for signal '\(signal)'"))
+            }
+            signals[signal] = signals[signal] ?? step.name
+        }
         for handler in failureHandlers {
+            if handler.signal != nil {
+                issues.append(
+                    .init(
+                        step: handler.name, field: "signal",
+                        message: "a failure handler runs after the saga has failed; it cannot wait for a signal"))
+            }
             if handler.pivot {
                 issues.append(
                     .init(

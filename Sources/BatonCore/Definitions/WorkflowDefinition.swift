@@ -50,6 +50,12 @@ public struct WorkflowDefinition: Sendable, Hashable, Codable {
     /// The index of the pivot step, when the workflow has one.
     public var pivotIndex: Int? { steps.firstIndex(where: \.pivot) }
 
+    /// The index in ``allSteps`` of the signal step that waits for `signal`.
+    public func stepIndex(waitingFor signal: String) -> Int? { allSteps.firstIndex { $0.signal == signal } }
+
+    /// The participants the workflow sends commands to.
+    public var participants: [String] { allSteps.filter { $0.signal == nil }.map(\.participant) }
+
     /// The index in ``allSteps`` of the step or failure handler with this name.
     public func stepIndex(named name: String) -> Int? {
         steps.firstIndex(where: { $0.name == name }) ?? onFailure?.firstIndex(where: { $0.name == name }).map { steps.count + $0 }
@@ -72,6 +78,9 @@ public struct StepDefinition: Sendable, Hashable, Codable {
     public var pivot: Bool
     /// When given, the step runs only if it holds, and is `SKIPPED` otherwise.
     public var when: StepCondition?
+    /// For a signal step, the signal it waits for instead of sending a command (it then has no
+    /// participant or action, one attempt, and nothing to compensate).
+    public var signal: String?
 
     public init(
         name: String,
@@ -82,7 +91,8 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         retry: RetryPolicy = .default,
         compensate: CompensationDefinition? = nil,
         pivot: Bool = false,
-        when: StepCondition? = nil
+        when: StepCondition? = nil,
+        signal: String? = nil
     ) {
         self.name = name
         self.participant = participant
@@ -93,6 +103,13 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         self.compensate = compensate
         self.pivot = pivot
         self.when = when
+        self.signal = signal
+    }
+
+    /// A step that waits for a signal (`signal: payment-result`).
+    public static func waiting(for signal: String, name: String, timeout: SagaDuration, when: StepCondition? = nil) -> StepDefinition {
+        StepDefinition(
+            name: name, participant: "", action: "", timeout: timeout, retry: .once, when: when, signal: signal)
     }
 
     /// The timeout of a step or compensation that does not set one.

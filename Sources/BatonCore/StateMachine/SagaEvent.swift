@@ -11,6 +11,9 @@ public enum SagaEvent: Sendable, Hashable {
     case cancel(reason: String, requestedBy: String? = nil)
     /// An operator acted on a `SUSPENDED` saga.
     case operatorAction(OperatorAction)
+    /// A signal from outside, for the signal step of its name (``SagaSignal``; `receivedAt` is set
+    /// by the state machine).
+    case signal(SagaSignal)
 }
 
 /// A participant's answer to one command attempt.

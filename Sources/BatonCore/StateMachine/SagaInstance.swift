@@ -39,6 +39,8 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     public var lastError: String?
     /// Set when a cancel was accepted: the saga then ends `CANCELLED` once compensated.
     public var cancellation: SagaCancellation?
+    /// The signals it received, in order, consumed or waiting for their step.
+    public var signals: [SagaSignal] = []
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -81,6 +83,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         suspensionReason: String?,
         lastError: String?,
         cancellation: SagaCancellation? = nil,
+        signals: [SagaSignal] = [],
         createdAt: Date,
         updatedAt: Date
     ) {
@@ -99,6 +102,7 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         self.suspensionReason = suspensionReason
         self.lastError = lastError
         self.cancellation = cancellation
+        self.signals = signals
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

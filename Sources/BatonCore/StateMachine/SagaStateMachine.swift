@@ -67,6 +67,7 @@ public struct SagaStateMachine: Sendable {
             case .timerFired(let timer): outcome = fire(timer, &run, &random)
             case .cancel(let reason, let requestedBy): outcome = cancel(reason: reason, requestedBy: requestedBy, &run)
             case .operatorAction(let action): outcome = perform(action, &run)
+            case .signal(let signal): outcome = receive(signal, &run, &random)
             }
         }
         switch outcome {
@@ -77,7 +78,12 @@ public struct SagaStateMachine: Sendable {
                 .ignored, saga, step: event.stepName, direction: event.direction, attempt: event.attempt,
                 detail: "\(event.summary) ignored (\(reason.rawValue)): \(detail)")
         case .rejected(let reason):
-            let kind: HistoryEntry.Kind = if case .cancel = event { .cancelRefused } else { .operatorActionRefused }
+            let kind: HistoryEntry.Kind =
+                switch event {
+                case .cancel: .cancelRefused
+                case .signal: .signalRefused
+                default: .operatorActionRefused
+                }
             run.record(kind, saga, detail: "\(event.summary) refused: \(reason)")
         }
         return SagaTransition(outcome: outcome, effects: run.effects)
@@ -202,8 +208,16 @@ public struct SagaStateMachine: Sendable {
                 return .ignored(.stale, "a heartbeat moved the timeout to \(replyDeadline.iso8601)")
             }
             saga.steps[index].replyDeadline = nil
-            if direction == .action { saga.steps[index].outcomeUnknown = true }
             let limit = timeout(of: index, direction)
+            if let signal = definition.allSteps[index].signal {
+                // Waiting has no effect: the outcome is known, nothing happened.
+                saga.steps[index].error = StepError(
+                    code: "timeout", message: "no signal '\(signal)' within \(limit)", direction: direction, attempt: current)
+                run.record(.stepTimedOut, saga, step: index, direction, attempt: current, detail: "no signal '\(signal)' within \(limit)")
+                retryOrGiveUp(index, direction, requestedDelay: nil, &run, &random)
+                return .applied
+            }
+            if direction == .action { saga.steps[index].outcomeUnknown = true }
             saga.steps[index].error = StepError(
                 code: "timeout",
                 message: "no reply within \(limit)",
@@ -238,6 +252,45 @@ public struct SagaStateMachine: Sendable {
         case .completed, .failed, .cancelled:
             return .rejected("the saga is already \(saga.status.rawValue)")
         }
+    }
+
+    private mutating func receive(
+        _ signal: SagaSignal, _ run: inout Run, _ random: inout some RandomNumberGenerator
+    ) -> SagaTransition.Outcome {
+        guard let index = definition.stepIndex(waitingFor: signal.name) else {
+            return .rejected("the workflow has no step that waits for a signal named '\(signal.name)'")
+        }
+        if let earlier = saga.signals.first(where: { $0.name == signal.name && $0.key == signal.key }) {
+            return .ignored(.duplicate, "signal '\(signal.name)' with this key was already received at \(earlier.receivedAt.iso8601)")
+        }
+        let name = saga.steps[index].name
+        switch saga.status {
+        case .completed, .failed, .cancelled:
+            return .rejected("the saga is already \(saga.status.rawValue)")
+        case .compensating:
+            return .rejected("the saga is COMPENSATING: step '\(name)' will not wait for signal '\(signal.name)'")
+        case .pending, .processing, .suspended:
+            break
+        }
+        if saga.signals.contains(where: { $0.name == signal.name && $0.consumedBy == nil }) {
+            return .rejected("another signal '\(signal.name)' is already kept for step '\(name)'")
+        }
+        let step = saga.steps[index]
+        let waiting = index == saga.cursor && saga.status == .processing && step.awaitingReply
+        let mayWaitAgain = saga.status == .suspended && index == saga.cursor
+        guard waiting || step.status == .pending || mayWaitAgain else {
+            return .rejected("step '\(name)' is \(step.status.rawValue) and no longer waits for signal '\(signal.name)'")
+        }
+        var received = signal
+        received.receivedAt = run.now
+        received.consumedBy = nil
+        saga.signals.append(received)
+        run.record(
+            .signalReceived, saga, step: index, .action,
+            detail: waiting
+                ? "signal '\(signal.name)' received" : "signal '\(signal.name)' received; kept until step '\(name)' waits for it")
+        if waiting { consumeSignal(saga.signals.count - 1, step: index, &run) }
+        return .applied
     }
 
     private mutating func deadlineReached(_ run: inout Run) -> SagaTransition.Outcome {
@@ -328,6 +381,10 @@ public struct SagaStateMachine: Sendable {
     private mutating func dispatch(step index: Int, _ direction: StepDirection, _ run: inout Run) {
         saga.cursor = index
         let definitionStep = definition.allSteps[index]
+        if let signal = definitionStep.signal {
+            wait(for: signal, step: index, &run)
+            return
+        }
         var step = saga.steps[index]
         let attempt: Int
         let action: String
@@ -384,6 +441,42 @@ public struct SagaStateMachine: Sendable {
         run.record(
             .commandSent, saga, step: index, direction, attempt: attempt,
             detail: "sent \(definitionStep.participant).\(action) (attempt \(attempt))")
+    }
+
+    /// A signal step's attempt: no command, a wait with the step's timeout, and at once the signal
+    /// if it came early.
+    private mutating func wait(for signal: String, step index: Int, _ run: inout Run) {
+        var step = saga.steps[index]
+        step.attempt += 1
+        step.status = .running
+        if step.startedAt == nil { step.startedAt = run.now }
+        step.commandSentAt = run.now
+        let due = run.now + timeout(of: index, .action)
+        step.replyDeadline = due
+        step.retryAt = nil
+        saga.steps[index] = step
+        run.effects.append(.scheduleTimer(stepTimeoutTimer(index, .action, attempt: step.attempt, due: due)))
+        run.record(
+            .signalAwaited, saga, step: index, .action, attempt: step.attempt, detail: "waiting for signal '\(signal)' until \(due.iso8601)"
+        )
+        if let early = saga.signals.firstIndex(where: { $0.name == signal && $0.consumedBy == nil }) {
+            consumeSignal(early, step: index, &run)
+        }
+    }
+
+    /// Hands signal `position` to the signal step waiting for it, as that step's reply.
+    private mutating func consumeSignal(_ position: Int, step index: Int, _ run: inout Run) {
+        saga.signals[position].consumedBy = saga.steps[index].name
+        let status: ReplyStatus =
+            switch saga.signals[position].outcome {
+            case .succeeded(let payload): .succeeded(output: payload)
+            case .failed(let code, let message): .failed(code: code, message: message)
+            }
+        // A signal step has one attempt, so its failure never draws a retry delay: no jitter is used.
+        var noJitter = SeededRandomNumberGenerator(seed: 0)
+        _ = receive(
+            StepReply(step: saga.steps[index].name, direction: .action, attempt: saga.steps[index].attempt, status: status), &run,
+            &noJitter)
     }
 
     /// Stops waiting for the current attempt's reply.
@@ -455,7 +548,8 @@ public struct SagaStateMachine: Sendable {
         let outcomeUnknown: Bool
         if step.awaitingReply {
             run.effects.append(.cancelTimer(SagaTimer.Key(kind: .stepTimeout, step: step.name, direction: .action)))
-            outcomeUnknown = true
+            // A command in flight may still take effect; a wait for a signal has none.
+            outcomeUnknown = definition.allSteps[index].signal == nil
         } else if step.retryAt != nil {
             run.effects.append(.cancelTimer(SagaTimer.Key(kind: .retryBackoff, step: step.name, direction: .action)))
             outcomeUnknown = step.outcomeUnknown
@@ -725,7 +819,7 @@ extension SagaEvent {
     /// rather than silently ignored.
     var isRequest: Bool {
         switch self {
-        case .cancel, .operatorAction: true
+        case .cancel, .operatorAction, .signal: true
         default: false
         }
     }
@@ -762,6 +856,7 @@ extension SagaEvent {
         case .timerFired(let timer): "timer \(timer.kind.rawValue)\(timer.step.map { " for \($0)" } ?? "") attempt \(timer.attempt)"
         case .cancel: "cancel"
         case .operatorAction(let action): "operator \(action.name)"
+        case .signal(let signal): "signal '\(signal.name)'"
         }
     }
 }

@@ -33,10 +33,11 @@ struct TransitionLog: Sendable {
     static func level(of kind: HistoryEntry.Kind) -> Logger.Level {
         switch kind {
         case .commandSent, .stepSucceeded, .heartbeat, .retryScheduled, .stepSkipped, .ignored: .debug
-        case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction, .failureHandlersStarted: .info
+        case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction, .failureHandlersStarted, .signalAwaited, .signalReceived:
+            .info
         case .stepFailed, .stepTimedOut, .compensationStarted, .stepCompensated, .sagaFailed, .sagaCancelled, .deadlineReached,
             .cancelRefused,
-            .operatorActionRefused, .failureHandlerFailed:
+            .operatorActionRefused, .failureHandlerFailed, .signalRefused:
             .notice
         case .sagaSuspended: .error
         }
