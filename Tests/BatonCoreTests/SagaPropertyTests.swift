@@ -38,6 +38,15 @@ struct SagaPropertyTests {
             // With no timeouts, retries or failing compensations, the saga must finish.
             var iterator = choices.makeIterator()
             for _ in 0..<(definition.allSteps.count * 2 + 2) where !chaos.harness.status.isTerminal {
+                // A signal step waits for its signal rather than a reply: send it.
+                let cursor = chaos.harness.saga.cursor
+                if let name = definition.allSteps[cursor].signal, chaos.harness.saga.steps[cursor].awaitingReply {
+                    let beforePivot = definition.pivotIndex.map { cursor <= $0 } ?? true
+                    let fail = beforePivot && (iterator.next() ?? 0) % 4 == 0
+                    let outcome: SagaSignal.Outcome = fail ? .failed(code: "no", message: "refused") : .succeeded(payload: ["entry": "x"])
+                    chaos.apply(.signal(SagaSignal(name: name, key: "k", outcome: outcome, receivedAt: .distantPast)))
+                    continue
+                }
                 let command = chaos.harness.lastCommand
                 let index = definition.stepIndex(named: command.step)!
                 let beforePivot = definition.pivotIndex.map { index <= $0 } ?? true
@@ -59,7 +68,8 @@ struct SagaPropertyTests {
         }
     }
 
-    /// A workflow of 1–5 steps, maybe with a pivot, compensations on some steps before it, conditions
+    /// A workflow of 1–5 steps, maybe with a pivot, compensations on some steps before it, signal
+    /// steps (never the pivot), conditions
     /// on some steps other than the pivot (over the input, which holds amount 100, or an earlier step's
     /// status), and 0–2 failure handlers, some conditional.
     static func randomDefinition(shape: Int) -> WorkflowDefinition {
@@ -81,6 +91,9 @@ struct SagaPropertyTests {
                 pivot: index == pivot,
                 attempts: Int.random(in: 1...3, using: &bits)
             )
+            if index != pivot && Int.random(in: 0..<5, using: &bits) == 0 {
+                step = .waiting(for: "signal-\(index)", name: "s\(index)", timeout: .seconds(20))
+            }
             if index != pivot { step.when = condition(after: index) }
             return step
         }
@@ -160,9 +173,17 @@ struct Chaos {
             let timer = harness.timers[pick]
             harness.now = max(harness.now, timer.due)
             event = .timerFired(timer)
-        case 6:
+        case 6 where argument % 2 == 0:
             guard let reply = lastReply else { return harness.advance(1) }
             event = .reply(reply)
+        case 6:
+            // A signal, for one of the workflow's (or an unknown) name, with one of a few keys:
+            // early, late, duplicated, refused.
+            let names = definition.allSteps.compactMap(\.signal) + ["unknown"]
+            let name = names[(argument / 2) % names.count]
+            let outcome: SagaSignal.Outcome =
+                argument % 5 == 1 ? .failed(code: "declined", message: "no") : .succeeded(payload: ["n": .integer(Int64(argument))])
+            event = .signal(SagaSignal(name: name, key: "key-\((argument / 7) % 3)", outcome: outcome, receivedAt: .distantPast))
         case 7:
             event = .cancel(reason: "random cancel")
         case 8:
@@ -213,6 +234,43 @@ struct Chaos {
         if case .start = event, transition.outcome == .applied { started = true }
         for entry in transition.history where entry.kind == .stepSkipped && entry.detail.contains("condition does not hold") {
             if let step = entry.step { skippedByCondition.insert(step) }
+        }
+
+        // Signals: each (name, key) is kept once; a signal is consumed once, by the step that waits
+        // for its name, and never un-consumed; a signal step sends nothing, and one that succeeded
+        // holds the payload of the last signal it consumed.
+        if Set(saga.signals.map { "\($0.name)/\($0.key)" }).count != saga.signals.count { fail("a signal was kept twice") }
+        for (position, signal) in before.signals.enumerated() where signal.consumedBy != nil {
+            if saga.signals[position].consumedBy != signal.consumedBy { fail("signal \(signal.name)/\(signal.key) was consumed again") }
+        }
+        // Every settlement of a signal step is the consumption of one signal not consumed before.
+        let newlyConsumed = saga.signals.indices.filter { position in
+            saga.signals[position].consumedBy != nil
+                && (position >= before.signals.count || before.signals[position].consumedBy == nil)
+        }.count
+        let signalSettlements = transition.history.filter { entry in
+            (entry.kind == .stepSucceeded || entry.kind == .stepFailed)
+                && definition.allSteps.first(where: { $0.name == entry.step })?.signal != nil
+        }.count
+        if transition.outcome == .applied && newlyConsumed != signalSettlements {
+            fail("\(signalSettlements) signal steps settled, but \(newlyConsumed) signals were newly consumed")
+        }
+        for signal in saga.signals {
+            if let consumer = signal.consumedBy, definition.allSteps.first(where: { $0.name == consumer })?.signal != signal.name {
+                fail("signal \(signal.name) was consumed by \(consumer), which does not wait for it")
+            }
+        }
+        for (index, step) in definition.allSteps.enumerated() {
+            guard let name = step.signal else { continue }
+            if transition.commands.contains(where: { $0.step == step.name }) { fail("signal step \(step.name) sent a command") }
+            if saga.steps[index].status == .succeeded {
+                guard case .succeeded(let payload)? = saga.signals.last(where: { $0.consumedBy == step.name })?.outcome,
+                    saga.steps[index].output == payload
+                else {
+                    fail("signal step \(step.name) succeeded without the payload of a signal '\(name)' it consumed")
+                    continue
+                }
+            }
         }
 
         // A step skipped by its condition is never sent anything. A failure handler is never

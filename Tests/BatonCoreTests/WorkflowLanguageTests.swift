@@ -454,6 +454,25 @@ struct SignalTests {
         #expect(after.saga.signals.map(\.consumedBy) == ["await-payment", "await-shipping"])
     }
 
+    @Test("a failed signal after the pivot suspends; retry waits again for a new signal, never the consumed one")
+    func failedSignalAfterPivot() {
+        var saga = SagaHarness(Self.checkout)
+        saga.start()
+        saga.succeed(["entry": "r-1"])
+        saga.handle(Self.signal("payment-result"))
+        saga.succeed()
+        saga.handle(Self.signal("shipped", key: "s-1", .failed(code: "lost", message: "the parcel was lost")))
+        #expect(saga.status == .suspended)
+        let retried = saga.handle(.operatorAction(.retry(reason: "the carrier found it")))
+        #expect(retried.history.map(\.kind) == [.operatorAction, .signalAwaited])
+        #expect(saga.status == .processing)
+        #expect(saga.step("await-shipping").status == .running)
+        #expect(saga.handle(Self.signal("shipped", key: "s-2", .succeeded(payload: ["tracking": "T-9"]))).outcome == .applied)
+        #expect(saga.status == .completed)
+        #expect(saga.step("await-shipping").output == ["tracking": "T-9"])
+        #expect(saga.saga.signals.map(\.consumedBy) == ["await-payment", "await-shipping", "await-shipping"])
+    }
+
     @Test("cancel while waiting for a signal: the wait had no effect, so the step is FAILED, not TIMED_OUT")
     func cancelWhileWaiting() {
         var saga = SagaHarness(Self.checkout)
