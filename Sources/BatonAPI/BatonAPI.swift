@@ -95,6 +95,7 @@ public struct BatonAPI: Sendable {
         ("GET", "/v1/sagas/{id}", [200, 400, 401, 403, 404, 503]), ("GET", "/v1/sagas/{id}/history", [200, 400, 401, 403, 404, 503]),
         ("POST", "/v1/sagas/{id}/cancel", [202, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
         ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
+        ("POST", "/v1/sagas/{id}/signals/{name}", [200, 202, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
         ("GET", "/v1/workflows", [200, 401, 403, 503]), ("POST", "/v1/workflows", [200, 201, 400, 401, 403, 409, 413, 415, 422, 503]),
         ("GET", "/v1/workflows/{name}", [200, 401, 403, 404, 503]),
     ]
@@ -159,6 +160,10 @@ public struct BatonAPI: Sendable {
         v1.post("sagas/:id/actions") { request, context in
             let caller = try context.require(.operator)
             return try await withDeadline(request) { try await act(request, context, by: caller) }
+        }
+        v1.post("sagas/:id/signals/:name") { request, context in
+            let caller = try context.require(.sagasSignal)
+            return try await withDeadline(request) { try await signal(request, context, by: caller) }
         }
         v1.get("workflows") { request, context in
             _ = try context.require(.sagasRead)
@@ -354,6 +359,54 @@ public struct BatonAPI: Sendable {
             throw APIProblem(.conflict, code: "cannot-cancel", title: "The saga cannot be cancelled", detail: why)
         }
         return Render.json(Render.saga(record), status: .accepted)
+    }
+
+    /// `POST /v1/sagas/{id}/signals/{name}`: `{"payload": …}` (the waiting step's output; absent
+    /// means `null`) or `{"failed": {"code": …, "message": …}}`; `Idempotency-Key` names the signal
+    /// for retries (without one, the body does). 202 when it is new, 200 when it was already received.
+    func signal(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let name = try context.parameters.require("name")
+        guard WorkflowDefinition.isIdentifier(name), name.count <= 64 else {
+            throw APIProblem.badRequest("'\(name.prefix(80))' is not a signal name: letters, digits, '-' and '_'", code: "invalid-request")
+        }
+        _ = try await existingSaga(id)
+        let body = try await optionalJSONBody(request) ?? [:]
+        guard case .object(let fields) = body else {
+            throw APIProblem.badRequest("the body must be a JSON object", code: "invalid-request")
+        }
+        if let unknown = fields.keys.sorted().first(where: { $0 != "payload" && $0 != "failed" }) {
+            throw APIProblem.badRequest("unknown member \"\(unknown.prefix(64))\": a signal has payload or failed", code: "invalid-request")
+        }
+        let outcome: SagaSignal.Outcome
+        if let failed = fields["failed"] {
+            guard fields["payload"] == nil else {
+                throw APIProblem.badRequest("a signal has payload or failed, not both", code: "invalid-request")
+            }
+            guard failed.objectValue != nil, let code = try text(failed, "code", required: true), !code.isEmpty else {
+                throw APIProblem.badRequest("\"failed\" must be {\"code\": …, \"message\": …} with a code", code: "invalid-request")
+            }
+            outcome = .failed(code: code, message: try text(failed, "message", required: false) ?? "")
+        } else {
+            outcome = .succeeded(payload: fields["payload"] ?? .null)
+        }
+        let key =
+            try request.headers[HTTPField.Name("Idempotency-Key")!].map { key in
+                guard !key.isEmpty, key.count <= 255 else {
+                    throw APIProblem.badRequest("Idempotency-Key must be 1 to 255 characters", code: "invalid-request")
+                }
+                return key
+            } ?? "sha256:" + SHA256.hash(data: Data(body.canonicalJSON.utf8)).map { String(format: "%02x", $0) }.joined()
+        let (record, result) = try await runner.signal(
+            id: id, SagaSignal(name: name, key: key, outcome: outcome, receivedAt: .now), actor: caller.name)
+        switch result {
+        case .rejected(let why):
+            throw APIProblem(.conflict, code: "signal-refused", title: "The saga cannot take this signal", detail: why)
+        case .ignored:
+            return Render.json(Render.saga(record), status: .ok)
+        case .applied:
+            return Render.json(Render.saga(record), status: .accepted)
+        }
     }
 
     func act(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {

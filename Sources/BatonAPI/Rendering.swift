@@ -44,7 +44,7 @@ enum Render {
             "correlation_id": string(saga.correlationID), "traceparent": string(saga.traceparent), "input": saga.input,
             "deadline": time(saga.deadline),
             "suspension_reason": string(saga.suspensionReason), "last_error": string(saga.lastError),
-            "cancellation": cancellation(saga.cancellation),
+            "cancellation": cancellation(saga.cancellation), "signals": .array(saga.signals.map(signal)),
             "created_at": time(saga.createdAt), "updated_at": time(saga.updatedAt), "finished_at": time(record.finishedAt),
             "revision": .integer(record.revision), "steps": .array(steps), "links": links(saga.id),
         ]
@@ -67,6 +67,22 @@ enum Render {
     static func cancellation(_ cancellation: SagaCancellation?) -> JSONValue {
         guard let cancellation else { return .null }
         return ["reason": .string(cancellation.reason), "requested_by": string(cancellation.requestedBy), "at": time(cancellation.at)]
+    }
+
+    /// A signal the saga received: what it said, who sent it, and the step that consumed it (`null`
+    /// while it is kept for a step that does not wait yet).
+    static func signal(_ signal: SagaSignal) -> JSONValue {
+        var rendered: [String: JSONValue] = [
+            "name": .string(signal.name), "key": .string(signal.key), "sent_by": string(signal.sentBy),
+            "received_at": time(signal.receivedAt), "consumed_by": string(signal.consumedBy),
+        ]
+        switch signal.outcome {
+        case .succeeded(let payload):
+            rendered["payload"] = payload
+        case .failed(let code, let message):
+            rendered["failed"] = ["code": .string(code), "message": .string(message)]
+        }
+        return .object(rendered)
     }
 
     static func history(_ entry: StoredHistoryEntry) -> JSONValue {

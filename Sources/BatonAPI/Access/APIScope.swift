@@ -5,6 +5,8 @@ public enum APIScope: String, Sendable, Hashable, CaseIterable, Comparable {
     case sagasRead = "sagas:read"
     /// Start and cancel sagas.
     case sagasWrite = "sagas:write"
+    /// Send signals to sagas (a payment provider's callback service needs only this).
+    case sagasSignal = "sagas:signal"
     /// Act on suspended sagas: retry, skip, resolve, compensate.
     case `operator`
     /// Register workflow versions: what participants the engine may command, and in what order.

@@ -290,3 +290,9 @@ extension InputField {
         return nil
     }
 }
+
+extension WorkflowDefinition {
+    /// Whether `text` may name a workflow, step, participant, action or signal: letters, digits,
+    /// `-` and `_`, starting with a letter or digit (names go into NATS subjects and message ids).
+    public static func isIdentifier(_ text: String) -> Bool { DefinitionReader.isIdentifier(text) }
+}

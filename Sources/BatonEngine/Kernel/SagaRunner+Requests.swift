@@ -85,6 +85,17 @@ extension SagaRunner {
         try await request(.cancel(reason: reason, requestedBy: actor), id: id, actor: actor)
     }
 
+    /// Delivers a signal to saga `id`, for the signal step of its name: consumed at once when that
+    /// step waits, kept until it does otherwise.
+    /// - Returns: The saga after the request, and the outcome: `ignored(.duplicate)` for a signal
+    ///   already received under the same key, `rejected` with the reason when the saga cannot take it.
+    /// - Parameter actor: Who sent it (the API caller), named in the history entries it adds.
+    public func signal(id: String, _ signal: SagaSignal, actor: String? = nil) async throws -> (SagaRecord, SagaTransition.Outcome) {
+        var signal = signal
+        signal.sentBy = actor
+        return try await request(.signal(signal), id: id, actor: actor)
+    }
+
     /// An operator's action on a suspended saga.
     /// - Parameter actor: Who acted (the API caller), named in the history entries it adds.
     public func act(on id: String, _ action: OperatorAction, actor: String? = nil) async throws -> (SagaRecord, SagaTransition.Outcome) {

@@ -165,7 +165,7 @@ extension SagaStore {
             """
             SELECT id, workflow, workflow_version, workflow_hash, status, direction, position, input, correlation_id,
                 traceparent, idempotency_key, deadline, suspension_reason, last_error, cancel_reason, cancelled_by, cancelled_at,
-                history_length, revision, created_at, updated_at, finished_at
+                signals, history_length, revision, created_at, updated_at, finished_at
             FROM baton.sagas WHERE id = ANY(\(ids)) ORDER BY id \(unescaped: lock ? "FOR UPDATE" : "")
             """,
             logger: logger
@@ -191,6 +191,7 @@ extension SagaStore {
                     suspensionReason: try column("suspension_reason"),
                     lastError: try column("last_error"),
                     cancellation: try column.cancellation(),
+                    signals: try column.json("signals", as: [SagaSignal].self) ?? [],
                     createdAt: try column("created_at"),
                     updatedAt: try column("updated_at")
                 ),
@@ -240,7 +241,7 @@ extension SagaStore {
             status text, direction text, position int, current_step text, correlation_id text, traceparent text,
             idempotency_key text,
             request_hash text, deadline bigint, suspension_reason text, last_error text, cancel_reason text, cancelled_by text,
-            cancelled_at bigint, attempts int, retries int, awaiting_reply_since bigint, history_length int, created_at bigint,
+            cancelled_at bigint, signals text, attempts int, retries int, awaiting_reply_since bigint, history_length int, created_at bigint,
             updated_at bigint, finished_at bigint)
         """
 
@@ -302,7 +303,7 @@ extension SagaStore {
         status = s.status, direction = s.direction, position = s.position, current_step = s.current_step,
         deadline = baton.from_epoch_us(s.deadline), suspension_reason = s.suspension_reason,
         last_error = s.last_error, cancel_reason = s.cancel_reason, cancelled_by = s.cancelled_by,
-        cancelled_at = baton.from_epoch_us(s.cancelled_at), attempts = s.attempts, retries = s.retries,
+        cancelled_at = baton.from_epoch_us(s.cancelled_at), signals = s.signals::jsonb, attempts = s.attempts, retries = s.retries,
         awaiting_reply_since = baton.from_epoch_us(s.awaiting_reply_since), history_length = s.history_length,
         revision = t.revision + 1, updated_at = baton.from_epoch_us(s.updated_at),
         finished_at = baton.from_epoch_us(s.finished_at)
@@ -411,12 +412,12 @@ struct SagaCreateStatement: SagaWriteStatement {
                 INSERT INTO baton.sagas (
                     id, workflow, workflow_version, workflow_hash, status, direction, position, current_step,
                     input, correlation_id, traceparent, idempotency_key, request_hash, deadline, suspension_reason, last_error,
-                    cancel_reason, cancelled_by, cancelled_at, attempts, retries, awaiting_reply_since, history_length, revision,
+                    cancel_reason, cancelled_by, cancelled_at, signals, attempts, retries, awaiting_reply_since, history_length, revision,
                     created_at, updated_at, finished_at)
                 SELECT $2, $3, $4, $5, s.status,
                     s.direction, s.position, s.current_step, (w.doc->>'input')::jsonb, s.correlation_id, s.traceparent,
                     s.idempotency_key, s.request_hash, baton.from_epoch_us(s.deadline), s.suspension_reason,
-                    s.last_error, s.cancel_reason, s.cancelled_by, baton.from_epoch_us(s.cancelled_at), s.attempts, s.retries, baton.from_epoch_us(s.awaiting_reply_since),
+                    s.last_error, s.cancel_reason, s.cancelled_by, baton.from_epoch_us(s.cancelled_at), s.signals::jsonb, s.attempts, s.retries, baton.from_epoch_us(s.awaiting_reply_since),
                     s.history_length, 1, baton.from_epoch_us(s.created_at), baton.from_epoch_us(s.updated_at),
                     baton.from_epoch_us(s.finished_at)
                 FROM w, \(SagaStore.sagaRecord)

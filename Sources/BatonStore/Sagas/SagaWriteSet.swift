@@ -25,6 +25,8 @@ struct SagaWriteSet {
         var cancelReason: String?
         var cancelledBy: String?
         var cancelledAt: Int64?
+        /// The saga's signals as JSON, `nil` when it has none.
+        var signals: String?
         var attempts: Int
         var retries: Int
         var awaitingReplySince: Int64?
@@ -128,6 +130,8 @@ struct SagaWriteSet {
             cancelReason: new.cancellation?.reason,
             cancelledBy: new.cancellation?.requestedBy,
             cancelledAt: new.cancellation?.at.epochMicroseconds,
+            // Rare, so encoded generically (as `RowReader.json` reads them back).
+            signals: new.signals.isEmpty ? nil : (try? JSONEncoder().encode(new.signals)).map { String(decoding: $0, as: UTF8.self) },
             attempts: new.steps.reduce(0) { $0 + $1.attempt + $1.compensationAttempt },
             retries: new.steps.reduce(0) { $0 + max(0, $1.attempt - 1) + max(0, $1.compensationAttempt - 1) },
             awaitingReplySince: new.steps.filter(\.awaitingReply).compactMap(\.commandSentAt).min()?.epochMicroseconds,
@@ -240,6 +244,7 @@ struct SagaWriteSet {
                 json.member("cancel_reason", saga.cancelReason)
                 json.member("cancelled_by", saga.cancelledBy)
                 json.member("cancelled_at", saga.cancelledAt)
+                json.member("signals", saga.signals)
                 json.member("attempts", saga.attempts)
                 json.member("retries", saga.retries)
                 json.member("awaiting_reply_since", saga.awaitingReplySince)

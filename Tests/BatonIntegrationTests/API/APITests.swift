@@ -374,3 +374,83 @@ struct APITests {
         }
     }
 }
+
+extension APITests {
+    static let signalWorkflow = """
+        name: signal-test
+        version: 1
+        steps:
+          - { name: await-approval, signal: approval, timeout: 15m }
+          - { name: reserve, participant: stock, action: reserve, compensate: { action: release } }
+          - { name: await-payment, signal: payment-result, timeout: 15m }
+          - { name: capture, participant: payments, action: capture, pivot: true }
+        """
+
+    @Test("signals: consumed by the waiting step, kept when early, idempotent by key, refused with a reason")
+    func signals() async throws {
+        try await Self.withAPI { client, store in
+            let registered = try await Self.post(client, "/v1/workflows", Self.signalWorkflow, contentType: "application/yaml")
+            #expect(registered.status == .created, "\(String(buffer: registered.body))")
+            let id = try #require(
+                try Self.json(try await Self.submit(client, #"{"workflow":"signal-test","input":{}}"#)).value(at: ["id"])?.stringValue)
+            func signal(_ name: String, _ body: String, key: String? = nil) async throws -> TestResponse {
+                var headers = HTTPFields()
+                if let key { headers[HTTPField.Name("Idempotency-Key")!] = key }
+                return try await Self.post(client, "/v1/sagas/\(id)/signals/\(name)", body, headers: headers)
+            }
+            // Early: the saga waits for approval, not payment; the payment result is kept.
+            let early = try await signal("payment-result", #"{"payload":{"payment_id":"p-1"}}"#, key: "cb-1")
+            #expect(early.status == .accepted)
+            #expect(try Self.json(early).value(at: ["signals", "0", "consumed_by"]) == .null)
+            #expect(try Self.json(early).value(at: ["current_step"]) == "await-approval")
+            // The same request again changes nothing.
+            let again = try await signal("payment-result", #"{"payload":{"payment_id":"p-1"}}"#, key: "cb-1")
+            #expect(again.status == .ok)
+            guard case .array(let kept)? = try Self.json(again).value(at: ["signals"]) else {
+                Issue.record("no signals")
+                return
+            }
+            #expect(kept.count == 1)
+            // Another payment result while one is kept: refused.
+            let second = try await signal("payment-result", #"{"payload":{"payment_id":"p-2"}}"#, key: "cb-2")
+            #expect(second.status == .conflict)
+            #expect(try Self.json(second).value(at: ["type"]) == "https://baton.dev/problems/signal-refused")
+            // The approval is consumed at once; the reserve command goes out.
+            let approved = try await signal("approval", #"{"payload":{"by":"risk-team"}}"#)
+            #expect(approved.status == .accepted)
+            let saga = try Self.json(approved)
+            #expect(saga.value(at: ["steps", "0", "status"]) == "SUCCEEDED")
+            #expect(saga.value(at: ["steps", "0", "output"]) == ["by": "risk-team"])
+            #expect(saga.value(at: ["signals", "1", "consumed_by"]) == "await-approval")
+            #expect(saga.value(at: ["signals", "1", "sent_by"]) == "local")
+            #expect(saga.value(at: ["current_step"]) == "reserve")
+            // Without a key, the body names the signal: the same body again is the same signal.
+            #expect(try await signal("approval", #"{"payload":{"by":"risk-team"}}"#).status == .ok)
+            let late = try await signal("approval", #"{"payload":{"by":"someone-else"}}"#)
+            #expect(late.status == .conflict)
+            #expect(
+                try Self.json(late).value(at: ["detail"])
+                    == "step 'await-approval' is SUCCEEDED and no longer waits for signal 'approval'")
+
+            // What is wrong with a request is said.
+            #expect(try await signal("refund", "{}").status == .conflict)
+            #expect(try await signal("bad.name", "{}").status == .badRequest)
+            #expect(try await signal("approval", #"{"payload":1,"failed":{"code":"x"}}"#).status == .badRequest)
+            #expect(try await signal("approval", #"{"failed":{"message":"no code"}}"#).status == .badRequest)
+            #expect(try await signal("approval", #"{"paylod":1}"#).status == .badRequest)
+            #expect(try await signal("approval", "[1]").status == .badRequest)
+            #expect(try await signal("approval", "{}", key: String(repeating: "k", count: 256)).status == .badRequest)
+            let missing = try await Self.post(client, "/v1/sagas/\(UUID().uuidString.lowercased())/signals/approval", "{}")
+            #expect(missing.status == .notFound)
+
+            // Stored with the saga: read back as sent, and in the history with who sent it.
+            let stored = try #require(try await store.saga(id: id)).saga
+            #expect(stored.signals.map(\.name) == ["payment-result", "approval"])
+            #expect(stored.signals[0].outcome == .succeeded(payload: ["payment_id": "p-1"]))
+            #expect(stored.signals[0].consumedBy == nil)
+            let history = try await store.history(sagaID: id).map(\.entry)
+            #expect(history.filter { $0.kind == .signalReceived }.map(\.actor) == ["local", "local"])
+            #expect(history.contains { $0.kind == .signalRefused })
+        }
+    }
+}
