@@ -9,7 +9,7 @@ struct Baton: AsyncParsableCommand {
         discussion: "See docs/ for the architecture, the workflow format and the wire protocol.",
         subcommands: [
             ServeCommand.self, DevCommand.self, SubmitCommand.self, GetCommand.self, WatchCommand.self, ListCommand.self,
-            CancelCommand.self,
+            CancelCommand.self, SignalCommand.self,
             WorkflowsCommand.self, TokenCommand.self,
         ]
     )

@@ -71,3 +71,21 @@ enum Table {
         print(rows)
     }
 }
+
+/// A JSON command-line argument: the text itself, or `@FILE` for a file's contents.
+enum JSONArgument {
+    static func parse(_ text: String, option: String) throws -> JSONValue {
+        var source = text
+        if text.hasPrefix("@") {
+            let path = String(text.dropFirst())
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("\(option) @\(path): the file cannot be read (does it exist?)")
+            }
+            source = contents
+        }
+        guard let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(source.utf8)) else {
+            throw ValidationError("\(option) is not valid JSON")
+        }
+        return parsed
+    }
+}

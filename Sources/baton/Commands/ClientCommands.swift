@@ -18,10 +18,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        let text = input.hasPrefix("@") ? try String(contentsOfFile: String(input.dropFirst()), encoding: .utf8) : input
-        guard let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
-            throw ValidationError("--input is not valid JSON")
-        }
+        let parsed = try JSONArgument.parse(input, option: "--input")
         var body: [String: JSONValue] = ["workflow": .string(workflow), "input": parsed]
         if let version { body["version"] = .integer(Int64(version)) }
         var headers: [String: String] = [:]
@@ -138,6 +135,41 @@ struct ListCommand: AsyncParsableCommand {
 }
 
 /// `baton cancel ID`.
+struct SignalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "signal", abstract: "Send a saga a signal, for its step that waits for it.",
+        discussion: """
+            The waiting step succeeds with --payload as its output, or fails with --fail CODE. A signal sent before \
+            its step waits is kept until it does. Sending the same signal again with the same --key changes nothing.
+            """)
+    @Argument(help: "The saga's id.") var id: String
+    @Argument(help: "The signal's name, as the workflow's step names it (signal: NAME).") var name: String
+    @Option(help: "The waiting step's output: JSON text, or @FILE.") var payload: String?
+    @Option(help: "Fail the waiting step with this error code instead.") var fail: String?
+    @Option(help: "The failure's message (with --fail).") var message: String = ""
+    @Option(help: "Idempotency key: the same key names the same signal.") var key: String?
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let body: JSONValue
+        if let fail {
+            guard payload == nil else { throw ValidationError("give --payload or --fail, not both") }
+            body = ["failed": ["code": .string(fail), "message": .string(message)]]
+        } else {
+            body = ["payload": try payload.map { try JSONArgument.parse($0, option: "--payload") } ?? .null]
+        }
+        let response = try await server.client.request(
+            "POST", "/v1/sagas/\(id)/signals/\(name)", body: Data(body.canonicalJSON.utf8),
+            headers: key.map { ["Idempotency-Key": $0] } ?? [:])
+        if server.json {
+            print(response.body.canonicalJSON)
+            return
+        }
+        let consumed = response.status == 202 ? "received" : "already received"
+        print("\(id) \(Table.text(response.body.value(at: ["status"]))) (signal '\(name)' \(consumed))")
+    }
+}
+
 struct CancelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel", abstract: "Cancel a saga: undo what it did (refused past its pivot).")

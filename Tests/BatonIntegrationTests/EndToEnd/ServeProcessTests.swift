@@ -281,7 +281,7 @@ extension EndToEndSuites {
             return (process.terminationStatus, String(decoding: data, as: UTF8.self))
         }
 
-        @Test("the client commands: submit --wait, get, watch, list, cancel, workflows; failures exit non-zero")
+        @Test("the client commands: submit --wait, get, watch, list, cancel, workflows, signal; failures exit non-zero")
         func clientCommands() async throws {
             try await Self.withSystem { databaseURL, natsURL, workflows, _, _ in
                 let server = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
@@ -306,6 +306,31 @@ extension EndToEndSuites {
                 let pushed = try Self.baton(["workflows", "push", workflows.path], server: server)
                 #expect(pushed.status == 0)
                 #expect(pushed.output.contains("unchanged  e2e-order v1"))
+
+                // A saga waiting for a signal, sent from the command line.
+                let approval = FileManager.default.temporaryDirectory.appending(path: "e2e-approval-\(UUID().uuidString).yaml")
+                defer { try? FileManager.default.removeItem(at: approval) }
+                try "name: e2e-approval\nversion: 1\nsteps:\n  - { name: await-approval, signal: approval, timeout: 1m }\n"
+                    .write(to: approval, atomically: true, encoding: .utf8)
+                #expect(try Self.baton(["workflows", "push", approval.path], server: server).status == 0)
+                let waiting = try Self.baton(["submit", "e2e-approval"], server: server)
+                let waitingID = waiting.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                let signalled = try Self.baton(
+                    ["signal", waitingID, "approval", "--payload", #"{"by":"ops"}"#, "--key", "a-1"], server: server)
+                #expect(signalled.status == 0, "\(signalled.output)")
+                #expect(signalled.output.contains("COMPLETED (signal 'approval' received)"))
+                let repeated = try Self.baton(
+                    ["signal", waitingID, "approval", "--payload", #"{"by":"ops"}"#, "--key", "a-1"], server: server)
+                #expect(repeated.output.contains("already received"))
+                let done = try Self.baton(["get", waitingID, "--json"], server: server)
+                #expect(
+                    try JSONDecoder().decode(JSONValue.self, from: Data(done.output.utf8)).value(at: ["steps", "0", "output"]) == [
+                        "by": "ops"
+                    ])
+                let unreadable = try Self.baton(
+                    ["signal", waitingID, "approval", "--payload", "@/nonexistent/payload.json"], server: server)
+                #expect(unreadable.status != 0)
+                #expect(unreadable.output.contains("--payload @/nonexistent/payload.json: the file cannot be read"))
             }
         }
 
