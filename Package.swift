@@ -128,6 +128,7 @@ let package = Package(
         .target(
             name: "BatonWorker",
             dependencies: [
+                "BatonClient",
                 "BatonCore",
                 "BatonStore",
                 "BatonTransport",

@@ -155,6 +155,7 @@ struct ParticipantsCommand: AsyncParsableCommand {
                     .init(
                         service: PaymentsService(
                             payments: payments, host: paymentsAddress.host, port: paymentsAddress.port, nats: decisions,
+                            signals: SagaSignals(client: baton),
                             logger: logger)))
                 print("baton-participants: Payments API on http://\(paymentsAddress.host):\(paymentsAddress.port)")
             }

@@ -9,6 +9,12 @@ import PostgresNIO
 /// The Payments bounded context: a payment for a transaction, started by the checkout saga and
 /// decided once, later, by the payment provider's callback (`confirm` or `fail`).
 ///
+/// The decision goes to the saga as the signal `payment-result` (checkout v2's `await-payment` step
+/// waits for it): the callback's transaction stores the signal next to the payment, and a sender
+/// posts stored signals to Baton (``SagaSignals``), each under the payment's id as its key, so a
+/// resend is taken once. A saga that started the payment before that (checkout v1) waits in its
+/// `await-confirmation` step instead, answered as described next.
+///
 /// The saga's `await-confirmation` step does not hold a worker while the provider takes its time:
 /// the handler stores the command (a ``DeferredReply``) next to the payment, in the transaction that
 /// saw it pending, and the callback that decides the payment stores the answer in its own
@@ -55,6 +61,24 @@ public struct Payments: Sendable {
                 CREATE INDEX IF NOT EXISTS awaiting_decision_unsent ON payments.awaiting_decision (payment_id)
                 WHERE reply IS NOT NULL AND sent_at IS NULL
                 """,
+                // The saga that started the payment, which its decision is signalled to, and its
+                // trace, which the log lines about the signal carry.
+                "ALTER TABLE payments.payments ADD COLUMN IF NOT EXISTS saga_id text",
+                "ALTER TABLE payments.payments ADD COLUMN IF NOT EXISTS traceparent text",
+                // The decision as the signal to send (`{"payload": …}` or `{"failed": …}`), until sent.
+                """
+                CREATE TABLE IF NOT EXISTS payments.decision_signals (
+                    payment_id  text        PRIMARY KEY REFERENCES payments.payments (id),
+                    saga_id     text        NOT NULL,
+                    body        jsonb       NOT NULL,
+                    sent_at     timestamptz,
+                    outcome     text
+                )
+                """,
+                """
+                CREATE INDEX IF NOT EXISTS decision_signals_unsent ON payments.decision_signals (payment_id)
+                WHERE sent_at IS NULL
+                """,
                 """
                 CREATE TABLE IF NOT EXISTS payments.deposits (
                     id                  text        PRIMARY KEY,
@@ -73,13 +97,20 @@ public struct Payments: Sendable {
 
     /// Starts the payment of a transaction, once: starting it again returns the same payment.
     /// - Throws: ``CheckoutError/conflict(_:)`` when the transaction's payment has other terms.
-    public func start(_ request: PaymentRequest, on connection: PostgresConnection) async throws -> Payment {
+    /// - Parameters:
+    ///   - sagaID: The saga starting it, which its decision is signalled to.
+    ///   - traceparent: The saga's trace.
+    public func start(
+        _ request: PaymentRequest, sagaID: String? = nil, traceparent: String? = nil, on connection: PostgresConnection
+    ) async throws -> Payment {
         let id = "pay_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
         try await connection.run(
             """
-            INSERT INTO payments.payments (id, transaction_id, customer_id, amount, currency, status)
-            VALUES (\(id), \(request.transactionID), \(request.customerID), \(request.amount), \(request.currency), 'pending')
-            ON CONFLICT (transaction_id) DO NOTHING
+            INSERT INTO payments.payments (id, transaction_id, customer_id, amount, currency, status, saga_id, traceparent)
+            VALUES (\(id), \(request.transactionID), \(request.customerID), \(request.amount), \(request.currency), 'pending',
+                \(sagaID), \(traceparent))
+            ON CONFLICT (transaction_id) DO UPDATE SET saga_id = coalesce(payments.payments.saga_id, excluded.saga_id),
+                traceparent = coalesce(payments.payments.traceparent, excluded.traceparent)
             """, logger: logger)
         guard let payment = try await find(transactionID: request.transactionID, on: connection) else {
             throw CheckoutError.notFound("no payment for transaction \(request.transactionID)")
@@ -118,9 +149,22 @@ public struct Payments: Sendable {
                 UPDATE payments.payments SET status = \(status), failure_reason = \(reason), decided_at = now() WHERE id = \(id)
                 """, logger: logger)
             let decided = try await lock(id, on: connection) ?? payment
-            let reply = ReplyBody.encode(Self.answer(for: decided)).canonicalJSON
+            let answer = Self.answer(for: decided)
+            let reply = ReplyBody.encode(answer).canonicalJSON
             try await connection.run(
                 "UPDATE payments.awaiting_decision SET reply = \(reply)::jsonb WHERE payment_id = \(id)", logger: logger)
+            let signal: JSONValue =
+                switch answer {
+                case .succeeded(let output): ["payload": output]
+                case .failed(let code, let message): ["failed": ["code": .string(code), "message": .string(message)]]
+                default: ["failed": ["code": "payment_undecided", "message": .string("payment \(id) is \(decided.status)")]]
+                }
+            try await connection.run(
+                """
+                INSERT INTO payments.decision_signals (payment_id, saga_id, body)
+                SELECT id, saga_id, \(signal.canonicalJSON)::jsonb FROM payments.payments WHERE id = \(id) AND saga_id IS NOT NULL
+                ON CONFLICT (payment_id) DO NOTHING
+                """, logger: logger)
             logger.info("payment decided", metadata: ["payment.id": "\(id)", "payment.status": "\(status)"])
             return decided
         }
@@ -168,6 +212,54 @@ public struct Payments: Sendable {
             try await client.checkedQuery(
                 "UPDATE payments.awaiting_decision SET sent_at = now() WHERE payment_id = \(paymentID) AND sent_at IS NULL", logger: logger)
             logger.info("payment decision sent to the saga", metadata: ["payment.id": "\(paymentID)"])
+        }
+        return unsent.count
+    }
+
+    /// The signal that carries each payment's decision to its saga's `await-payment` step.
+    public static let decisionSignal = "payment-result"
+
+    /// Sends the decisions stored as signals and not yet sent; returns how many it sent. A signal the
+    /// saga refuses (a checkout v1 saga has no step waiting for it; the saga was cancelled) is
+    /// recorded as refused and not sent again.
+    public func sendDecisionSignals(via signals: SagaSignals) async throws -> Int {
+        var unsent: [(String, String, String, String?)] = []
+        let rows = try await client.checkedQuery(
+            """
+            SELECT s.payment_id, s.saga_id, s.body::text, p.traceparent
+            FROM payments.decision_signals s JOIN payments.payments p ON p.id = s.payment_id
+            WHERE s.sent_at IS NULL ORDER BY s.payment_id LIMIT 100
+            """, logger: logger)
+        for try await row in rows.decode((String, String, String, String?).self) { unsent.append(row) }
+        for (paymentID, sagaID, text, traceparent) in unsent {
+            // Lines about a saga carry its trace id, as every participant's do.
+            var logger = logger
+            logger[metadataKey: "payment.id"] = "\(paymentID)"
+            logger[metadataKey: "saga.id"] = "\(sagaID)"
+            if let trace = traceparent.flatMap(SagaTrace.ids(of:)) { logger[metadataKey: "trace.id"] = "\(trace.traceID)" }
+            let body = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            // The payment's id names the signal: a resend after a lost answer is taken once.
+            let key = "payment-\(paymentID)"
+            let delivery: SagaSignals.Delivery
+            if let failed = body.value(at: ["failed"]) {
+                delivery = try await signals.fail(
+                    Self.decisionSignal, to: sagaID, code: failed.value(at: ["code"])?.stringValue ?? "payment_failed",
+                    message: failed.value(at: ["message"])?.stringValue ?? "", key: key)
+            } else {
+                delivery = try await signals.send(Self.decisionSignal, to: sagaID, payload: body.value(at: ["payload"]) ?? .null, key: key)
+            }
+            let outcome: String
+            switch delivery {
+            case .received, .alreadyReceived:
+                outcome = "delivered"
+                logger.info("payment decision signalled to the saga")
+            case .refused(let reason):
+                outcome = "refused: \(reason)"
+                logger.notice("the saga refused the payment decision", metadata: ["reason": "\(reason)"])
+            }
+            try await client.checkedQuery(
+                "UPDATE payments.decision_signals SET sent_at = now(), outcome = \(outcome) WHERE payment_id = \(paymentID)",
+                logger: logger)
         }
         return unsent.count
     }
@@ -242,7 +334,9 @@ public struct Payments: Sendable {
         var handlers = WorkerHandlers()
         handlers.action("start", barrier: barrier) { context, connection in
             let payment = try await CheckoutError.failingAsBusiness {
-                try await start(try PaymentRequest(context.payload), on: connection)
+                try await start(
+                    try PaymentRequest(context.payload), sagaID: context.command.sagaID, traceparent: context.command.traceparent,
+                    on: connection)
             }
             context.logger.info("payment started", metadata: ["payment.id": "\(payment.id)"])
             return ["payment_id": .string(payment.id), "status": .string(payment.status)]

@@ -59,6 +59,10 @@ extension EndToEndSuites {
                 #expect(record.saga.status == .completed)
                 #expect(record.saga.steps[2].output?.value(at: ["status"]) == "confirmed")
                 #expect(record.saga.traceparent == Self.traceparent)
+                // The confirmation came as the signal payment-result, sent by the Payments service.
+                #expect(record.saga.signals.map(\.name) == ["payment-result"])
+                #expect(record.saga.signals.first?.key == "payment-\(paymentID)")
+                #expect(record.saga.signals.first?.consumedBy == "await-payment")
 
                 let transaction = try await system.transactionsAPI.get("/transactions/\(id)")
                 #expect(transaction.value(at: ["status"]) == "completed")
@@ -66,6 +70,94 @@ extension EndToEndSuites {
                 // A payment is decided once; a completed transaction cannot be cancelled.
                 #expect(try await system.post(system.paymentsAPI, "/payments/\(paymentID)/fail").status == 409)
                 #expect(try await system.post(system.transactionsAPI, "/transactions/\(id)/cancel").status == 409)
+            }
+        }
+
+        /// Checkout version 1, before signals: the Payments participant answers `await-confirmation`
+        /// late. Sagas started on it must still finish after the upgrade.
+        static let checkoutV1 = """
+            name: checkout
+            version: 1
+            description: Start a payment for a submitted transaction, await its confirmation, then complete the transaction.
+            deadline: 30m
+            input:
+              required: [transaction_id, customer_id, amount, currency]
+              properties:
+                transaction_id: { type: string }
+                customer_id: { type: string }
+                amount: { type: integer, minimum: 1, description: Total in minor units }
+                currency: { type: string }
+            steps:
+              - name: mark-submitted
+                participant: transactions
+                action: mark-submitted
+                payload:
+                  transaction_id: "{{input.transaction_id}}"
+                  saga_id: "{{saga.id}}"
+                timeout: 5s
+                retry: { max_attempts: 5, backoff: exponential, initial: 200ms, max_delay: 5s }
+                compensate:
+                  action: cancel
+                  payload:
+                    transaction_id: "{{input.transaction_id}}"
+                    reason: payment failed or timed out
+                  timeout: 5s
+              - name: start-payment
+                participant: payments
+                action: start
+                payload:
+                  transaction_id: "{{input.transaction_id}}"
+                  customer_id: "{{input.customer_id}}"
+                  amount: "{{input.amount}}"
+                  currency: "{{input.currency}}"
+                timeout: 10s
+                retry: { max_attempts: 5, backoff: exponential, initial: 500ms, max_delay: 10s }
+                compensate:
+                  action: void
+                  payload:
+                    payment_id: "{{steps.start-payment.output.payment_id}}"
+                    transaction_id: "{{input.transaction_id}}"
+                  timeout: 10s
+              - name: await-confirmation
+                participant: payments
+                action: await-confirmation
+                payload:
+                  payment_id: "{{steps.start-payment.output.payment_id}}"
+                timeout: 15m
+                retry: { max_attempts: 1 }
+              - name: complete-transaction
+                participant: transactions
+                action: complete
+                pivot: true
+                payload:
+                  transaction_id: "{{input.transaction_id}}"
+                  payment_id: "{{steps.start-payment.output.payment_id}}"
+                timeout: 5s
+                retry: { max_attempts: 10, backoff: exponential, initial: 200ms, max_delay: 30s }
+            """
+
+        @Test("a checkout v1 saga, whose step the Payments participant answers late, still completes; its signal is refused and dropped")
+        func versionOne() async throws {
+            try await FintechHarness.run(replacing: ["checkout.yaml": Self.checkoutV1]) { system in
+                let (id, saga) = try await Self.submitted(system)
+                let paymentID = try await Self.awaitedPayment(system, saga: saga)
+                #expect(try await system.store.saga(id: saga)?.saga.workflowVersion == 1)
+                #expect(try await system.post(system.paymentsAPI, "/payments/\(paymentID)/confirm").status == 200)
+                let record = try await system.settled(saga)
+                #expect(record.saga.status == .completed)
+                #expect(record.saga.steps[2].name == "await-confirmation")
+                #expect(record.saga.steps[2].output?.value(at: ["status"]) == "confirmed")
+                #expect(try await system.transactionsAPI.get("/transactions/\(id)").value(at: ["status"]) == "completed")
+                // No step of v1 waits for the signal: the saga refuses it, and it is not sent again.
+                let end = ContinuousClock.now + .seconds(10)
+                var outcome: String?
+                while outcome == nil && ContinuousClock.now < end {
+                    let rows = try await system.participants.query(
+                        "SELECT outcome FROM payments.decision_signals WHERE payment_id = \(paymentID) AND sent_at IS NOT NULL")
+                    for try await text in rows.decode(String.self) { outcome = text }
+                    if outcome == nil { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                #expect(outcome?.hasPrefix("refused: the workflow has no step that waits for a signal named 'payment-result'") == true)
             }
         }
 
@@ -103,7 +195,7 @@ extension EndToEndSuites {
         @Test("a confirmation that never comes times the step out: the payment is voided, the transaction failed")
         func confirmationTimesOut() async throws {
             let shortWait: @Sendable (inout WorkflowDefinition) -> Void = { definition in
-                guard definition.name == "checkout", let index = definition.steps.firstIndex(where: { $0.name == "await-confirmation" })
+                guard definition.name == "checkout", let index = definition.steps.firstIndex(where: { $0.name == "await-payment" })
                 else { return }
                 definition.steps[index].timeout = SagaDuration(milliseconds: 1500)
             }
@@ -112,7 +204,9 @@ extension EndToEndSuites {
                 let paymentID = try await Self.awaitedPayment(system, saga: saga)
                 let record = try await system.settled(saga)
                 #expect(record.saga.status == .failed)
-                #expect(record.saga.steps[2].status == .timedOut)
+                // Waiting had no effect: the step failed (its outcome is known), nothing to undo.
+                #expect(record.saga.steps[2].status == .failed)
+                #expect(record.saga.steps[2].error?.code == "timeout")
                 #expect(try await system.payments.payment(paymentID)?.status == "voided")
                 #expect(try await system.transactionsAPI.get("/transactions/\(id)").value(at: ["status"]) == "failed")
                 // The provider's late callback is refused: the payment was voided.

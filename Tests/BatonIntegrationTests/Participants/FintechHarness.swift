@@ -40,9 +40,10 @@ struct FintechHarness {
     let workerMetrics: WorkerMetricsEndpoint
 
     /// Runs `body` with the system up. `adjust` may change a workflow before it is registered (a
-    /// shorter timeout, say).
+    /// shorter timeout, say); `replacing` gives the text to register instead of a file's, by file name.
     static func run(
         adjust: @Sendable (inout WorkflowDefinition) -> Void = { _ in },
+        replacing: [String: String] = [:],
         _ body: (FintechHarness) async throws -> Void
     ) async throws {
         let nats = try PrivateNATS()
@@ -54,7 +55,7 @@ struct FintechHarness {
                 let store = SagaStore(client: batonClient, logger: logger)
                 try await store.migrate()
                 for file in try FileManager.default.contentsOfDirectory(atPath: workflows.path) where file.hasSuffix(".yaml") {
-                    let source = try String(contentsOf: workflows.appending(path: file), encoding: .utf8)
+                    let source = try replacing[file] ?? String(contentsOf: workflows.appending(path: file), encoding: .utf8)
                     var definition = try WorkflowDefinition.parse(source, format: .yaml)
                     adjust(&definition)
                     try await store.registerDefinition(definition, source: nil, now: .now)
@@ -119,7 +120,8 @@ struct FintechHarness {
                     group.addTask { try await decisions.run() }
                     group.addTask {
                         try await PaymentsService(
-                            payments: payments, host: "127.0.0.1", port: paymentsPort, nats: decisions, logger: logger
+                            payments: payments, host: "127.0.0.1", port: paymentsPort, nats: decisions,
+                            signals: SagaSignals(client: baton), logger: logger
                         ).run()
                     }
                     for (participant, handlers) in [
