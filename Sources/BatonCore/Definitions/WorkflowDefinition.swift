@@ -42,7 +42,17 @@ public struct WorkflowDefinition: Sendable, Hashable, Codable {
     public var failureHandlers: [StepDefinition] { onFailure ?? [] }
 
     /// The steps and then the failure handlers: a saga keeps one state per entry, in this order.
-    public var allSteps: [StepDefinition] { steps + failureHandlers }
+    /// (Without handlers, `steps` itself: no copy.)
+    public var allSteps: [StepDefinition] {
+        guard let onFailure else { return steps }
+        return steps + onFailure
+    }
+
+    /// The entry at `index` of ``allSteps``, without building that array (the state machine asks on
+    /// every event).
+    public func step(at index: Int) -> StepDefinition {
+        index < steps.count ? steps[index] : failureHandlers[index - steps.count]
+    }
 
     /// Whether the entry at this index of ``allSteps`` is a failure handler.
     public func isFailureHandler(_ index: Int) -> Bool { index >= steps.count }

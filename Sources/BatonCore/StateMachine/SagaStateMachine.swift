@@ -209,7 +209,7 @@ public struct SagaStateMachine: Sendable {
             }
             saga.steps[index].replyDeadline = nil
             let limit = timeout(of: index, direction)
-            if let signal = definition.allSteps[index].signal {
+            if let signal = definition.step(at: index).signal {
                 // Waiting has no effect: the outcome is known, nothing happened.
                 saga.steps[index].error = StepError(
                     code: "timeout", message: "no signal '\(signal)' within \(limit)", direction: direction, attempt: current)
@@ -380,7 +380,7 @@ public struct SagaStateMachine: Sendable {
     /// Sends the next attempt of a step's action or compensation and arms its timeout.
     private mutating func dispatch(step index: Int, _ direction: StepDirection, _ run: inout Run) {
         saga.cursor = index
-        let definitionStep = definition.allSteps[index]
+        let definitionStep = definition.step(at: index)
         if let signal = definitionStep.signal {
             wait(for: signal, step: index, &run)
             return
@@ -549,7 +549,7 @@ public struct SagaStateMachine: Sendable {
         if step.awaitingReply {
             run.effects.append(.cancelTimer(SagaTimer.Key(kind: .stepTimeout, step: step.name, direction: .action)))
             // A command in flight may still take effect; a wait for a signal has none.
-            outcomeUnknown = definition.allSteps[index].signal == nil
+            outcomeUnknown = definition.step(at: index).signal == nil
         } else if step.retryAt != nil {
             run.effects.append(.cancelTimer(SagaTimer.Key(kind: .retryBackoff, step: step.name, direction: .action)))
             outcomeUnknown = step.outcomeUnknown
@@ -587,7 +587,7 @@ public struct SagaStateMachine: Sendable {
     /// Starts a step's (or failure handler's) action when its condition holds, and passes over it
     /// (`SKIPPED`, with the condition in the history) when it does not.
     private mutating func begin(step index: Int, _ run: inout Run) {
-        if let condition = definition.allSteps[index].when {
+        if let condition = definition.step(at: index).when {
             let holds = condition.holds(input: saga.input) { name in
                 saga.steps.first(where: { $0.name == name })
             }
@@ -736,12 +736,12 @@ public struct SagaStateMachine: Sendable {
     }
 
     private func timeout(of index: Int, _ direction: StepDirection) -> SagaDuration {
-        let step = definition.allSteps[index]
+        let step = definition.step(at: index)
         return direction == .action ? step.timeout : step.compensate?.timeout ?? step.timeout
     }
 
     private func retryPolicy(of index: Int, _ direction: StepDirection) -> RetryPolicy {
-        let step = definition.allSteps[index]
+        let step = definition.step(at: index)
         return direction == .action ? step.retry : step.compensate?.retry ?? .defaultCompensation
     }
 
