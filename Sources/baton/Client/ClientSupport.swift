@@ -69,6 +69,17 @@ enum Table {
             }
         }
         print(rows)
+        // The signals it received: consumed by a step, or kept until their step waits.
+        if case .array(let signals)? = saga.value(at: ["signals"]), !signals.isEmpty {
+            Swift.print("")
+            var signalRows = [["SIGNAL", "OUTCOME", "FROM", "CONSUMED BY"]]
+            for signal in signals {
+                let outcome = signal.value(at: ["failed"]).map { "failed \(text($0.value(at: ["code"])))" } ?? "payload"
+                let consumer = signal.value(at: ["consumed_by"]).flatMap(\.stringValue) ?? "(kept until its step waits)"
+                signalRows.append([text(signal.value(at: ["name"])), outcome, text(signal.value(at: ["sent_by"])), consumer])
+            }
+            print(signalRows)
+        }
     }
 }
 

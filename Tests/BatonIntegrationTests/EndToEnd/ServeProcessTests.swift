@@ -327,6 +327,9 @@ extension EndToEndSuites {
                     try JSONDecoder().decode(JSONValue.self, from: Data(done.output.utf8)).value(at: ["steps", "0", "output"]) == [
                         "by": "ops"
                     ])
+                let shown = try Self.baton(["get", waitingID], server: server)
+                #expect(shown.output.contains("SIGNAL"), "\(shown.output)")
+                #expect(shown.output.range(of: #"approval\s+payload\s+local\s+await-approval"#, options: .regularExpression) != nil)
                 let unreadable = try Self.baton(
                     ["signal", waitingID, "approval", "--payload", "@/nonexistent/payload.json"], server: server)
                 #expect(unreadable.status != 0)
