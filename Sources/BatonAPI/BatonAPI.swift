@@ -397,8 +397,16 @@ public struct BatonAPI: Sendable {
                 }
                 return key
             } ?? "sha256:" + SHA256.hash(data: Data(body.canonicalJSON.utf8)).map { String(format: "%02x", $0) }.joined()
-        let (record, result) = try await runner.signal(
-            id: id, SagaSignal(name: name, key: key, outcome: outcome, receivedAt: .now), actor: caller.name)
+        let record: SagaRecord
+        let result: SagaTransition.Outcome
+        do {
+            (record, result) = try await runner.signal(
+                id: id, SagaSignal(name: name, key: key, outcome: outcome, receivedAt: .now), actor: caller.name)
+        } catch SagaStoreError.unstorableValue(let reason) {
+            throw APIProblem(
+                .unprocessableContent, code: "unstorable-payload", title: "The signal cannot be stored",
+                detail: "the payload holds a value the database cannot store (\(reason)); remove NUL characters (\\u0000) from strings")
+        }
         switch result {
         case .rejected(let why):
             throw APIProblem(.conflict, code: "signal-refused", title: "The saga cannot take this signal", detail: why)

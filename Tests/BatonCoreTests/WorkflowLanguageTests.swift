@@ -1,5 +1,6 @@
 import BatonCore
 import Foundation
+import PropertyBased
 import Testing
 
 /// Conditions (`when:`) and failure handlers (`on_failure:`): how they read, how they are checked,
@@ -52,6 +53,28 @@ struct WorkflowLanguageTests {
             try StepCondition(parsing: text)
         } throws: { error in
             (error as? ConditionError)?.description.contains(message) == true
+        }
+    }
+
+    @Test("random text never traps the condition reader; what it accepts reads back to the same normal form")
+    func randomText() async {
+        // Pieces of the language and of what is not: any sequence of them is hostile input.
+        let pieces = [
+            "input.amount", "steps.a.status", "steps.b-c.output.x", "steps.a.error.code", "exists(", "exists", "(", ")", "not ", " and ",
+            " or ", "==", "!=", "<", "<=", ">", ">=", "=", "!", "'x'", "\"y\"", "'", "\"", "-", "1", "-2.5", "1e999", "1e3", "true",
+            "false", "null", " ", ".", "..", "input", "steps", "é", "\u{0}", ";", "{{", "}}",
+        ]
+        await propertyCheck(count: 2000, input: Gen.int(in: 0..<pieces.count).array(of: 0...40)) { indices in
+            let text = indices.map { pieces[$0] }.joined()
+            guard let condition = try? StepCondition(parsing: text) else { return }
+            let normal = condition.description
+            guard let again = try? StepCondition(parsing: normal) else {
+                Issue.record("'\(text)' parsed, but its normal form '\(normal)' does not")
+                return
+            }
+            #expect(again.description == normal, "'\(text)' → '\(normal)' → '\(again.description)'")
+            // Evaluating it cannot trap either, whatever the data.
+            _ = condition.holds(input: ["amount": 5, "x": [1, "a"]]) { _ in StepState(name: "a") }
         }
     }
 

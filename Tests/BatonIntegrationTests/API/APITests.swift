@@ -439,6 +439,13 @@ extension APITests {
             #expect(try await signal("approval", #"{"failed":{"message":"no code"}}"#).status == .badRequest)
             #expect(try await signal("approval", #"{"paylod":1}"#).status == .badRequest)
             #expect(try await signal("approval", "[1]").status == .badRequest)
+            // A payload the database cannot store is a 422, and the saga is left as it was.
+            let other = try #require(
+                try Self.json(try await Self.submit(client, #"{"workflow":"signal-test","input":{}}"#)).value(at: ["id"])?.stringValue)
+            let unstorable = try await Self.post(client, "/v1/sagas/\(other)/signals/approval", #"{"payload":"a\u0000b"}"#)
+            #expect(unstorable.status == .unprocessableContent)
+            #expect(try Self.json(unstorable).value(at: ["type"]) == "https://baton.dev/problems/unstorable-payload")
+            #expect(try await store.saga(id: other)?.saga.signals.isEmpty == true)
             #expect(try await signal("approval", "{}", key: String(repeating: "k", count: 256)).status == .badRequest)
             let missing = try await Self.post(client, "/v1/sagas/\(UUID().uuidString.lowercased())/signals/approval", "{}")
             #expect(missing.status == .notFound)
