@@ -20,6 +20,8 @@ public struct Notifications: Sendable {
         "fraud-alert": "We stopped transfer {transfer_id} of {amount} {currency} for review.",
         "welcome": "Welcome, {name}! Your wallet {account} is open.",
         "topup-receipt": "We received your deposit {provider_reference} of {amount} {currency} into {account}.",
+        "withdrawal-receipt": "We paid out {amount} {currency} from {account} to {bank_account} (withdrawal {withdrawal_id}).",
+        "withdrawal-failed": "Your withdrawal {withdrawal_id} of {amount} {currency} did not go through; your wallet keeps the money.",
     ]
 
     public init(client: PostgresClient, logger: Logger) {

@@ -80,6 +80,17 @@ public struct Payments: Sendable {
                 WHERE sent_at IS NULL
                 """,
                 """
+                CREATE TABLE IF NOT EXISTS payments.payouts (
+                    id             text        PRIMARY KEY,
+                    withdrawal_id  text        NOT NULL UNIQUE,
+                    wallet         text        NOT NULL,
+                    bank_account   text        NOT NULL,
+                    amount         bigint      NOT NULL CHECK (amount > 0),
+                    currency       text        NOT NULL,
+                    created_at     timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                """
                 CREATE TABLE IF NOT EXISTS payments.deposits (
                     id                  text        PRIMARY KEY,
                     wallet              text        NOT NULL,
@@ -323,13 +334,55 @@ public struct Payments: Sendable {
         return ["deposit_id": .string(id), "status": "returned"]
     }
 
-    /// The largest single deposit accepted, in minor units.
+    // MARK: - Payouts (the wallet withdrawal)
+
+    /// Hands a payout to the bank, once per withdrawal: the withdrawal's pivot, as money that has
+    /// left cannot be called back.
+    public func payout(_ context: HandlerContext, _ connection: PostgresConnection) async throws -> JSONValue {
+        let payload = context.payload
+        guard let withdrawal = payload.value(at: ["withdrawal_id"])?.stringValue, !withdrawal.isEmpty,
+            let wallet = payload.value(at: ["wallet"])?.stringValue, !wallet.isEmpty,
+            let bankAccount = payload.value(at: ["bank_account"])?.stringValue, !bankAccount.isEmpty,
+            case .integer(let amount)? = payload.value(at: ["amount"]), amount > 0,
+            let currency = payload.value(at: ["currency"])?.stringValue
+        else {
+            throw BusinessFailure(
+                code: "invalid_request", message: "withdrawal_id, wallet, bank_account, a positive amount and currency are required")
+        }
+        guard amount <= Self.depositLimit else {
+            throw BusinessFailure(code: "payout_limit", message: "a payout is limited to \(Self.depositLimit) minor units")
+        }
+        let id = "pot_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        try await connection.run(
+            """
+            INSERT INTO payments.payouts (id, withdrawal_id, wallet, bank_account, amount, currency)
+            VALUES (\(id), \(withdrawal), \(wallet), \(bankAccount), \(amount), \(currency))
+            ON CONFLICT (withdrawal_id) DO NOTHING
+            """, logger: logger)
+        let rows = try await connection.run(
+            "SELECT id FROM payments.payouts WHERE withdrawal_id = \(withdrawal)", logger: logger)
+        var payoutID = String(id)
+        for try await existing in rows.decode(String.self) { payoutID = existing }
+        context.logger.info("payout handed to the bank", metadata: ["payout.id": "\(payoutID)", "amount": "\(amount)"])
+        return ["payout_id": .string(payoutID), "status": "sent"]
+    }
+
+    /// The payouts of a wallet, oldest first: (withdrawal id, amount).
+    public func payouts(wallet: String) async throws -> [(withdrawal: String, amount: Int64)] {
+        var payouts: [(withdrawal: String, amount: Int64)] = []
+        let rows = try await client.checkedQuery(
+            "SELECT withdrawal_id, amount FROM payments.payouts WHERE wallet = \(wallet) ORDER BY created_at, id", logger: logger)
+        for try await row in rows.decode((String, Int64).self) { payouts.append((row.0, row.1)) }
+        return payouts
+    }
+
+    /// The largest single deposit accepted, and the largest payout, in minor units.
     public static let depositLimit: Int64 = 1_000_000
 
     // MARK: - Handlers
 
     /// `start` (compensated by `void`), `await-confirmation` (answered when the payment is
-    /// decided), and `accept-deposit` (compensated by `return-deposit`).
+    /// decided; checkout v1), `accept-deposit` (compensated by `return-deposit`), and `payout`.
     public var handlers: WorkerHandlers {
         var handlers = WorkerHandlers()
         handlers.action("start", barrier: barrier) { context, connection in
@@ -348,6 +401,7 @@ public struct Payments: Sendable {
         }
         handlers.action("await-confirmation") { context in try await awaitDecision(context) }
         handlers.action("accept-deposit", barrier: barrier) { context, connection in try await acceptDeposit(context, connection) }
+        handlers.action("payout", barrier: barrier) { context, connection in try await payout(context, connection) }
         handlers.compensation("return-deposit", barrier: barrier) { context, connection in
             try await returnDeposit(context, connection)
         }

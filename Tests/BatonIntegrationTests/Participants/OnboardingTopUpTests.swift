@@ -80,5 +80,49 @@ extension EndToEndSuites {
                 #expect(missing.saga.steps[0].status == .compensated)
             }
         }
+
+        @Test(
+            "a withdrawal debits the wallet and pays out once; one beyond the balance pays nothing and tells the customer; fraud also raises an alert"
+        )
+        func withdrawal() async throws {
+            try await FintechHarness.run { system in
+                try await system.ledger.openAccount("wallet-usr_2", currency: "EUR", balance: 900_000)
+                func withdraw(_ id: String, _ amount: Int64) async throws -> SagaRecord {
+                    try await system.settled(
+                        try await system.submit(
+                            "wallet-withdrawal",
+                            [
+                                "withdrawal_id": .string(id), "wallet": "wallet-usr_2", "amount": .integer(amount), "currency": "EUR",
+                                "bank_account": "DE89370400440532013000",
+                            ]))
+                }
+                let paid = try await withdraw("w-1", 2_000)
+                #expect(paid.saga.status == .completed)
+                #expect(paid.saga.steps.first { $0.name == "payout" }?.output?.value(at: ["status"]) == "sent")
+                #expect(try await system.ledger.balance("wallet-usr_2") == 898_000)
+                #expect(
+                    try await system.notifications.messages(sagaID: paid.saga.id) == [
+                        "We paid out 2000 EUR from wallet-usr_2 to DE89370400440532013000 (withdrawal w-1)."
+                    ])
+
+                // More than the wallet holds: the debit fails, nothing is paid out, the customer is told.
+                let refused = try await withdraw("w-2", 5_000_000)
+                #expect(refused.saga.status == .failed)
+                #expect(refused.saga.steps[0].error?.code == "insufficient_funds")
+                #expect(refused.saga.steps.first { $0.name == "fraud-alert" }?.status == .skipped)
+                #expect(
+                    try await system.notifications.messages(sagaID: refused.saga.id) == [
+                        "Your withdrawal w-2 of 5000000 EUR did not go through; your wallet keeps the money."
+                    ])
+
+                // Large and round: fraud stops it; the wallet is refunded, the customer told, an alert raised.
+                let stopped = try await withdraw("w-3", 600_000)
+                #expect(stopped.saga.status == .failed)
+                #expect(stopped.saga.steps.map(\.status).prefix(2) == [.compensated, .failed])
+                #expect(try await system.notifications.messages(sagaID: stopped.saga.id).count == 2)
+                #expect(try await system.ledger.balance("wallet-usr_2") == 898_000)
+                #expect(try await system.payments.payouts(wallet: "wallet-usr_2").map(\.withdrawal) == ["w-1"])
+            }
+        }
     }
 }
