@@ -122,6 +122,19 @@ status, _, payload = request("POST", "/v1/sagas", json.dumps({"workflow": "funds
     {"Content-Type": "application/json"})
 saga = json.loads(payload).get("id", "none")
 problem("a cancel reason holding NUL", "POST", f"/v1/sagas/{saga}/cancel", 422, "NUL", '{"reason": "a\\u0000b"}')
+# Signals: a saga of a workflow that waits for one, and what a caller may send it.
+request("POST", "/v1/workflows", "name: attack-signal\nversion: 1\nsteps:\n  - {name: wait, signal: go, timeout: 1m}\n",
+        {"Content-Type": "application/yaml"})
+status, _, payload = request("POST", "/v1/sagas", '{"workflow": "attack-signal", "input": {}}', {"Content-Type": "application/json"})
+waiting = json.loads(payload).get("id", "none")
+problem("a signal payload holding NUL", "POST", f"/v1/sagas/{waiting}/signals/go", 422, "NUL", '{"payload": "a\\u0000b"}')
+problem("a signal name with a dot", "POST", f"/v1/sagas/{waiting}/signals/a.b", 400, "not a signal name", "{}")
+problem("a 1,000-character signal name", "POST", f"/v1/sagas/{waiting}/signals/{'s' * 1000}", 400, "not a signal name", "{}")
+problem("a signal with an unknown member", "POST", f"/v1/sagas/{waiting}/signals/go", 400, "unknown member", '{"paylod": 1}')
+problem("a failed signal without a code", "POST", f"/v1/sagas/{waiting}/signals/go", 400, "code", '{"failed": {}}')
+problem("a 300-character signal Idempotency-Key", "POST", f"/v1/sagas/{waiting}/signals/go", 400, "Idempotency-Key", "{}",
+        headers={"Idempotency-Key": "k" * 300})
+problem("a signal no step waits for", "POST", f"/v1/sagas/{saga}/signals/go", 409, "no step that waits", "{}")
 import base64
 cursor = base64.urlsafe_b64encode(b"v1:9223372036854775807:0190f5a4-7b1c-7d2e-8f00-000000000000").decode().rstrip("=")
 problem("a cursor holding int64 max", "GET", f"/v1/sagas?cursor={cursor}", 400, "cursor")
