@@ -56,7 +56,7 @@ public struct Users: Sendable {
         guard let name = context.payload.value(at: ["name"])?.stringValue, !name.isEmpty else {
             throw BusinessFailure(code: "invalid_request", message: "\"name\" is required")
         }
-        let id = "usr_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        let id = EntityID.make("usr", digits: 16)
         let rows = try await connection.run(
             """
             INSERT INTO users.users (id, email, name, status, saga_id)

@@ -114,7 +114,7 @@ public struct Payments: Sendable {
     public func start(
         _ request: PaymentRequest, sagaID: String? = nil, traceparent: String? = nil, on connection: PostgresConnection
     ) async throws -> Payment {
-        let id = "pay_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        let id = EntityID.make("pay")
         try await connection.run(
             """
             INSERT INTO payments.payments (id, transaction_id, customer_id, amount, currency, status, saga_id, traceparent)
@@ -311,7 +311,7 @@ public struct Payments: Sendable {
         guard amount <= Self.depositLimit else {
             throw BusinessFailure(code: "deposit_limit", message: "a deposit is limited to \(Self.depositLimit) minor units")
         }
-        let id = "dep_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        let id = EntityID.make("dep")
         let rows = try await connection.run(
             """
             INSERT INTO payments.deposits (id, wallet, amount, currency, provider_reference, status)
@@ -352,7 +352,7 @@ public struct Payments: Sendable {
         guard amount <= Self.depositLimit else {
             throw BusinessFailure(code: "payout_limit", message: "a payout is limited to \(Self.depositLimit) minor units")
         }
-        let id = "pot_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        let id = EntityID.make("pot")
         try await connection.run(
             """
             INSERT INTO payments.payouts (id, withdrawal_id, wallet, bank_account, amount, currency)

@@ -67,7 +67,7 @@ public struct Transactions: Sendable {
         guard currency.wholeMatch(of: /[A-Z]{3}/) != nil else {
             throw CheckoutError.invalid("\"currency\" must be an ISO 4217 code such as EUR")
         }
-        let id = "txn_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        let id = EntityID.make("txn")
         return try await client.withStoreTransaction(logger: logger) { connection in
             try await connection.run(
                 """
