@@ -67,7 +67,7 @@ public struct SagaStateMachine: Sendable {
             case .timerFired(let timer): outcome = fire(timer, &run, &random)
             case .cancel(let reason, let requestedBy): outcome = cancel(reason: reason, requestedBy: requestedBy, &run)
             case .operatorAction(let action): outcome = perform(action, &run)
-            case .signal(let signal): outcome = receive(signal, &run, &random)
+            case .signal(let signal): outcome = receive(signal, &run)
             }
         }
         switch outcome {
@@ -254,9 +254,7 @@ public struct SagaStateMachine: Sendable {
         }
     }
 
-    private mutating func receive(
-        _ signal: SagaSignal, _ run: inout Run, _ random: inout some RandomNumberGenerator
-    ) -> SagaTransition.Outcome {
+    private mutating func receive(_ signal: SagaSignal, _ run: inout Run) -> SagaTransition.Outcome {
         guard let index = definition.stepIndex(waitingFor: signal.name) else {
             return .rejected("the workflow has no step that waits for a signal named '\(signal.name)'")
         }
