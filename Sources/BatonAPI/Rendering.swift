@@ -34,6 +34,7 @@ enum Render {
                 } ?? .null,
                 "outcome_unknown": .bool(step.outcomeUnknown), "started_at": time(step.startedAt), "finished_at": time(step.finishedAt),
                 "command_sent_at": time(step.commandSentAt), "reply_deadline": time(step.replyDeadline), "retry_at": time(step.retryAt),
+                "completion_order": step.completionOrder.map { .integer(Int64($0)) } ?? .null,
             ]
         }
         return [

@@ -50,6 +50,16 @@ struct SagaHarness {
     @discardableResult
     mutating func succeed(_ output: JSONValue = [:]) -> SagaTransition { reply(.succeeded(output: output)) }
 
+    /// Answers the latest command sent for `step` (steps of parallel branches are in flight together).
+    @discardableResult
+    mutating func reply(to step: String, _ status: ReplyStatus) -> SagaTransition {
+        let command = sent.last { $0.step == step }!
+        return handle(.reply(StepReply(step: step, direction: command.direction, attempt: command.attempt, status: status)))
+    }
+
+    @discardableResult
+    mutating func succeed(_ step: String, _ output: JSONValue = [:]) -> SagaTransition { reply(to: step, .succeeded(output: output)) }
+
     /// Moves the clock to the latest timer of a kind and fires it.
     @discardableResult
     mutating func fireLatest(_ kind: SagaTimer.Kind) -> SagaTransition {

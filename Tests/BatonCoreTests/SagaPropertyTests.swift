@@ -17,7 +17,7 @@ struct SagaPropertyTests {
                 chaos.step(choice)
                 if let violation = chaos.violation {
                     Issue.record(
-                        "\(violation)\nworkflow: \(chaos.definition.allSteps.map { "\($0.name)\($0.pivot ? "(pivot)" : "")\($0.compensate == nil ? "" : "+c")\($0.when.map { " when \($0)" } ?? "")" })\nhistory:\n\(chaos.log.joined(separator: "\n"))"
+                        "\(violation)\nworkflow: \(chaos.definition.allSteps.map { "\($0.name)\($0.pivot ? "(pivot)" : "")\($0.compensate == nil ? "" : "+c")\($0.branch.map { " in \($0.group)/\($0.name)\($0.when.map { " when \($0)" } ?? "")" } ?? "")\($0.when.map { " when \($0)" } ?? "")" })\nhistory:\n\(chaos.log.joined(separator: "\n"))"
                     )
                     return
                 }
@@ -38,16 +38,19 @@ struct SagaPropertyTests {
             // With no timeouts, retries or failing compensations, the saga must finish.
             var iterator = choices.makeIterator()
             for _ in 0..<(definition.allSteps.count * 2 + 2) where !chaos.harness.status.isTerminal {
+                // Answer one of the steps waiting (several do while a parallel group runs).
+                let saga = chaos.harness.saga
+                let waiting = saga.steps.indices.filter { saga.steps[$0].awaitingReply }
+                let current = waiting.isEmpty ? saga.cursor : waiting[(iterator.next() ?? 0) % waiting.count]
                 // A signal step waits for its signal rather than a reply: send it.
-                let cursor = chaos.harness.saga.cursor
-                if let name = definition.allSteps[cursor].signal, chaos.harness.saga.steps[cursor].awaitingReply {
-                    let beforePivot = definition.pivotIndex.map { cursor <= $0 } ?? true
+                if let name = definition.allSteps[current].signal, saga.steps[current].awaitingReply {
+                    let beforePivot = definition.pivotIndex.map { current <= $0 } ?? true
                     let fail = beforePivot && (iterator.next() ?? 0) % 4 == 0
                     let outcome: SagaSignal.Outcome = fail ? .failed(code: "no", message: "refused") : .succeeded(payload: ["entry": "x"])
                     chaos.apply(.signal(SagaSignal(name: name, key: "k", outcome: outcome, receivedAt: .distantPast)))
                     continue
                 }
-                let command = chaos.harness.lastCommand
+                let command = chaos.harness.sent.last { $0.step == saga.steps[current].name } ?? chaos.harness.lastCommand
                 let index = definition.stepIndex(named: command.step)!
                 let beforePivot = definition.pivotIndex.map { index <= $0 } ?? true
                 let fail = command.direction == .action && beforePivot && (iterator.next() ?? 0) % 4 == 0
@@ -68,13 +71,14 @@ struct SagaPropertyTests {
         }
     }
 
-    /// A workflow of 1–5 steps, maybe with a pivot, compensations on some steps before it, signal
-    /// steps (never the pivot), conditions
-    /// on some steps other than the pivot (over the input, which holds amount 100, or an earlier step's
-    /// status), and 0–2 failure handlers, some conditional.
+    /// A workflow of 1–6 steps, maybe with a pivot, compensations on some steps before it, signal
+    /// steps (never the pivot), conditions on some steps other than the pivot (over the input, which
+    /// holds amount 100, or an earlier step's status), maybe a parallel group of 2–3 branches before
+    /// the pivot (some branches conditional), and 0–2 failure handlers, some conditional. Every
+    /// definition it makes validates.
     static func randomDefinition(shape: Int) -> WorkflowDefinition {
         var bits = SeededRandomNumberGenerator(seed: UInt64(shape))
-        let count = Int.random(in: 1...5, using: &bits)
+        let count = Int.random(in: 1...6, using: &bits)
         let pivot: Int? = Bool.random(using: &bits) ? Int.random(in: 0..<count, using: &bits) : nil
         func condition(after index: Int) -> StepCondition? {
             switch Int.random(in: 0..<6, using: &bits) {
@@ -83,7 +87,7 @@ struct SagaPropertyTests {
             default: nil
             }
         }
-        let steps = (0..<count).map { index in
+        var steps = (0..<count).map { index in
             let compensated = pivot.map { index < $0 } ?? true
             var step = Workflows.step(
                 "s\(index)",
@@ -97,13 +101,45 @@ struct SagaPropertyTests {
             if index != pivot { step.when = condition(after: index) }
             return step
         }
+        // A parallel group over 2–4 consecutive steps before the pivot, cut into 2–3 branches.
+        let room = pivot ?? count
+        if room >= 2 && Int.random(in: 0..<3, using: &bits) != 0 {
+            let length = Int.random(in: 2...min(4, room), using: &bits)
+            let start = Int.random(in: 0...(room - length), using: &bits)
+            let branchCount = Int.random(in: 2...min(3, length), using: &bits)
+            var cuts = Set<Int>()
+            while cuts.count < branchCount - 1 { cuts.insert(Int.random(in: (start + 1)..<(start + length), using: &bits)) }
+            var branch = 0
+            var branchStart = start
+            for index in start..<(start + length) {
+                if cuts.contains(index) {
+                    branch += 1
+                    branchStart = index
+                }
+                let when: StepCondition? =
+                    index == branchStart && Int.random(in: 0..<4, using: &bits) == 0
+                    ? try! StepCondition(parsing: "input.amount >= \(Bool.random(using: &bits) ? 50 : 150)") : nil
+                steps[index].branch = BranchPlacement(group: "g", name: "b\(branch)", when: when ?? steps[branchStart].branch?.when)
+                // A step of a branch reads only the steps before the group and before it in its branch.
+                if let condition = steps[index].when,
+                    condition.references.contains(where: { reference in
+                        guard case .stepStatus(let name) = reference, let other = Int(name.dropFirst()) else { return false }
+                        return other >= start && other < branchStart
+                    })
+                {
+                    steps[index].when = nil
+                }
+            }
+        }
         let handlers = (0..<Int.random(in: 0...2, using: &bits)).map { index in
             var handler = Workflows.step("h\(index)", compensated: false, attempts: Int.random(in: 1...2, using: &bits))
             handler.when = condition(after: count)
             return handler
         }
-        return WorkflowDefinition(
+        let definition = WorkflowDefinition(
             name: "random", version: 1, deadline: Bool.random(using: &bits) ? .minutes(2) : nil, steps: steps, failureHandlers: handlers)
+        precondition(definition.validate().isEmpty, "\(definition.validate())")
+        return definition
     }
 }
 
@@ -139,6 +175,8 @@ struct Chaos {
     /// Steps passed over because their condition did not hold.
     private var skippedByCondition: Set<String> = []
     private var started = false
+    /// Where the latest compensation to start stood in the completion order.
+    private var lastCompensationRank: (Int, Int)?
 
     init(definition: WorkflowDefinition, seed: UInt64) {
         self.definition = definition
@@ -312,8 +350,11 @@ struct Chaos {
                 default: break
                 }
             }
-            if event.isInterruption, before.status == .processing, before.steps[before.cursor].awaitingReply {
-                unknownOutcome.insert(before.steps[before.cursor].name)
+            // A cancel, the deadline or another branch's failure stops the commands in flight.
+            for entry in transition.history where entry.kind == .stepInterrupted {
+                guard let name = entry.step, let index = definition.stepIndex(named: name) else { continue }
+                let sent = before.steps[index].awaitingReply || transition.commands.contains { $0.step == name && $0.direction == .action }
+                if sent && definition.allSteps[index].signal == nil { unknownOutcome.insert(name) }
             }
         }
 
@@ -330,10 +371,64 @@ struct Chaos {
             }
         }
 
-        // At most one command is in flight, and only for the step under the cursor.
+        // At most one command is in flight, for the step under the cursor; only while a parallel
+        // group runs forward, one for each of its branches.
         let inFlight = saga.steps.indices.filter { saga.steps[$0].awaitingReply || saga.steps[$0].retryAt != nil }
-        if inFlight.count > 1 || (inFlight.first.map { $0 != saga.cursor } ?? false) {
-            fail("steps \(inFlight) are in flight at once (cursor \(saga.cursor))")
+        let groups = Set(inFlight.map { definition.parallelGroup(containing: $0)?.name })
+        let branches = inFlight.map { index in definition.parallelGroup(containing: index)?.branch(containing: index) }
+        if inFlight.count > 1 {
+            if groups.count > 1 || groups.first! == nil || Set(branches).count != inFlight.count {
+                fail("steps \(inFlight) are in flight at once outside one parallel group's separate branches")
+            }
+            if saga.status != .processing || saga.direction != .action {
+                fail("steps \(inFlight) are in flight at once while \(saga.status.rawValue) \(saga.direction.rawValue)")
+            }
+        } else if let only = inFlight.first, only != saga.cursor, definition.parallelGroup(containing: only) == nil {
+            fail("step \(only) is in flight, but the cursor is \(saga.cursor)")
+        }
+
+        // Once the saga stops going forward, no step of the workflow starts (no branch goes on). (A
+        // group's branches start in one transition, so one that fails as it starts, on a signal
+        // that came early, ends one that was sent in the same transition.)
+        for command in transition.commands where command.direction == .action {
+            guard let index = definition.stepIndex(named: command.step), !definition.isFailureHandler(index) else { continue }
+            if ![.pending, .processing, .suspended].contains(before.status) {
+                fail("\(command.step) was sent while the saga was \(before.status.rawValue)")
+            }
+        }
+
+        // A step of a parallel group gets its place in the completion order when it completes
+        // (succeeds, or ends TIMED_OUT), after every earlier one, and keeps it.
+        let earlierOrders = before.steps.compactMap(\.completionOrder).max() ?? 0
+        for index in definition.steps.indices where definition.steps[index].branch != nil {
+            let old = before.steps[index]
+            let new = saga.steps[index]
+            if let order = old.completionOrder {
+                if new.completionOrder != order { fail("\(new.name)'s completion order changed from \(order)") }
+                continue
+            }
+            // (From PENDING too: a signal step whose signal came early completes as it starts.)
+            let completed =
+                (old.status == .running || old.status == .pending) && [.succeeded, .timedOut, .compensating].contains(new.status)
+            if completed && new.completionOrder == nil { fail("\(new.name) completed (\(new.status.rawValue)) with no completion order") }
+            if let order = new.completionOrder {
+                if !completed {
+                    fail("\(new.name) got completion order \(order) going from \(old.status.rawValue) to \(new.status.rawValue)")
+                }
+                if order <= earlierOrders { fail("\(new.name) completed as \(order), not after \(earlierOrders)") }
+            }
+        }
+        // Compensations start in reverse order of completion: step order, and completion order
+        // inside a group.
+        for command in transition.commands where command.direction == .compensation && command.attempt == 1 {
+            let index = definition.stepIndex(named: command.step)!
+            let rank =
+                definition.parallelGroup(containing: index).map { ($0.range.lowerBound, saga.steps[index].completionOrder ?? -1) }
+                ?? (index, 0)
+            if let last = lastCompensationRank, !(rank < last) {
+                fail("\(command.step) (completed \(rank)) was compensated after a step that completed earlier (\(last))")
+            }
+            lastCompensationRank = rank
         }
         if saga.status.isTerminal || saga.status == .suspended, !inFlight.isEmpty {
             fail("a \(saga.status.rawValue) saga still waits on step \(inFlight)")

@@ -108,18 +108,34 @@ extension WorkflowDefinition {
             reader.issue("steps", "has \(stepValues.count) steps; a workflow may have at most \(log.limits.maximumSteps)")
             return nil
         }
-        let steps = stepValues.enumerated().compactMap { index, value in readStep(value, index: index, list: "steps", log: log) }
+        let steps = stepValues.enumerated().flatMap { index, value in
+            value.objectValue?["parallel"] != nil
+                ? readParallelGroup(value, index: index, log: log)
+                : readStep(value, index: index, list: "steps", log: log).map { [$0] } ?? []
+        }
+        guard steps.count <= log.limits.maximumSteps else {
+            reader.issue(
+                "steps",
+                "has \(steps.count) steps counting those of its parallel branches; a workflow may have at most \(log.limits.maximumSteps)")
+            return nil
+        }
         let handlerValues = reader.array("on_failure") ?? []
         if reader.has("on_failure") && handlerValues.isEmpty { reader.issue("on_failure", "leave it out, or list at least one step") }
-        guard stepValues.count + handlerValues.count <= log.limits.maximumSteps else {
+        guard steps.count + handlerValues.count <= log.limits.maximumSteps else {
             reader.issue(
                 "on_failure",
                 "has \(handlerValues.count) steps; a workflow may have at most \(log.limits.maximumSteps) steps and failure handlers together"
             )
             return nil
         }
-        let handlers = handlerValues.enumerated().compactMap { index, value in
-            readStep(value, index: index, list: "on_failure", log: log)
+        let handlers = handlerValues.enumerated().compactMap { index, value -> StepDefinition? in
+            if value.objectValue?["parallel"] != nil {
+                log.add(
+                    step: value.objectValue?["name"]?.stringValue ?? "on_failure[\(index)]", field: "parallel",
+                    "failure handlers run one after another; a parallel group belongs in steps")
+                return nil
+            }
+            return readStep(value, index: index, list: "on_failure", log: log)
         }
         return WorkflowDefinition(
             name: name ?? "",
@@ -130,6 +146,60 @@ extension WorkflowDefinition {
             steps: steps,
             failureHandlers: handlers
         )
+    }
+
+    /// Reads a parallel group (`name` and `parallel`, a list of branches) into its steps, each
+    /// placed in its group and branch. A branch is one step, or a mapping with `name`, an optional
+    /// `when` and `steps`.
+    private static func readParallelGroup(_ value: JSONValue, index: Int, log: DefinitionIssueLog) -> [StepDefinition] {
+        let label = value.objectValue?["name"]?.stringValue ?? "steps[\(index)]"
+        guard let reader = DefinitionReader(value, path: "", step: label, allowedKeys: ["name", "parallel"], log: log) else { return [] }
+        let group = reader.identifier("name") ?? label
+        guard let branchValues = reader.array("parallel", required: true) else { return [] }
+        if branchValues.count < 2 {
+            reader.issue("parallel", "a parallel group needs at least two branches (a single branch is a plain step or steps)")
+        }
+        var steps: [StepDefinition] = []
+        var branchNames: Set<String> = []
+        for (position, branchValue) in branchValues.enumerated() {
+            let path = "parallel[\(position)]"
+            let placement: BranchPlacement
+            var branchSteps: [StepDefinition]
+            if branchValue.objectValue?["steps"] != nil {
+                guard
+                    let branchReader = DefinitionReader(
+                        branchValue, path: path, step: group, allowedKeys: ["name", "when", "steps"], log: log)
+                else { continue }
+                let name = branchReader.identifier("name") ?? path
+                placement = BranchPlacement(group: group, name: name, when: readCondition(branchReader))
+                let values = branchReader.array("steps", required: true) ?? []
+                if values.isEmpty { branchReader.issue("steps", "a branch needs at least one step") }
+                branchSteps = values.enumerated().compactMap { offset, stepValue in
+                    readBranchStep(stepValue, index: offset, list: "\(group).\(path).steps", log: log)
+                }
+            } else {
+                guard let step = readBranchStep(branchValue, index: position, list: "\(group).parallel", log: log) else { continue }
+                placement = BranchPlacement(group: group, name: step.name)
+                branchSteps = [step]
+            }
+            if !branchNames.insert(placement.name).inserted {
+                reader.issue(path, "another branch of group '\(group)' is already named '\(placement.name)'")
+            }
+            for offset in branchSteps.indices { branchSteps[offset].branch = placement }
+            steps += branchSteps
+        }
+        return steps
+    }
+
+    /// Reads one step of a branch: a step like any other, except that groups do not nest.
+    private static func readBranchStep(_ value: JSONValue, index: Int, list: String, log: DefinitionIssueLog) -> StepDefinition? {
+        if value.objectValue?["parallel"] != nil {
+            log.add(
+                step: value.objectValue?["name"]?.stringValue ?? "\(list)[\(index)]", field: "parallel",
+                "parallel groups do not nest: a branch holds steps; make the inner group's branches branches of this group")
+            return nil
+        }
+        return readStep(value, index: index, list: list, log: log)
     }
 
     /// Reads one step; `nil` only when it is not a mapping.

@@ -10,12 +10,39 @@ extension WorkflowDefinition {
     ///   with values of their type, and is not on the pivot (the point of no return is not optional);
     /// - failure handlers are neither the pivot nor compensated, and see every step and the handlers
     ///   before them;
-    /// - each signal is waited for by one step, and not by a failure handler.
+    /// - each signal is waited for by one step, and not by a failure handler;
+    /// - a parallel group's name is unique among steps and groups, the pivot is neither in a group
+    ///   nor before one, and a step of a branch reads only the steps before its group and the earlier
+    ///   steps of its own branch (another branch's output may not exist yet).
     public func validate() -> [DefinitionIssue] {
         var issues: [DefinitionIssue] = []
         var seen: Set<String> = []
         for step in allSteps where !seen.insert(step.name).inserted {
             issues.append(.init(step: step.name, field: "name", message: "another step is already named '\(step.name)'"))
+        }
+        let groups = parallelGroups
+        for group in groups where !seen.insert(group.name).inserted {
+            issues.append(
+                .init(step: group.name, field: "name", message: "another step or parallel group is already named '\(group.name)'"))
+        }
+        if let pivotIndex {
+            let pivotName = steps[pivotIndex].name
+            for group in groups where group.range.contains(pivotIndex) {
+                issues.append(
+                    .init(
+                        step: pivotName, field: "pivot",
+                        message:
+                            "the pivot cannot be in parallel group '\(group.name)': when another branch fails, the pivot's effect could no longer be undone; put the pivot after the group"
+                    ))
+            }
+            for group in groups where group.range.lowerBound > pivotIndex {
+                issues.append(
+                    .init(
+                        step: group.name, field: "parallel",
+                        message:
+                            "a parallel group cannot follow the pivot '\(pivotName)': after the pivot a failure suspends the saga for an operator, who acts on one step at a time; run these steps one after another, or put the group before the pivot"
+                    ))
+            }
         }
         var signals: [String: String] = [:]
         for step in allSteps {
@@ -76,27 +103,49 @@ extension WorkflowDefinition {
 
         let all = allSteps
         for (index, step) in all.enumerated() {
+            let visible = visibleSteps(from: index)
             if let condition = step.when {
-                issues += checkCondition(condition, step: step, visibleSteps: all[..<index])
+                issues += checkCondition(condition, step: step, field: "when", visibleSteps: visible)
             }
-            issues += checkReferences(in: step.payload, field: "payload", step: step, visibleSteps: all[..<index])
+            issues += checkReferences(in: step.payload, field: "payload", step: step, visibleSteps: visible)
             if let compensation = step.compensate {
                 issues += checkReferences(
                     in: compensation.payload,
                     field: "compensate.payload",
                     step: step,
-                    visibleSteps: all[...index]
+                    visibleSteps: visible + [step]
                 )
             }
         }
+        for group in groups {
+            for branch in group.branches {
+                guard let placement = steps[branch.lowerBound].branch, let condition = placement.when else { continue }
+                // Decided when the group starts: it sees what came before the group.
+                let before = Array(steps[..<group.range.lowerBound])
+                let asStep = StepDefinition(name: placement.name, participant: "", action: "")
+                issues += checkCondition(condition, step: asStep, field: "when", visibleSteps: before).map { issue in
+                    DefinitionIssue(step: group.name, field: "branch '\(placement.name)'.\(issue.field)", message: issue.message)
+                }
+            }
+        }
         return issues
+    }
+
+    /// The steps whose outputs exist whenever the entry at `index` of ``allSteps`` runs: those
+    /// before it, except the other branches of its own parallel group.
+    private func visibleSteps(from index: Int) -> [StepDefinition] {
+        let all = allSteps
+        guard let group = parallelGroup(containing: index), let branch = group.branch(containing: index) else {
+            return Array(all[..<index])
+        }
+        return Array(all[..<group.range.lowerBound] + all[branch.lowerBound..<index])
     }
 
     private func checkReferences(
         in template: JSONValue,
         field: String,
         step: StepDefinition,
-        visibleSteps: ArraySlice<StepDefinition>
+        visibleSteps: [StepDefinition]
     ) -> [DefinitionIssue] {
         var issues: [DefinitionIssue] = []
         template.forEachString(path: field) { path, text in
@@ -119,7 +168,8 @@ extension WorkflowDefinition {
     private func checkCondition(
         _ condition: StepCondition,
         step: StepDefinition,
-        visibleSteps: ArraySlice<StepDefinition>
+        field: String,
+        visibleSteps: [StepDefinition]
     ) -> [DefinitionIssue] {
         var issues: [DefinitionIssue] = []
         for reference in condition.references {
@@ -133,14 +183,14 @@ extension WorkflowDefinition {
                     problem = self.problem(with: .stepOutput(step: name, path: []), visibleSteps: visibleSteps, ownStep: step.name)
                 }
             }
-            if let problem { issues.append(.init(step: step.name, field: "when", message: "\(reference): \(problem)")) }
+            if let problem { issues.append(.init(step: step.name, field: field, message: "\(reference): \(problem)")) }
         }
         condition.expression.forEachComparison { left, comparison, right in
             for (reference, literal) in [(left, right), (right, left)] {
                 guard case .reference(let reference) = reference, case .literal(let value) = literal,
                     let problem = typeProblem(reference, comparison, value)
                 else { continue }
-                issues.append(.init(step: step.name, field: "when", message: "\(reference) \(comparison.rawValue) \(literal): \(problem)"))
+                issues.append(.init(step: step.name, field: field, message: "\(reference) \(comparison.rawValue) \(literal): \(problem)"))
             }
         }
         return issues
@@ -191,7 +241,7 @@ extension WorkflowDefinition {
 
     private func problem(
         with reference: TemplateReference,
-        visibleSteps: ArraySlice<StepDefinition>,
+        visibleSteps: [StepDefinition],
         ownStep: String
     ) -> String? {
         switch reference {
@@ -207,6 +257,12 @@ extension WorkflowDefinition {
         case .stepOutput(let name, _):
             if visibleSteps.contains(where: { $0.name == name }) { return nil }
             if name == ownStep { return "a step cannot use its own output in its payload (only its compensation can)" }
+            if let own = stepIndex(named: ownStep), let other = stepIndex(named: name), let group = parallelGroup(containing: own),
+                group.range.contains(other), group.branch(containing: own) != group.branch(containing: other)
+            {
+                return
+                    "step '\(name)' runs in parallel with this one (another branch of group '\(group.name)'), so its output may not exist yet; read it after the group"
+            }
             if steps.contains(where: { $0.name == name }) {
                 return "step '\(name)' runs later, so its output does not exist yet"
             }

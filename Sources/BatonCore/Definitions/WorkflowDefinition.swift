@@ -91,6 +91,8 @@ public struct StepDefinition: Sendable, Hashable, Codable {
     /// For a signal step, the signal it waits for instead of sending a command (it then has no
     /// participant or action, one attempt, and nothing to compensate).
     public var signal: String?
+    /// For a step of a parallel group, its group and branch.
+    public var branch: BranchPlacement?
 
     public init(
         name: String,
@@ -102,7 +104,8 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         compensate: CompensationDefinition? = nil,
         pivot: Bool = false,
         when: StepCondition? = nil,
-        signal: String? = nil
+        signal: String? = nil,
+        branch: BranchPlacement? = nil
     ) {
         self.name = name
         self.participant = participant
@@ -114,6 +117,7 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         self.pivot = pivot
         self.when = when
         self.signal = signal
+        self.branch = branch
     }
 
     /// A step that waits for a signal (`signal: payment-result`).
@@ -124,6 +128,70 @@ public struct StepDefinition: Sendable, Hashable, Codable {
 
     /// The timeout of a step or compensation that does not set one.
     public static let defaultTimeout = SagaDuration.seconds(30)
+}
+
+/// Where a step of a parallel group stands: the steps of a group follow one another in
+/// ``WorkflowDefinition/steps``, branch after branch, and each carries its placement.
+public struct BranchPlacement: Sendable, Hashable, Codable {
+    /// The group's name (the `parallel` entry's `name`).
+    public var group: String
+    /// The branch's name, unique in its group (a one-step branch is named after its step).
+    public var name: String
+    /// The branch's own condition, carried by each of its steps: decided once, when the group
+    /// starts; when it does not hold, every step of the branch is `SKIPPED`.
+    public var when: StepCondition?
+
+    public init(group: String, name: String, when: StepCondition? = nil) {
+        self.group = group
+        self.name = name
+        self.when = when
+    }
+}
+
+/// A parallel group as the state machine sees it: where its steps are in
+/// ``WorkflowDefinition/steps`` and where each branch's are.
+public struct ParallelGroup: Sendable, Hashable {
+    public var name: String
+    /// The indices of all its steps.
+    public var range: Range<Int>
+    /// The indices of each branch's steps, in the order the branches are written.
+    public var branches: [Range<Int>]
+
+    /// The indices of the branch that holds step `index`.
+    public func branch(containing index: Int) -> Range<Int>? { branches.first { $0.contains(index) } }
+}
+
+extension WorkflowDefinition {
+    /// The parallel group that holds step `index`, if one does (failure handlers are never in one).
+    public func parallelGroup(containing index: Int) -> ParallelGroup? {
+        guard index < steps.count, let placement = steps[index].branch else { return nil }
+        var lower = index
+        while lower > 0, steps[lower - 1].branch?.group == placement.group { lower -= 1 }
+        var upper = index + 1
+        while upper < steps.count, steps[upper].branch?.group == placement.group { upper += 1 }
+        var branches: [Range<Int>] = []
+        var start = lower
+        for position in (lower + 1)..<(upper + 1) where position == upper || steps[position].branch?.name != steps[start].branch?.name {
+            branches.append(start..<position)
+            start = position
+        }
+        return ParallelGroup(name: placement.group, range: lower..<upper, branches: branches)
+    }
+
+    /// Every parallel group, in step order.
+    public var parallelGroups: [ParallelGroup] {
+        var groups: [ParallelGroup] = []
+        var index = 0
+        while index < steps.count {
+            if let group = parallelGroup(containing: index) {
+                groups.append(group)
+                index = group.range.upperBound
+            } else {
+                index += 1
+            }
+        }
+        return groups
+    }
 }
 
 /// How a step is undone: another action on the same participant, with its own budget.

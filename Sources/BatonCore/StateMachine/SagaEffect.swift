@@ -127,6 +127,10 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
         case compensationStarted = "compensation_started"
         case stepCompensated = "step_compensated"
         case stepSkipped = "step_skipped"
+        /// A step under way was stopped by a cancel, the deadline, or another branch's failure.
+        case stepInterrupted = "step_interrupted"
+        case parallelStarted = "parallel_started"
+        case parallelJoined = "parallel_joined"
         case failureHandlersStarted = "failure_handlers_started"
         case failureHandlerFailed = "failure_handler_failed"
         case signalAwaited = "signal_awaited"

@@ -140,6 +140,10 @@ public struct StepState: Sendable, Hashable, Codable {
     public var commandSentAt: Date?
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// For a step of a parallel group that succeeded or timed out: its place (1, 2, …) in the
+    /// order the saga's group steps completed in, which their compensation runs backwards. `nil`
+    /// outside groups, where completion follows the step order.
+    public var completionOrder: Int?
 
     public init(name: String) {
         self.name = name

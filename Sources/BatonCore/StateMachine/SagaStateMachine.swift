@@ -10,11 +10,16 @@ import Foundation
 /// Rules:
 /// - Steps run in order; each attempt's command carries its attempt number, and only a reply or a
 ///   timer for the current attempt changes anything (others are recorded and ignored).
+/// - A parallel group starts the first step of each branch at once (a branch whose condition does
+///   not hold is skipped whole), runs each branch in order, and joins when every branch is done.
+///   When a step of a branch fails for good, no other step starts: the steps under way are stopped
+///   (outcome unknown, so compensated) and the saga compensates.
 /// - A `retry` reply or a timeout is retried by the step's policy. Before the pivot, a `failed` reply
 ///   or a spent budget fails the step and the saga compensates; after the pivot every failure is
 ///   retried forward and a spent budget suspends the saga.
-/// - Compensation runs in reverse order over every step that `SUCCEEDED` or `TIMED_OUT` (its outcome
-///   is unknown, so it may have taken effect) and has a compensation; never over a succeeded pivot.
+/// - Compensation runs in reverse order of completion over every step that `SUCCEEDED` or `TIMED_OUT`
+///   (its outcome is unknown, so it may have taken effect) and has a compensation; never over a
+///   succeeded pivot. Inside a parallel group, completion order is the order its steps completed in.
 /// - A compensation that returns `failed` or spends its budget suspends the saga for an operator.
 /// - Cancel and the saga deadline start compensation; both are refused once the pivot has succeeded
 ///   or while its outcome is unknown. A cancelled saga ends `CANCELLED` once compensated (by hand
@@ -105,7 +110,7 @@ public struct SagaStateMachine: Sendable {
                 .scheduleTimer(SagaTimer(kind: .sagaDeadline, step: nil, direction: nil, attempt: 0, due: due))
             )
         }
-        begin(step: 0, &run)
+        enter(0, &run)
         return .applied
     }
 
@@ -119,8 +124,7 @@ public struct SagaStateMachine: Sendable {
         }
         let step = saga.steps[index]
         let current = step.attempt(reply.direction)
-        guard index == saga.cursor, reply.direction == saga.direction, reply.attempt == current, step.awaitingReply
-        else {
+        guard isCurrent(index, reply.direction), reply.attempt == current, step.awaitingReply else {
             if reply.attempt < current { return .ignored(.stale, "attempt \(current) is current") }
             if reply.attempt == current && current > 0 { return .ignored(.duplicate, "this attempt was already settled") }
             return .ignored(.notApplicable, "no such attempt was sent")
@@ -143,13 +147,14 @@ public struct SagaStateMachine: Sendable {
                 saga.steps[index].output = output
                 saga.steps[index].error = nil
                 saga.steps[index].finishedAt = run.now
+                recordCompletion(index)
                 run.record(.stepSucceeded, saga, step: index, direction, attempt: current, detail: "step succeeded")
                 advance(after: index, &run)
             } else {
                 saga.steps[index].status = .compensated
                 saga.steps[index].finishedAt = run.now
                 run.record(.stepCompensated, saga, step: index, direction, attempt: current, detail: "step compensated")
-                compensate(downFrom: index - 1, &run)
+                compensateNext(&run)
             }
         case .failed(let code, let message):
             settleAttempt(index, direction, &run)
@@ -193,7 +198,7 @@ public struct SagaStateMachine: Sendable {
             else { return .ignored(.notApplicable, "the timer names no step of this workflow") }
             let step = saga.steps[index]
             let current = step.attempt(direction)
-            guard index == saga.cursor, direction == saga.direction, timer.attempt == current else {
+            guard isCurrent(index, direction), timer.attempt == current else {
                 return .ignored(.stale, "attempt \(current) of \(saga.steps[saga.cursor].name) is current")
             }
             if timer.kind == .retryBackoff {
@@ -274,7 +279,7 @@ public struct SagaStateMachine: Sendable {
             return .rejected("another signal '\(signal.name)' is already kept for step '\(name)'")
         }
         let step = saga.steps[index]
-        let waiting = index == saga.cursor && saga.status == .processing && step.awaitingReply
+        let waiting = isCurrent(index, .action) && saga.status == .processing && step.awaitingReply
         let mayWaitAgain = saga.status == .suspended && index == saga.cursor
         guard waiting || step.status == .pending || mayWaitAgain else {
             return .rejected("step '\(name)' is \(step.status.rawValue) and no longer waits for signal '\(signal.name)'")
@@ -338,7 +343,7 @@ public struct SagaStateMachine: Sendable {
             saga.suspensionReason = nil
             record(action, &run)
             markSkipped(index, detail: "skipped by an operator: \(action.reason)", &run)
-            if saga.direction == .action { advance(after: index, &run) } else { compensate(downFrom: index - 1, &run) }
+            if saga.direction == .action { advance(after: index, &run) } else { compensateNext(&run) }
         case .resolve:
             saga.suspensionReason = nil
             record(action, &run)
@@ -355,8 +360,11 @@ public struct SagaStateMachine: Sendable {
                 }
                 finish(.completed, &run)
             } else {
-                for earlier in 0...index where needsCompensation(earlier) || saga.steps[earlier].status == .compensating {
-                    markSkipped(earlier, detail: "skipped by an operator: \(action.reason)", &run)
+                // Every compensation still to run, wherever it stands: in a parallel group, steps
+                // after the stuck one in step order may have completed before it.
+                for remaining in definition.steps.indices
+                where needsCompensation(remaining) || saga.steps[remaining].status == .compensating {
+                    markSkipped(remaining, detail: "skipped by an operator: \(action.reason)", &run)
                 }
                 compensationFinished(&run)
             }
@@ -368,7 +376,7 @@ public struct SagaStateMachine: Sendable {
             record(action, &run)
             saga.steps[index].status = .failed
             saga.steps[index].finishedAt = run.now
-            startCompensation(downFrom: index - 1, &run)
+            startCompensation(&run)
         }
         return .applied
     }
@@ -528,68 +536,118 @@ public struct SagaStateMachine: Sendable {
             detail: "attempt \(attempt + 1) of \(policy.maxAttempts + step.budgetStart(direction)) in \(delay)")
     }
 
-    /// A step before the pivot failed for good: mark it and undo what came before.
+    /// A step before the pivot failed for good: mark it, stop the other branches when it is in a
+    /// parallel group, and undo what may have taken effect.
     private mutating func fail(_ index: Int, timedOut: Bool, _ run: inout Run) {
         saga.steps[index].status = timedOut ? .timedOut : .failed
         saga.steps[index].finishedAt = run.now
+        // A step whose outcome is unknown may have taken effect, so it is compensated too.
+        if timedOut { recordCompletion(index) }
         if let error = saga.steps[index].error { saga.lastError = "\(saga.steps[index].name): \(error.message)" }
-        // A step whose outcome is unknown may have taken effect, so it is compensated along with the
-        // earlier ones.
-        startCompensation(downFrom: timedOut ? index : index - 1, &run)
+        if let placement = definition.steps[index].branch {
+            stopRunningSteps(because: "branch '\(placement.name)' of group '\(placement.group)' failed", &run)
+        }
+        startCompensation(&run)
     }
 
-    /// Cancel or deadline while running: the step in hand stops, and everything that may have taken
+    /// Cancel or deadline while running: the steps in hand stop, and everything that may have taken
     /// effect is compensated.
     private mutating func interrupt(because reason: String, _ run: inout Run) {
-        let index = saga.cursor
-        let step = saga.steps[index]
-        let outcomeUnknown: Bool
-        if step.awaitingReply {
-            run.effects.append(.cancelTimer(SagaTimer.Key(kind: .stepTimeout, step: step.name, direction: .action)))
-            // A command in flight may still take effect; a wait for a signal has none.
-            outcomeUnknown = definition.step(at: index).signal == nil
-        } else if step.retryAt != nil {
-            run.effects.append(.cancelTimer(SagaTimer.Key(kind: .retryBackoff, step: step.name, direction: .action)))
-            outcomeUnknown = step.outcomeUnknown
-        } else {
-            outcomeUnknown = false
-        }
-        saga.steps[index].replyDeadline = nil
-        saga.steps[index].retryAt = nil
-        saga.steps[index].outcomeUnknown = outcomeUnknown
-        if step.status == .running {
-            saga.steps[index].status = outcomeUnknown ? .timedOut : .failed
-            saga.steps[index].finishedAt = run.now
-            saga.steps[index].error = StepError(
-                code: "interrupted",
-                message: "\(reason) while the step was running\(outcomeUnknown ? "; its outcome is unknown" : "")",
-                direction: .action,
-                attempt: step.attempt
-            )
-        }
-        startCompensation(downFrom: outcomeUnknown ? index : index - 1, &run)
+        stopRunningSteps(because: reason, &run)
+        startCompensation(&run)
     }
 
-    /// After a step (or failure handler) is done with: the next one, or the end.
+    /// Stops every action under way (the cursor's, or each branch's in a parallel group): its timer
+    /// is cancelled, and a late reply will be ignored. A command in flight may still take effect,
+    /// so its step ends `TIMED_OUT` and is compensated; a wait for a signal has no effect, so its
+    /// step ends `FAILED`.
+    private mutating func stopRunningSteps(because reason: String, _ run: inout Run) {
+        for index in saga.steps.indices where saga.steps[index].status == .running {
+            let step = saga.steps[index]
+            let outcomeUnknown: Bool
+            if step.awaitingReply {
+                run.effects.append(.cancelTimer(SagaTimer.Key(kind: .stepTimeout, step: step.name, direction: .action)))
+                outcomeUnknown = definition.step(at: index).signal == nil
+            } else if step.retryAt != nil {
+                run.effects.append(.cancelTimer(SagaTimer.Key(kind: .retryBackoff, step: step.name, direction: .action)))
+                outcomeUnknown = step.outcomeUnknown
+            } else {
+                outcomeUnknown = false
+            }
+            let detail = "\(reason) while the step was running\(outcomeUnknown ? "; its outcome is unknown" : "")"
+            saga.steps[index].replyDeadline = nil
+            saga.steps[index].retryAt = nil
+            saga.steps[index].outcomeUnknown = outcomeUnknown
+            saga.steps[index].status = outcomeUnknown ? .timedOut : .failed
+            saga.steps[index].finishedAt = run.now
+            saga.steps[index].error = StepError(code: "interrupted", message: detail, direction: .action, attempt: step.attempt)
+            if outcomeUnknown { recordCompletion(index) }
+            run.record(.stepInterrupted, saga, step: index, .action, attempt: step.attempt, detail: "stopped: \(detail)")
+        }
+    }
+
+    /// After a step (or failure handler) is done with: the next one in its branch or the workflow,
+    /// the join of its parallel group, or the end.
     private mutating func advance(after index: Int, _ run: inout Run) {
-        let next = index + 1
+        var next = index + 1
         if definition.isFailureHandler(index) {
             if next < saga.steps.count { begin(step: next, &run) } else { finish(compensatedStatus, &run) }
-        } else if next < definition.steps.count {
-            begin(step: next, &run)
-        } else {
-            finish(.completed, &run)
+            return
         }
+        if let group = definition.parallelGroup(containing: index), let branch = group.branch(containing: index) {
+            if next < branch.upperBound {
+                begin(step: next, &run)
+                return
+            }
+            // The branch is done; the group joins once every branch is.
+            guard group.range.allSatisfy({ saga.steps[$0].status == .succeeded || saga.steps[$0].status == .skipped }) else { return }
+            run.record(.parallelJoined, saga, detail: "parallel group '\(group.name)' joined: every branch is done")
+            next = group.range.upperBound
+        }
+        if next < definition.steps.count { enter(next, &run) } else { finish(.completed, &run) }
+    }
+
+    /// Starts the step at `index` or, when a parallel group begins there, the first step of each of
+    /// its branches (a branch whose condition does not hold is skipped whole).
+    private mutating func enter(_ index: Int, _ run: inout Run) {
+        guard let group = definition.parallelGroup(containing: index) else {
+            begin(step: index, &run)
+            return
+        }
+        let names = group.branches.compactMap { definition.steps[$0.lowerBound].branch?.name }
+        run.record(.parallelStarted, saga, detail: "parallel group '\(group.name)' started: branches \(names.joined(separator: ", "))")
+        for branch in group.branches {
+            // A branch that failed as it started (a signal that came early, failed) stops the rest.
+            guard saga.status == .processing, saga.direction == .action else { return }
+            guard let placement = definition.steps[branch.lowerBound].branch, let condition = placement.when, !holds(condition) else {
+                begin(step: branch.lowerBound, &run)
+                continue
+            }
+            for step in branch {
+                saga.cursor = step
+                markSkipped(step, detail: "skipped: the condition of branch '\(placement.name)' does not hold (when: \(condition))", &run)
+            }
+            advance(after: branch.upperBound - 1, &run)
+        }
+    }
+
+    /// Whether a condition holds over the saga's input and its steps so far.
+    private func holds(_ condition: StepCondition) -> Bool {
+        condition.holds(input: saga.input) { name in saga.steps.first(where: { $0.name == name }) }
+    }
+
+    /// Notes when a step of a parallel group completed (succeeded, or timed out for good), which
+    /// orders its compensation.
+    private mutating func recordCompletion(_ index: Int) {
+        guard index < definition.steps.count, definition.steps[index].branch != nil else { return }
+        saga.steps[index].completionOrder = (saga.steps.compactMap(\.completionOrder).max() ?? 0) + 1
     }
 
     /// Starts a step's (or failure handler's) action when its condition holds, and passes over it
     /// (`SKIPPED`, with the condition in the history) when it does not.
     private mutating func begin(step index: Int, _ run: inout Run) {
         if let condition = definition.step(at: index).when {
-            let holds = condition.holds(input: saga.input) { name in
-                saga.steps.first(where: { $0.name == name })
-            }
-            guard holds else {
+            guard holds(condition) else {
                 saga.cursor = index
                 markSkipped(index, detail: "skipped: its condition does not hold (when: \(condition))", &run)
                 advance(after: index, &run)
@@ -626,25 +684,29 @@ public struct SagaStateMachine: Sendable {
         begin(step: definition.steps.count, &run)
     }
 
-    private mutating func startCompensation(downFrom index: Int, _ run: inout Run) {
+    private mutating func startCompensation(_ run: inout Run) {
         saga.status = .compensating
         saga.direction = .compensation
         cancelDeadline(&run)
         run.record(.compensationStarted, saga, detail: "compensating completed steps in reverse order")
-        compensate(downFrom: index, &run)
+        compensateNext(&run)
     }
 
-    /// Compensates the nearest step at or below `index` that needs it, or ends the saga `FAILED`.
-    private mutating func compensate(downFrom index: Int, _ run: inout Run) {
-        var candidate = index
-        while candidate >= 0 {
-            if needsCompensation(candidate) {
-                dispatch(step: candidate, .compensation, &run)
-                return
-            }
-            candidate -= 1
+    /// Compensates the step that completed last among those still to compensate, or, when none is
+    /// left, ends the compensation. Steps complete in step order, except inside a parallel group,
+    /// whose steps complete in the order ``StepState/completionOrder`` records.
+    private mutating func compensateNext(_ run: inout Run) {
+        let last = definition.steps.indices.filter(needsCompensation).max { completionRank($0) < completionRank($1) }
+        guard let last else {
+            compensationFinished(&run)
+            return
         }
-        compensationFinished(&run)
+        dispatch(step: last, .compensation, &run)
+    }
+
+    private func completionRank(_ index: Int) -> (Int, Int) {
+        guard let group = definition.parallelGroup(containing: index) else { return (index, 0) }
+        return (group.range.lowerBound, saga.steps[index].completionOrder ?? 0)
     }
 
     /// How a saga whose compensation is over ends: `CANCELLED` when a cancel started it, else
@@ -709,6 +771,16 @@ public struct SagaStateMachine: Sendable {
     /// failure handlers, `PROCESSING` otherwise.
     private var runningStatus: SagaStatus {
         saga.direction == .compensation || definition.isFailureHandler(saga.cursor) ? .compensating : .processing
+    }
+
+    /// Whether `index` is a step whose attempts in `direction` are the saga's work now: the
+    /// cursor's, or, while a parallel group runs, those of any of its steps under way.
+    private func isCurrent(_ index: Int, _ direction: StepDirection) -> Bool {
+        guard direction == saga.direction else { return false }
+        if direction == .action, saga.status == .processing, index < definition.steps.count, definition.steps[index].branch != nil {
+            return saga.steps[index].status == .running
+        }
+        return index == saga.cursor
     }
 
     private func isAfterPivot(_ index: Int) -> Bool {

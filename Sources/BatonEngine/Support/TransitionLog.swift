@@ -32,12 +32,12 @@ struct TransitionLog: Sendable {
 
     static func level(of kind: HistoryEntry.Kind) -> Logger.Level {
         switch kind {
-        case .commandSent, .stepSucceeded, .heartbeat, .retryScheduled, .stepSkipped, .ignored: .debug
+        case .commandSent, .stepSucceeded, .heartbeat, .retryScheduled, .stepSkipped, .parallelStarted, .parallelJoined, .ignored: .debug
         case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction, .failureHandlersStarted, .signalAwaited, .signalReceived:
             .info
         case .stepFailed, .stepTimedOut, .compensationStarted, .stepCompensated, .sagaFailed, .sagaCancelled, .deadlineReached,
             .cancelRefused,
-            .operatorActionRefused, .failureHandlerFailed, .signalRefused:
+            .operatorActionRefused, .failureHandlerFailed, .signalRefused, .stepInterrupted:
             .notice
         case .sagaSuspended: .error
         }

@@ -5,12 +5,14 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The KYC participant (onboarding): verifies a person against simple rules, after a delay that
-/// stands for the identity provider's response time. A rejection is a business failure, so the
-/// onboarding saga compensates the registration. Every decision is kept.
+/// The KYC participant (onboarding): checks a person, after a delay that stands for the identity
+/// provider's response time. A rejection is a business failure, so the onboarding saga compensates
+/// the registration. Every decision is kept, with the check that made it.
 ///
-/// Rules: 18 or older on the day of the check; a supported country; a document number of 6 to 12
-/// letters and digits; a name not on the watch list (`kyc.watchlist`).
+/// Two checks, which onboarding v2 runs in parallel: `verify-documents` (18 or older on the day of
+/// the check; a supported country; a document number of 6 to 12 letters and digits) and `screen`
+/// (a name not on the watch list, `kyc.watchlist`). `verify` does both one after the other, for
+/// the sagas of onboarding v1.
 public struct KYC: Sendable {
     public let client: PostgresClient
     public let barrier: IdempotencyBarrier
@@ -42,37 +44,61 @@ public struct KYC: Sendable {
                     checked_at  timestamptz NOT NULL DEFAULT now()
                 )
                 """,
+                "ALTER TABLE kyc.checks ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'full'",
             ])
     }
 
     public var handlers: WorkerHandlers {
         var handlers = WorkerHandlers()
-        handlers.action("verify", barrier: barrier) { context, connection in try await verify(context, connection) }
+        handlers.action("verify", barrier: barrier) { context, connection in
+            try await check(.full, context) {
+                try Self.ruleViolations(context.payload, today: .now) + (try await screen(context, connection))
+            }
+        }
+        handlers.action("verify-documents", barrier: barrier) { context, _ in
+            try await check(.documents, context) { try Self.ruleViolations(context.payload, today: .now) }
+        }
+        handlers.action("screen", barrier: barrier) { context, connection in
+            try await check(.screening, context) { try await screen(context, connection) }
+        }
         return handlers
     }
 
-    func verify(_ context: HandlerContext, _ connection: PostgresConnection) async throws -> JSONValue {
-        let payload = context.payload
-        let userID = payload.value(at: ["user_id"])?.stringValue ?? ""
+    /// Which check a decision came from.
+    enum Check: String {
+        case full, documents, screening
+    }
+
+    /// Runs one check after the provider's delay, records its decision, and fails the step when
+    /// it found reasons to reject.
+    func check(_ kind: Check, _ context: HandlerContext, reasons: () async throws -> [String]) async throws -> JSONValue {
+        let userID = context.payload.value(at: ["user_id"])?.stringValue ?? ""
         try await Task.sleep(for: delay)
-        var reasons = try Self.ruleViolations(payload, today: .now)
-        let name = payload.value(at: ["name"])?.stringValue ?? ""
-        let listed = try await connection.run(
-            "SELECT 1 FROM kyc.watchlist WHERE name = \(name.lowercased())", logger: logger)
-        for try await _ in listed { reasons.append("the name is on the watch list") }
+        let reasons = try await reasons()
         let decision = reasons.isEmpty ? "approved" : "rejected"
         // A rejection is recorded outside the barrier's savepoint, which a business failure rolls back.
         _ = try await client.withStoreTransaction(logger: logger) { own in
             try await own.run(
-                "INSERT INTO kyc.checks (id, user_id, decision, reasons) VALUES (\(UUID()), \(userID), \(decision), \(reasons))",
+                """
+                INSERT INTO kyc.checks (id, user_id, decision, reasons, kind)
+                VALUES (\(UUID()), \(userID), \(decision), \(reasons), \(kind.rawValue))
+                """,
                 logger: logger)
         }
         guard reasons.isEmpty else {
-            context.logger.notice("KYC rejected", metadata: ["user.id": "\(userID)", "reasons": "\(reasons)"])
+            context.logger.notice("KYC rejected", metadata: ["user.id": "\(userID)", "check": "\(kind)", "reasons": "\(reasons)"])
             throw BusinessFailure(code: "kyc_rejected", message: reasons.joined(separator: "; "))
         }
-        context.logger.info("KYC approved", metadata: ["user.id": "\(userID)"])
+        context.logger.info("KYC approved", metadata: ["user.id": "\(userID)", "check": "\(kind)"])
         return ["user_id": .string(userID), "decision": "approved"]
+    }
+
+    /// The screening's reasons to reject: the name is on the watch list.
+    func screen(_ context: HandlerContext, _ connection: PostgresConnection) async throws -> [String] {
+        let name = context.payload.value(at: ["name"])?.stringValue ?? ""
+        let listed = try await connection.run("SELECT 1 FROM kyc.watchlist WHERE name = \(name.lowercased())", logger: logger)
+        for try await _ in listed { return ["the name is on the watch list"] }
+        return []
     }
 
     /// What the rules object to (the watch list aside); empty when the person passes.
@@ -94,12 +120,13 @@ public struct KYC: Sendable {
         return reasons
     }
 
-    /// The decisions recorded for a user, oldest first.
+    /// The decisions recorded for a user, as `check: decision`, by check (`documents`, `full`,
+    /// `screening`).
     public func decisions(userID: String) async throws -> [String] {
         var decisions: [String] = []
         let rows = try await client.checkedQuery(
-            "SELECT decision FROM kyc.checks WHERE user_id = \(userID) ORDER BY checked_at", logger: logger)
-        for try await decision in rows.decode(String.self) { decisions.append(decision) }
+            "SELECT kind, decision FROM kyc.checks WHERE user_id = \(userID) ORDER BY kind, checked_at", logger: logger)
+        for try await (kind, decision) in rows.decode((String, String).self) { decisions.append("\(kind): \(decision)") }
         return decisions
     }
 }

@@ -207,7 +207,7 @@ extension SagaStore {
             """
             SELECT saga_id, position, name, status, attempt, compensation_attempt, attempt_budget_start,
                 compensation_budget_start, output, error, reply_deadline, retry_at, outcome_unknown, command_sent_at,
-                started_at, finished_at
+                started_at, finished_at, completion_order
             FROM baton.saga_steps WHERE saga_id = ANY(\(Array(found.keys))) ORDER BY saga_id, position
             """,
             logger: logger
@@ -228,6 +228,7 @@ extension SagaStore {
             step.commandSentAt = try column("command_sent_at")
             step.startedAt = try column("started_at")
             step.finishedAt = try column("finished_at")
+            step.completionOrder = try column("completion_order")
             found[try column("saga_id", as: UUID.self)]?.saga.steps.append(step)
         }
         return found
@@ -250,7 +251,7 @@ extension SagaStore {
         jsonb_to_recordset(w.doc->'steps') AS x(
             position int, name text, status text, attempt int, compensation_attempt int, attempt_budget_start int,
             compensation_budget_start int, output text, error text, reply_deadline bigint, retry_at bigint,
-            outcome_unknown boolean, command_sent_at bigint, started_at bigint, finished_at bigint)
+            outcome_unknown boolean, command_sent_at bigint, started_at bigint, finished_at bigint, completion_order int)
         """
 
     /// The common-table expressions that append history, queue commands, cancel and schedule timers
@@ -327,7 +328,7 @@ extension SagaStore {
         output = x.output::jsonb, error = x.error::jsonb, reply_deadline = baton.from_epoch_us(x.reply_deadline),
         retry_at = baton.from_epoch_us(x.retry_at), outcome_unknown = x.outcome_unknown,
         command_sent_at = baton.from_epoch_us(x.command_sent_at), started_at = baton.from_epoch_us(x.started_at),
-        finished_at = baton.from_epoch_us(x.finished_at)
+        finished_at = baton.from_epoch_us(x.finished_at), completion_order = x.completion_order
         """
 
     /// The final SELECT of a write: the saga's new revision, and the ids of the outbox rows it
@@ -428,12 +429,12 @@ struct SagaCreateStatement: SagaWriteStatement {
                 INSERT INTO baton.saga_steps (
                     saga_id, position, name, status, attempt, compensation_attempt, attempt_budget_start,
                     compensation_budget_start, output, error, reply_deadline, retry_at, outcome_unknown,
-                    command_sent_at, started_at, finished_at)
+                    command_sent_at, started_at, finished_at, completion_order)
                 SELECT saga.id, x.position, x.name, x.status, x.attempt, x.compensation_attempt,
                     x.attempt_budget_start, x.compensation_budget_start, x.output::jsonb, x.error::jsonb,
                     baton.from_epoch_us(x.reply_deadline), baton.from_epoch_us(x.retry_at), x.outcome_unknown,
                     baton.from_epoch_us(x.command_sent_at), baton.from_epoch_us(x.started_at),
-                    baton.from_epoch_us(x.finished_at)
+                    baton.from_epoch_us(x.finished_at), x.completion_order
                 FROM saga JOIN w ON w.id = saga.id, \(SagaStore.stepRecords)
             ),
             \(SagaStore.effects)

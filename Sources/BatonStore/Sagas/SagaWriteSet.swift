@@ -54,6 +54,7 @@ struct SagaWriteSet {
         var commandSentAt: Int64?
         var startedAt: Int64?
         var finishedAt: Int64?
+        var completionOrder: Int?
     }
 
     struct History {
@@ -164,7 +165,8 @@ struct SagaWriteSet {
                 outcomeUnknown: step.outcomeUnknown,
                 commandSentAt: step.commandSentAt?.epochMicroseconds,
                 startedAt: step.startedAt?.epochMicroseconds,
-                finishedAt: step.finishedAt?.epochMicroseconds
+                finishedAt: step.finishedAt?.epochMicroseconds,
+                completionOrder: step.completionOrder
             )
         }
         self.history = history.enumerated().map { offset, entry in
@@ -272,6 +274,7 @@ struct SagaWriteSet {
                     json.member("command_sent_at", step.commandSentAt)
                     json.member("started_at", step.startedAt)
                     json.member("finished_at", step.finishedAt)
+                    json.member("completion_order", step.completionOrder.map(Int64.init))
                 }
             }
             json.key("history")

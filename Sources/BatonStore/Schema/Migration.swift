@@ -29,6 +29,6 @@ public struct Migration: Sendable {
 extension Migration {
     /// Every migration, in version order.
     public static let all: [Migration] = [
-        .initialSchema, .traceContext, .actors, .inlinedEpochConversion, .leanOutbox, .cancellation, .signals,
+        .initialSchema, .traceContext, .actors, .inlinedEpochConversion, .leanOutbox, .cancellation, .signals, .completionOrder,
     ]
 }

@@ -47,6 +47,35 @@ final class EngineHarness: Sendable {
             retry: { max_attempts: 2, initial: 100ms, jitter: 0 }
         """
 
+    /// Two branches at once (reserve stock | hold funds, then verify the hold), then the pivot,
+    /// which reads both branches' outputs.
+    static let parallelSource = """
+        name: e2e-parallel
+        version: 1
+        steps:
+          - name: prepare
+            parallel:
+              - name: stock
+                participant: inventory
+                action: reserve
+                timeout: 3s
+                compensate: { action: release, payload: { reservation: "{{steps.stock.output.reservation}}" }, timeout: 3s }
+              - name: funds
+                steps:
+                  - name: hold
+                    participant: payments
+                    action: hold
+                    timeout: 3s
+                    compensate: { action: unhold, payload: { hold: "{{steps.hold.output.hold}}" }, timeout: 3s }
+                  - { name: verify, participant: notifications, action: verify, timeout: 3s }
+          - name: charge
+            participant: payments
+            action: charge
+            pivot: true
+            payload: { reservation: "{{steps.stock.output.reservation}}", hold: "{{steps.hold.output.hold}}" }
+            timeout: 3s
+        """
+
     /// What each participant does, by action; and a count of every call, by action.
     let behaviour = Mutex<[String: @Sendable (HandlerContext) async throws -> JSONValue]>([:])
     let calls = Mutex<[String: Int]>([:])
@@ -70,6 +99,21 @@ final class EngineHarness: Sendable {
 
     func callCount(_ action: String) -> Int { calls.withLock { $0[action] ?? 0 } }
 
+    /// Waits until `action` has been called, up to `limit`; whether it was.
+    func waitForCall(_ action: String, within limit: Duration = .seconds(2)) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        while callCount(action) == 0 {
+            guard ContinuousClock.now < end else { return false }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
+    /// Waits until step `step` of saga `sagaID` has status `status` in the store.
+    func waitForStep(_ step: String, of sagaID: String, toBe status: StepStatus) async throws {
+        _ = try await wait(for: sagaID) { record in record.saga.steps.contains { $0.name == step && $0.status == status } }
+    }
+
     /// Runs `body` with the whole system up, then stops it.
     static func run(heartbeats: Bool = true, _ body: (EngineHarness) async throws -> Void) async throws {
         let nats = try PrivateNATS()
@@ -91,6 +135,8 @@ final class EngineHarness: Sendable {
             definition.name = "e2e-deadline"
             definition.deadline = SagaDuration(milliseconds: 2000)
             try await store.registerDefinition(definition, source: nil, now: .now)
+            try await store.registerDefinition(
+                try WorkflowDefinition.parse(parallelSource, format: .yaml), source: parallelSource, now: .now)
             // As in baton serve: commands go out straight after their commit, the relay sweeps.
             let engineStore = SagaStore(client: store.client, logger: logger, wakesOutboxRelays: false)
             let publishing = CommandPublishing(store: engineStore, jetStreams: .client(natsClient), logger: logger)
@@ -103,7 +149,8 @@ final class EngineHarness: Sendable {
                 group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
                 for (participant, actions) in [
                     ("inventory", [("reserve", StepDirection.action), ("release", .compensation)]),
-                    ("payments", [("charge", .action)]), ("notifications", [("send", .action)]),
+                    ("payments", [("charge", .action), ("hold", .action), ("unhold", .compensation)]),
+                    ("notifications", [("send", .action), ("verify", .action)]),
                 ] {
                     var handlers = WorkerHandlers()
                     for (action, direction) in actions {

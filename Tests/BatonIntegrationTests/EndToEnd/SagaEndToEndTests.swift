@@ -25,6 +25,63 @@ extension EndToEndSuites {
             }
         }
 
+        @Test("a parallel group runs its branches at once and joins; the pivot reads both branches' outputs")
+        func parallelBranches() async throws {
+            try await EngineHarness.run { harness in
+                // Each branch's first step waits until the other has been called: that both see the
+                // other's call shows they ran at the same time.
+                let overlapped = Collector<String>()
+                harness.on("reserve") { _ in
+                    if try await harness.waitForCall("hold") { await overlapped.append(contentsOf: ["reserve saw hold"]) }
+                    return ["reservation": "r-1"]
+                }
+                harness.on("hold") { _ in
+                    if try await harness.waitForCall("reserve") { await overlapped.append(contentsOf: ["hold saw reserve"]) }
+                    return ["hold": "h-1"]
+                }
+                let charged = Collector<JSONValue>()
+                harness.on("charge") { context in
+                    await charged.append(contentsOf: [context.payload])
+                    return ["ok": true]
+                }
+                let record = try await harness.runSaga(workflow: "e2e-parallel")
+                #expect(record.saga.status == .completed)
+                #expect(record.saga.steps.map(\.status) == [.succeeded, .succeeded, .succeeded, .succeeded])
+                #expect(await charged.values == [["reservation": "r-1", "hold": "h-1"]])
+                #expect(Set(await overlapped.values) == ["reserve saw hold", "hold saw reserve"])
+                let kinds = try await harness.history(record.saga.id).map(\.kind)
+                #expect(kinds.filter { $0 == .parallelStarted || $0 == .parallelJoined } == [.parallelStarted, .parallelJoined])
+            }
+        }
+
+        @Test("when a branch fails, the steps of every branch that succeeded are compensated once, in reverse order of completion")
+        func parallelFailure() async throws {
+            try await EngineHarness.run { harness in
+                harness.on("reserve") { _ in ["reservation": "r-1"] }
+                // The hold completes after the reservation: it is undone first.
+                harness.on("hold") { context in
+                    try await harness.waitForStep("stock", of: context.command.sagaID, toBe: .succeeded)
+                    return ["hold": "h-1"]
+                }
+                harness.on("verify") { _ in throw BusinessFailure(code: "hold_invalid", message: "the hold was refused") }
+                let undone = Collector<String>()
+                harness.on("unhold") { context in
+                    await undone.append(contentsOf: ["unhold \(context.payload.value(at: ["hold"])?.stringValue ?? "-")"])
+                    return .null
+                }
+                harness.on("release") { context in
+                    await undone.append(contentsOf: ["release \(context.payload.value(at: ["reservation"])?.stringValue ?? "-")"])
+                    return .null
+                }
+                let record = try await harness.runSaga(workflow: "e2e-parallel")
+                #expect(record.saga.status == .failed)
+                #expect(record.saga.steps.map(\.status) == [.compensated, .compensated, .failed, .pending])
+                #expect(record.saga.steps[0].completionOrder == 1 && record.saga.steps[1].completionOrder == 2)
+                #expect(await undone.values == ["unhold h-1", "release r-1"])
+                #expect(harness.callCount("charge") == 0)
+            }
+        }
+
         @Test("a business failure at the pivot compensates exactly the steps that succeeded, with their outputs")
         func compensation() async throws {
             try await EngineHarness.run { harness in

@@ -15,15 +15,24 @@ extension EndToEndSuites {
             ]
         }
 
-        @Test("an approved customer gets a wallet and a welcome; a rejected one is deregistered and may try again")
+        @Test(
+            "an approved customer gets a wallet and a welcome, after two checks that ran at once; a rejected one is deregistered and may try again"
+        )
         func onboarding() async throws {
             try await FintechHarness.run { system in
                 let approved = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
                 #expect(approved.saga.status == .completed)
+                #expect(approved.saga.steps.map(\.name) == ["register", "verify-identity", "screen-sanctions", "open-wallet", "welcome"])
                 let user = try #require(approved.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
                 #expect(try await system.ledger.balance("wallet-\(user)") == 0)
                 #expect(try await system.users.status(of: user) == "registered")
-                #expect(try await system.kyc.decisions(userID: user) == ["approved"])
+                #expect(try await system.kyc.decisions(userID: user) == ["documents: approved", "screening: approved"])
+                // The checks overlapped: each started before the other finished.
+                let (documents, screening) = (approved.saga.steps[1], approved.saga.steps[2])
+                #expect(try #require(documents.startedAt) < #require(screening.finishedAt))
+                #expect(try #require(screening.startedAt) < #require(documents.finishedAt))
+                let kinds = try await system.store.history(sagaID: approved.saga.id).map(\.entry.kind)
+                #expect(kinds.contains(.parallelStarted) && kinds.contains(.parallelJoined))
                 #expect(
                     try await system.notifications.messages(sagaID: approved.saga.id) == [
                         "Welcome, Ada Lovelace! Your wallet wallet-\(user) is open."
@@ -34,15 +43,18 @@ extension EndToEndSuites {
                 #expect(minor.saga.status == .failed)
                 #expect(minor.saga.steps[1].error?.code == "kyc_rejected")
                 #expect(minor.saga.steps[1].error?.message.contains("under 18") == true)
+                // The screening was under way: it finished first, or was stopped by the rejection.
+                #expect([.succeeded, .timedOut].contains(minor.saga.steps[2].status))
                 #expect(minor.saga.steps[0].status == .compensated)
                 let rejected = try #require(minor.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
                 #expect(try await system.users.status(of: rejected) == "deregistered")
-                #expect(try await system.kyc.decisions(userID: rejected) == ["rejected"])
+                #expect(try await system.kyc.decisions(userID: rejected).contains("documents: rejected"))
                 #expect(try await system.ledger.balance("wallet-\(rejected)") == nil)
 
                 let watched = try await system.settled(
                     try await system.submit("onboarding", Self.person("m@example.com", name: "Mallory Sanctioned")))
-                #expect(watched.saga.steps[1].error?.message.contains("watch list") == true)
+                #expect(watched.saga.status == .failed)
+                #expect(watched.saga.steps[2].error?.message.contains("watch list") == true)
 
                 // The email of a withdrawn registration is free again; an active one is not.
                 let retried = try await system.settled(try await system.submit("onboarding", Self.person("kid@example.com")))
@@ -50,6 +62,56 @@ extension EndToEndSuites {
                 let duplicate = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
                 #expect(duplicate.saga.status == .failed)
                 #expect(duplicate.saga.steps[0].error?.code == "email_taken")
+            }
+        }
+
+        /// Onboarding as version 1 wrote it: one KYC step that checks the documents and screens.
+        static let onboardingV1 = """
+            name: onboarding
+            version: 1
+            description: Register a user, verify their identity, open their wallet, welcome them.
+            deadline: 30m
+            steps:
+              - name: register
+                participant: users
+                action: register
+                payload: { email: "{{input.email}}", name: "{{input.name}}" }
+                timeout: 5s
+                compensate: { action: deregister, payload: { user_id: "{{steps.register.output.user_id}}" }, timeout: 5s }
+              - name: verify-identity
+                participant: kyc
+                action: verify
+                payload:
+                  user_id: "{{steps.register.output.user_id}}"
+                  name: "{{input.name}}"
+                  birth_date: "{{input.birth_date}}"
+                  country: "{{input.country}}"
+                  document_number: "{{input.document_number}}"
+                timeout: 30s
+              - name: open-wallet
+                participant: ledger
+                action: open-wallet
+                pivot: true
+                payload: { user_id: "{{steps.register.output.user_id}}", currency: "{{input.currency}}" }
+                timeout: 5s
+              - name: welcome
+                participant: notifications
+                action: send
+                payload: { template: welcome, account: "{{steps.open-wallet.output.account}}", name: "{{input.name}}" }
+                timeout: 5s
+            """
+
+        @Test("onboarding v1 sagas still run: one KYC step checks the documents and screens")
+        func versionOne() async throws {
+            try await FintechHarness.run(replacing: ["onboarding.yaml": Self.onboardingV1]) { system in
+                let approved = try await system.settled(try await system.submit("onboarding", Self.person("grace@example.com")))
+                #expect(approved.saga.status == .completed && approved.saga.workflowVersion == 1)
+                let user = try #require(approved.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
+                #expect(try await system.kyc.decisions(userID: user) == ["full: approved"])
+                let watched = try await system.settled(
+                    try await system.submit("onboarding", Self.person("m@example.com", name: "Mallory Sanctioned")))
+                #expect(watched.saga.status == .failed)
+                #expect(watched.saga.steps[1].error?.message.contains("watch list") == true)
             }
         }
 
