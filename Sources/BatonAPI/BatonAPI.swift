@@ -275,7 +275,7 @@ public struct BatonAPI: Sendable {
                 record = try await existingSaga(id)
             }
         }
-        return Render.json(Render.saga(record))
+        return Render.json(Render.saga(record, children: try await store.children(of: record.saga.id)))
     }
 
     func history(_ request: Request, _ context: BatonRequestContext) async throws -> Response {

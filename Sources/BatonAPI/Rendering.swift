@@ -20,7 +20,9 @@ enum Render {
         ["self": .string("/v1/sagas/\(id)"), "history": .string("/v1/sagas/\(id)/history"), "cancel": .string("/v1/sagas/\(id)/cancel")]
     }
 
-    static func saga(_ record: SagaRecord) -> JSONValue {
+    /// A saga; with `children`, the child sagas its steps started (only `GET /v1/sagas/{id}` looks
+    /// them up).
+    static func saga(_ record: SagaRecord, children: [ChildSagaSummary]? = nil) -> JSONValue {
         let saga = record.saga
         let steps: [JSONValue] = saga.steps.map { step in
             [
@@ -37,7 +39,7 @@ enum Render {
                 "completion_order": step.completionOrder.map { .integer(Int64($0)) } ?? .null,
             ]
         }
-        return [
+        var rendered: [String: JSONValue] = [
             "id": .string(saga.id), "workflow": .string(saga.workflow), "version": .integer(Int64(saga.workflowVersion)),
             "workflow_hash": .string(saga.workflowHash), "status": .string(saga.status.rawValue),
             "direction": .string(saga.direction.rawValue),
@@ -48,6 +50,27 @@ enum Render {
             "cancellation": cancellation(saga.cancellation), "signals": .array(saga.signals.map(signal)),
             "created_at": time(saga.createdAt), "updated_at": time(saga.updatedAt), "finished_at": time(record.finishedAt),
             "revision": .integer(record.revision), "steps": .array(steps), "links": links(saga.id),
+            "parent": parent(saga.parent),
+        ]
+        if let children { rendered["children"] = .array(children.map(child)) }
+        return .object(rendered)
+    }
+
+    /// The saga and step that started a child saga; `null` for a saga started from outside.
+    static func parent(_ parent: SagaParent?) -> JSONValue {
+        guard let parent else { return .null }
+        return [
+            "saga_id": .string(parent.sagaID), "step": .string(parent.step), "depth": .integer(Int64(parent.depth)),
+            "link": .string("/v1/sagas/\(parent.sagaID)"),
+        ]
+    }
+
+    /// A child saga one of a saga's steps started.
+    static func child(_ child: ChildSagaSummary) -> JSONValue {
+        [
+            "saga_id": .string(child.id), "step": .string(child.step), "workflow": .string(child.workflow),
+            "version": .integer(Int64(child.workflowVersion)), "status": .string(child.status.rawValue),
+            "link": .string("/v1/sagas/\(child.id)"),
         ]
     }
 

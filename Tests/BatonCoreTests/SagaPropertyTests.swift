@@ -50,6 +50,16 @@ struct SagaPropertyTests {
                     chaos.apply(.signal(SagaSignal(name: name, key: "k", outcome: outcome, receivedAt: .distantPast)))
                     continue
                 }
+                // A child step waits for news of its child: its end (or, compensating, its undoing).
+                if definition.allSteps[current].workflow != nil, saga.steps[current].awaitingReply {
+                    let compensating = saga.steps[current].status == .compensating
+                    let beforePivot = definition.pivotIndex.map { current <= $0 } ?? true
+                    let fail = !compensating && beforePivot && (iterator.next() ?? 0) % 4 == 0
+                    let result: ChildReport.Result =
+                        compensating ? .cancelled(message: "undone") : fail ? .failed(message: "no") : .completed(output: ["entry": "x"])
+                    chaos.apply(.child(ChildReport(step: saga.steps[current].name, childID: "c", result: result)))
+                    continue
+                }
                 let command = chaos.harness.sent.last { $0.step == saga.steps[current].name } ?? chaos.harness.lastCommand
                 let index = definition.stepIndex(named: command.step)!
                 let beforePivot = definition.pivotIndex.map { index <= $0 } ?? true
@@ -72,7 +82,7 @@ struct SagaPropertyTests {
     }
 
     /// A workflow of 1–6 steps, maybe with a pivot, compensations on some steps before it, signal
-    /// steps (never the pivot), conditions on some steps other than the pivot (over the input, which
+    /// and child steps (never the pivot), conditions on some steps other than the pivot (over the input, which
     /// holds amount 100, or an earlier step's status), maybe a parallel group of 2–3 branches before
     /// the pivot (some branches conditional), and 0–2 failure handlers, some conditional. Every
     /// definition it makes validates.
@@ -95,8 +105,17 @@ struct SagaPropertyTests {
                 pivot: index == pivot,
                 attempts: Int.random(in: 1...3, using: &bits)
             )
-            if index != pivot && Int.random(in: 0..<5, using: &bits) == 0 {
-                step = .waiting(for: "signal-\(index)", name: "s\(index)", timeout: .seconds(20))
+            if index != pivot {
+                switch Int.random(in: 0..<10, using: &bits) {
+                case 0, 1: step = .waiting(for: "signal-\(index)", name: "s\(index)", timeout: .seconds(20))
+                case 2, 3:
+                    step = .child(
+                        "other", name: "s\(index)", input: ["n": "{{input.amount}}"], timeout: .seconds(30),
+                        retry: RetryPolicy(
+                            maxAttempts: Int.random(in: 1...2, using: &bits), backoff: .fixed, initial: .seconds(1), maxDelay: .seconds(1),
+                            jitter: 0))
+                default: break
+                }
             }
             if index != pivot { step.when = condition(after: index) }
             return step
@@ -132,7 +151,10 @@ struct SagaPropertyTests {
             }
         }
         let handlers = (0..<Int.random(in: 0...2, using: &bits)).map { index in
-            var handler = Workflows.step("h\(index)", compensated: false, attempts: Int.random(in: 1...2, using: &bits))
+            var handler =
+                Int.random(in: 0..<4, using: &bits) == 0
+                ? .child("other", name: "h\(index)", timeout: .seconds(30), retry: .once)
+                : Workflows.step("h\(index)", compensated: false, attempts: Int.random(in: 1...2, using: &bits))
             handler.when = condition(after: count)
             return handler
         }
@@ -182,6 +204,13 @@ struct Chaos {
         self.definition = definition
         self.harness = SagaHarness(definition)
         self.harness.random = SeededRandomNumberGenerator(seed: seed)
+        // One saga in three is a child saga, which its parent may ask to undo itself.
+        if seed % 3 == 0 {
+            let saga = SagaInstance(
+                id: "saga-1", definition: definition, input: ["amount": 100], parent: SagaParent(sagaID: "parent-1", step: "p", depth: 1),
+                now: harness.now)
+            self.harness.machine = try! SagaStateMachine(definition: definition, saga: saga)
+        }
     }
 
     mutating func step(_ choice: Int) {
@@ -214,6 +243,21 @@ struct Chaos {
         case 6 where argument % 2 == 0:
             guard let reply = lastReply else { return harness.advance(1) }
             event = .reply(reply)
+        case 6 where argument % 3 == 1:
+            // News of a child: an end, or a refusal to start or undo it, for a child step (or a
+            // step that has no child).
+            let names = definition.allSteps.filter { $0.workflow != nil }.map(\.name) + ["s0"]
+            let result: ChildReport.Result =
+                switch (argument / 3) % 4 {
+                case 0: .completed(output: ["entry": .string("child-\(argument)")])
+                case 1: .failed(message: "it failed")
+                case 2: .cancelled(message: "it was cancelled")
+                default: .refused(message: "no such workflow")
+                }
+            let direction: StepDirection? =
+                if case .refused = result { (argument / 12) % 2 == 0 ? .action : .compensation } else { nil }
+            event = .child(
+                ChildReport(step: names[(argument / 24) % names.count], childID: "child-1", result: result, direction: direction))
         case 6:
             // A signal, for one of the workflow's (or an unknown) name, with one of a few keys:
             // early, late, duplicated, refused.
@@ -222,6 +266,8 @@ struct Chaos {
             let outcome: SagaSignal.Outcome =
                 argument % 5 == 1 ? .failed(code: "declined", message: "no") : .succeeded(payload: ["n": .integer(Int64(argument))])
             event = .signal(SagaSignal(name: name, key: "key-\((argument / 7) % 3)", outcome: outcome, receivedAt: .distantPast))
+        case 7 where argument % 2 == 1:
+            event = .parentCompensates(reason: "random compensation by the parent")
         case 7:
             event = .cancel(reason: "random cancel")
         case 8:
@@ -257,6 +303,11 @@ struct Chaos {
         let saga = harness.saga
 
         // A terminal saga stays terminal and unchanged.
+        // (Except that a COMPLETED child saga undoes itself when its parent compensates it.)
+        if case .parentCompensates = event, transition.outcome == .applied, terminalSnapshot?.status == .completed {
+            if saga.parent == nil { fail("a saga with no parent was compensated for one") }
+            terminalSnapshot = nil
+        }
         if let snapshot = terminalSnapshot {
             if saga != snapshot { fail("a terminal saga changed") }
             if !transition.commands.isEmpty { fail("a terminal saga sent a command") }
@@ -337,24 +388,38 @@ struct Chaos {
                 fail("compensation sent for \(command.step), at or after the pivot")
             }
         }
+        // A child step sends no command; its child is undone only before the pivot, never for a
+        // failure handler, and never once the pivot succeeded.
+        for effect in transition.effects {
+            guard case .compensateChild(let child) = effect, let index = definition.stepIndex(named: child.step) else { continue }
+            if pivotSucceeded { fail("the child of \(child.step) was compensated after the pivot succeeded") }
+            if !undoable(index) { fail("the child of \(child.step) was compensated, but the step cannot be") }
+        }
+        for command in transition.commands where definition.allSteps.first(where: { $0.name == command.step })?.workflow != nil {
+            fail("child step \(command.step) sent a command")
+        }
         if let pivot = definition.pivotIndex, saga.steps[pivot].status == .succeeded { pivotSucceeded = true }
 
-        // Track steps whose action may have taken effect unseen: a timeout, or an interruption in flight.
+        // Track steps whose action may have taken effect unseen: a timeout, or an interruption in
+        // flight (a cancel, the deadline, another branch's failure), until a definitive answer (a
+        // reply, or news of a child's end) settles it. And count what succeeded and was undone.
         if transition.outcome == .applied {
-            for entry in transition.history where entry.kind == .stepTimedOut && entry.direction == .action {
-                if let step = entry.step { unknownOutcome.insert(step) }
-            }
-            if case .reply(let reply) = event, reply.direction == .action {
-                switch reply.status {
-                case .succeeded, .failed: unknownOutcome.remove(reply.step)
+            for entry in transition.history {
+                guard let name = entry.step, let index = definition.stepIndex(named: name) else { continue }
+                switch (entry.kind, entry.direction) {
+                case (.stepTimedOut, .action): unknownOutcome.insert(name)
+                case (.stepSucceeded, .action), (.stepFailed, .action):
+                    unknownOutcome.remove(name)
+                    if entry.kind == .stepSucceeded { actionSucceeded.insert(name) }
+                case (.stepInterrupted, _):
+                    let sent =
+                        before.steps[index].awaitingReply
+                        || transition.commands.contains { $0.step == name && $0.direction == .action }
+                        || transition.effects.contains(where: { if case .startChild(let child) = $0 { child.step == name } else { false } })
+                    if sent && definition.allSteps[index].signal == nil { unknownOutcome.insert(name) }
+                case (.stepCompensated, _): compensationsApplied[name, default: 0] += 1
                 default: break
                 }
-            }
-            // A cancel, the deadline or another branch's failure stops the commands in flight.
-            for entry in transition.history where entry.kind == .stepInterrupted {
-                guard let name = entry.step, let index = definition.stepIndex(named: name) else { continue }
-                let sent = before.steps[index].awaitingReply || transition.commands.contains { $0.step == name && $0.direction == .action }
-                if sent && definition.allSteps[index].signal == nil { unknownOutcome.insert(name) }
             }
         }
 
@@ -362,13 +427,6 @@ struct Chaos {
         if case .reply(let reply) = event, transition.outcome == .applied, reply.status != .inProgress {
             let key = "\(reply.step).\(reply.direction).\(reply.attempt)"
             if !settled.insert(key).inserted { fail("reply for \(key) applied twice") }
-            if case .succeeded = reply.status {
-                if reply.direction == .compensation {
-                    compensationsApplied[reply.step, default: 0] += 1
-                } else {
-                    actionSucceeded.insert(reply.step)
-                }
-            }
         }
 
         // At most one command is in flight, for the step under the cursor; only while a parallel
@@ -419,14 +477,22 @@ struct Chaos {
             }
         }
         // Compensations start in reverse order of completion: step order, and completion order
-        // inside a group.
-        for command in transition.commands where command.direction == .compensation && command.attempt == 1 {
-            let index = definition.stepIndex(named: command.step)!
+        // inside a group. (A child step's compensation asks its child to undo itself.)
+        let compensationStarts =
+            transition.commands.filter { $0.direction == .compensation && $0.attempt == 1 }.map(\.step)
+            + transition.effects.compactMap { effect -> String? in
+                guard case .compensateChild(let child) = effect, let index = definition.stepIndex(named: child.step),
+                    saga.steps[index].compensationAttempt == 1
+                else { return nil }
+                return child.step
+            }
+        for step in compensationStarts {
+            let index = definition.stepIndex(named: step)!
             let rank =
                 definition.parallelGroup(containing: index).map { ($0.range.lowerBound, saga.steps[index].completionOrder ?? -1) }
                 ?? (index, 0)
             if let last = lastCompensationRank, !(rank < last) {
-                fail("\(command.step) (completed \(rank)) was compensated after a step that completed earlier (\(last))")
+                fail("\(step) (completed \(rank)) was compensated after a step that completed earlier (\(last))")
             }
             lastCompensationRank = rank
         }
@@ -450,6 +516,7 @@ struct Chaos {
             }
         }
         if case .cancel = event, transition.outcome == .applied { cancelAccepted = true }
+        if case .parentCompensates = event, transition.outcome == .applied, saga.cancellation != nil { cancelAccepted = true }
         // A saga ends CANCELLED exactly when it accepted a cancel, and is compensated either way.
         if saga.status == .cancelled && !cancelAccepted { fail("CANCELLED without an accepted cancel") }
         if saga.status == .failed && cancelAccepted { fail("FAILED after an accepted cancel (must end CANCELLED)") }
@@ -457,7 +524,7 @@ struct Chaos {
     }
 
     private mutating func checkFailed(_ saga: SagaInstance) {
-        for (index, step) in saga.steps.enumerated() where definition.allSteps[index].compensate != nil {
+        for (index, step) in saga.steps.enumerated() where undoable(index) {
             if skippedByCondition.contains(step.name) && step.status != .skipped {
                 fail("\(step.name) was skipped by its condition but ended \(step.status.rawValue)")
             }
@@ -475,6 +542,14 @@ struct Chaos {
                 fail("\(step.name) may have taken effect (an attempt timed out) but ended \(step.status.rawValue)")
             }
         }
+    }
+
+    /// Whether step `index` has a way back: a compensation, or, for a child step before the pivot,
+    /// its child's.
+    private func undoable(_ index: Int) -> Bool {
+        guard index < definition.steps.count else { return false }
+        let step = definition.steps[index]
+        return step.compensate != nil || (step.workflow != nil && definition.pivotIndex.map { index < $0 } ?? true)
     }
 
     mutating func checkFinal() {

@@ -211,10 +211,26 @@ extension WorkflowDefinition {
                 value,
                 path: "",
                 step: label,
-                allowedKeys: ["name", "participant", "action", "payload", "timeout", "retry", "compensate", "pivot", "when", "signal"],
+                allowedKeys: [
+                    "name", "participant", "action", "payload", "timeout", "retry", "compensate", "pivot", "when", "signal", "workflow",
+                    "input",
+                ],
                 log: log
             )
         else { return nil }
+        if reader.has("workflow") {
+            // A child step starts a saga; nothing about a command applies to it.
+            for key in ["participant", "action", "payload", "compensate", "pivot", "signal"] where reader.has(key) {
+                let hint = key == "payload" ? "; the child's input is `input`" : ""
+                reader.issue(key, "a child step starts a saga of its workflow and sends no command; leave \(key) out\(hint)")
+            }
+            return StepDefinition.child(
+                reader.identifier("workflow") ?? "", name: reader.identifier("name") ?? label, input: readTemplate(reader, key: "input"),
+                timeout: readTimeout(reader),
+                retry: reader.raw("retry").map { readRetry($0, path: "retry", defaults: .default, step: label, log: log) } ?? .default,
+                when: readCondition(reader))
+        }
+        if reader.has("input") { reader.issue("input", "only a child step (workflow: …) has an input; a step's command has a payload") }
         if reader.has("signal") {
             // A signal step waits; it sends nothing, so nothing about a command applies to it.
             for key in ["participant", "action", "payload", "retry", "compensate", "pivot"] where reader.has(key) {
@@ -259,7 +275,7 @@ extension WorkflowDefinition {
         )
         return CompensationDefinition(
             action: reader?.identifier("action") ?? "",
-            payload: reader.map(readTemplate) ?? .object([:]),
+            payload: reader.map { readTemplate($0) } ?? .object([:]),
             timeout: reader.map(readTimeout) ?? StepDefinition.defaultTimeout,
             retry: reader?.raw("retry").map {
                 readRetry($0, path: "compensate.retry", defaults: .defaultCompensation, step: step, log: log)
@@ -267,12 +283,13 @@ extension WorkflowDefinition {
         )
     }
 
-    /// The payload template, or an empty one when absent or over the size limit (logged).
-    private static func readTemplate(_ reader: DefinitionReader) -> JSONValue {
-        guard let template = reader.raw("payload") else { return .object([:]) }
+    /// The payload template (or a child step's `input`), or an empty one when absent or over the size
+    /// limit (logged).
+    private static func readTemplate(_ reader: DefinitionReader, key: String = "payload") -> JSONValue {
+        guard let template = reader.raw(key) else { return .object([:]) }
         let size = template.canonicalJSON.utf8.count
         guard size <= reader.limits.maximumTemplateBytes else {
-            reader.issue("payload", "is \(size) bytes as JSON; a payload template may have at most \(reader.limits.maximumTemplateBytes)")
+            reader.issue(key, "is \(size) bytes as JSON; a payload template may have at most \(reader.limits.maximumTemplateBytes)")
             return .object([:])
         }
         return template

@@ -11,6 +11,7 @@ extension WorkflowDefinition {
     /// - failure handlers are neither the pivot nor compensated, and see every step and the handlers
     ///   before them;
     /// - each signal is waited for by one step, and not by a failure handler;
+    /// - a child step does not start its own workflow;
     /// - a parallel group's name is unique among steps and groups, the pivot is neither in a group
     ///   nor before one, and a step of a branch reads only the steps before its group and the earlier
     ///   steps of its own branch (another branch's output may not exist yet).
@@ -107,7 +108,12 @@ extension WorkflowDefinition {
             if let condition = step.when {
                 issues += checkCondition(condition, step: step, field: "when", visibleSteps: visible)
             }
-            issues += checkReferences(in: step.payload, field: "payload", step: step, visibleSteps: visible)
+            issues += checkReferences(
+                in: step.payload, field: step.workflow == nil ? "payload" : "input", step: step, visibleSteps: visible)
+            if step.workflow == name {
+                issues.append(
+                    .init(step: step.name, field: "workflow", message: "a workflow cannot start a saga of itself (it would never end)"))
+            }
             if let compensation = step.compensate {
                 issues += checkReferences(
                     in: compensation.payload,

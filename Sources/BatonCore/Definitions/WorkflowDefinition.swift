@@ -64,7 +64,7 @@ public struct WorkflowDefinition: Sendable, Hashable, Codable {
     public func stepIndex(waitingFor signal: String) -> Int? { allSteps.firstIndex { $0.signal == signal } }
 
     /// The participants the workflow sends commands to.
-    public var participants: [String] { allSteps.filter { $0.signal == nil }.map(\.participant) }
+    public var participants: [String] { allSteps.filter(\.sendsCommand).map(\.participant) }
 
     /// The index in ``allSteps`` of the step or failure handler with this name.
     public func stepIndex(named name: String) -> Int? {
@@ -93,6 +93,10 @@ public struct StepDefinition: Sendable, Hashable, Codable {
     public var signal: String?
     /// For a step of a parallel group, its group and branch.
     public var branch: BranchPlacement?
+    /// For a child step, the workflow of the saga it starts (its newest version) instead of sending
+    /// a command; `payload` is that saga's input. It has no participant or action, and before the
+    /// pivot it is compensated by compensating the child.
+    public var workflow: String?
 
     public init(
         name: String,
@@ -105,8 +109,10 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         pivot: Bool = false,
         when: StepCondition? = nil,
         signal: String? = nil,
-        branch: BranchPlacement? = nil
+        branch: BranchPlacement? = nil,
+        workflow: String? = nil
     ) {
+        self.workflow = workflow
         self.name = name
         self.participant = participant
         self.action = action
@@ -125,6 +131,18 @@ public struct StepDefinition: Sendable, Hashable, Codable {
         StepDefinition(
             name: name, participant: "", action: "", timeout: timeout, retry: .once, when: when, signal: signal)
     }
+
+    /// A step that starts a saga of `workflow` with `input` and waits for its end.
+    public static func child(
+        _ workflow: String, name: String, input: JSONValue = .object([:]), timeout: SagaDuration, retry: RetryPolicy = .default,
+        when: StepCondition? = nil
+    ) -> StepDefinition {
+        StepDefinition(
+            name: name, participant: "", action: "", payload: input, timeout: timeout, retry: retry, when: when, workflow: workflow)
+    }
+
+    /// Whether the step sends a command to a participant (not a signal step or a child step).
+    public var sendsCommand: Bool { signal == nil && workflow == nil }
 
     /// The timeout of a step or compensation that does not set one.
     public static let defaultTimeout = SagaDuration.seconds(30)

@@ -11,6 +11,28 @@ public enum SagaEffect: Sendable, Hashable {
     case recordHistory(HistoryEntry)
     /// The saga reached `COMPLETED` or `FAILED`.
     case finished(SagaStatus)
+    /// Start the child saga of a step (or find the one an earlier attempt started), after the
+    /// commit; its end comes back as ``SagaEvent/child(_:)``.
+    case startChild(ChildSaga)
+    /// Undo the child saga of a step (``SagaEvent/parentCompensates(reason:)``), after the commit.
+    case compensateChild(ChildSaga)
+}
+
+/// A step's child saga: which workflow, with which input. Its idempotency key, derived from the
+/// parent and the step, makes every attempt find the same child.
+public struct ChildSaga: Sendable, Hashable {
+    public var step: String
+    public var workflow: String
+    public var input: JSONValue
+
+    public init(step: String, workflow: String, input: JSONValue) {
+        self.step = step
+        self.workflow = workflow
+        self.input = input
+    }
+
+    /// The idempotency key of the child that `step` of saga `parentID` starts.
+    public static func idempotencyKey(parentID: String, step: String) -> String { "child:\(parentID):\(step)" }
 }
 
 /// A command for a participant: one attempt of a step's action or compensation.
@@ -127,6 +149,8 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
         case compensationStarted = "compensation_started"
         case stepCompensated = "step_compensated"
         case stepSkipped = "step_skipped"
+        /// A child saga was asked to start (or, compensating, to undo what it did).
+        case childRequested = "child_requested"
         /// A step under way was stopped by a cancel, the deadline, or another branch's failure.
         case stepInterrupted = "step_interrupted"
         case parallelStarted = "parallel_started"

@@ -14,6 +14,43 @@ public enum SagaEvent: Sendable, Hashable {
     /// A signal from outside, for the signal step of its name (``SagaSignal``; `receivedAt` is set
     /// by the state machine).
     case signal(SagaSignal)
+    /// News of a child saga, for the step that started it: how it ended, or that it could not be
+    /// started or undone.
+    case child(ChildReport)
+    /// Sent to a child saga when its parent compensates the step that started it: the child undoes
+    /// what it did (a `COMPLETED` child too, unless it passed its pivot) and ends `CANCELLED`.
+    case parentCompensates(reason: String)
+}
+
+/// What the engine tells a parent saga about the child saga one of its steps started.
+public struct ChildReport: Sendable, Hashable {
+    public enum Result: Sendable, Hashable {
+        /// The child ended `COMPLETED`; `output` is what the step's output becomes.
+        case completed(output: JSONValue)
+        /// The child ended `FAILED`.
+        case failed(message: String)
+        /// The child ended `CANCELLED`.
+        case cancelled(message: String)
+        /// The child could not be started (no such workflow, input its schema refuses, nested too
+        /// deep), or could not be undone (past its pivot, suspended).
+        case refused(message: String)
+    }
+
+    /// The parent's step that started the child.
+    public var step: String
+    /// The child's id, when there is a child.
+    public var childID: String?
+    public var result: Result
+    /// For a refusal, whether it answers starting the child (`action`) or undoing it
+    /// (`compensation`); `nil` for an end, which answers whichever the step is waiting for.
+    public var direction: StepDirection?
+
+    public init(step: String, childID: String?, result: Result, direction: StepDirection? = nil) {
+        self.step = step
+        self.childID = childID
+        self.result = result
+        self.direction = direction
+    }
 }
 
 /// A participant's answer to one command attempt.

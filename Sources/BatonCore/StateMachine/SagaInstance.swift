@@ -14,6 +14,23 @@ public struct SagaCancellation: Sendable, Hashable, Codable {
     }
 }
 
+/// The saga and step that started a child saga.
+public struct SagaParent: Sendable, Hashable, Codable {
+    public var sagaID: String
+    public var step: String
+    /// 1 for a child of a saga started from outside, 2 for its child, and so on.
+    public var depth: Int
+
+    public init(sagaID: String, step: String, depth: Int) {
+        self.sagaID = sagaID
+        self.step = step
+        self.depth = depth
+    }
+
+    /// How deeply children may nest: a workflow that starts itself stops here.
+    public static let maximumDepth = 8
+}
+
 /// The durable state of one saga: everything the state machine needs to decide the next move.
 public struct SagaInstance: Sendable, Hashable, Codable {
     public var id: String
@@ -41,6 +58,8 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     public var cancellation: SagaCancellation?
     /// The signals it received, in order, consumed or waiting for their step.
     public var signals: [SagaSignal] = []
+    /// For a child saga, the saga and step that started it.
+    public var parent: SagaParent?
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -49,8 +68,9 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     ///   has it: computing it encodes and hashes the whole definition.
     public init(
         id: String, definition: WorkflowDefinition, workflowHash: String? = nil, input: JSONValue, correlationID: String? = nil,
-        traceparent: String? = nil, now: Date
+        traceparent: String? = nil, parent: SagaParent? = nil, now: Date
     ) {
+        self.parent = parent
         self.id = id
         self.workflow = definition.name
         self.workflowVersion = definition.version
@@ -84,9 +104,11 @@ public struct SagaInstance: Sendable, Hashable, Codable {
         lastError: String?,
         cancellation: SagaCancellation? = nil,
         signals: [SagaSignal] = [],
+        parent: SagaParent? = nil,
         createdAt: Date,
         updatedAt: Date
     ) {
+        self.parent = parent
         self.id = id
         self.workflow = workflow
         self.workflowVersion = workflowVersion

@@ -73,6 +73,8 @@ public struct SagaStateMachine: Sendable {
             case .cancel(let reason, let requestedBy): outcome = cancel(reason: reason, requestedBy: requestedBy, &run)
             case .operatorAction(let action): outcome = perform(action, &run)
             case .signal(let signal): outcome = receive(signal, &run)
+            case .child(let report): outcome = receive(report, &run, &random)
+            case .parentCompensates(let reason): outcome = compensateForParent(reason: reason, &run)
             }
         }
         switch outcome {
@@ -85,7 +87,7 @@ public struct SagaStateMachine: Sendable {
         case .rejected(let reason):
             let kind: HistoryEntry.Kind =
                 switch event {
-                case .cancel: .cancelRefused
+                case .cancel, .parentCompensates: .cancelRefused
                 case .signal: .signalRefused
                 default: .operatorActionRefused
                 }
@@ -223,15 +225,16 @@ public struct SagaStateMachine: Sendable {
                 return .applied
             }
             if direction == .action { saga.steps[index].outcomeUnknown = true }
+            let silence = definition.step(at: index).workflow == nil ? "no reply" : "no news of the child saga"
             saga.steps[index].error = StepError(
                 code: "timeout",
-                message: "no reply within \(limit)",
+                message: "\(silence) within \(limit)",
                 direction: direction,
                 attempt: current
             )
             run.record(
                 .stepTimedOut, saga, step: index, direction, attempt: current,
-                detail: "no reply within \(limit); the attempt's outcome is unknown")
+                detail: "\(silence) within \(limit); the attempt's outcome is unknown")
             retryOrGiveUp(index, direction, requestedDelay: nil, &run, &random)
             return .applied
         }
@@ -294,6 +297,59 @@ public struct SagaStateMachine: Sendable {
                 ? "signal '\(signal.name)' received" : "signal '\(signal.name)' received; kept until step '\(name)' waits for it")
         if waiting { consumeSignal(saga.signals.count - 1, step: index, &run) }
         return .applied
+    }
+
+    /// News of a step's child saga, taken as the reply to the attempt that waits for it: its end
+    /// (or a refusal to start it) answers the action; its undoing (or a refusal to undo it) answers
+    /// the compensation.
+    private mutating func receive(
+        _ report: ChildReport,
+        _ run: inout Run,
+        _ random: inout some RandomNumberGenerator
+    ) -> SagaTransition.Outcome {
+        guard let index = definition.stepIndex(named: report.step), let workflow = definition.step(at: index).workflow else {
+            return .ignored(.notApplicable, "the workflow has no child step '\(report.step)'")
+        }
+        let step = saga.steps[index]
+        let direction: StepDirection = step.status == .compensating ? .compensation : .action
+        guard step.awaitingReply, isCurrent(index, direction), report.direction.map({ $0 == direction }) ?? true else {
+            return .ignored(.stale, "step '\(report.step)' is not waiting for its child now")
+        }
+        let child = report.childID.map { "child saga \($0) (\(workflow))" } ?? "the child saga (\(workflow))"
+        let status: ReplyStatus
+        switch (direction, report.result) {
+        case (.action, .completed(let output)): status = .succeeded(output: output)
+        case (.action, .failed(let message)): status = .failed(code: "child_failed", message: "\(child) FAILED: \(message)")
+        case (.action, .cancelled(let message)): status = .failed(code: "child_cancelled", message: "\(child) was CANCELLED: \(message)")
+        case (_, .refused(let message)): status = .failed(code: "child_refused", message: "\(child): \(message)")
+        case (.compensation, .failed), (.compensation, .cancelled): status = .succeeded(output: .null)
+        case (.compensation, .completed):
+            return .ignored(.notApplicable, "\(child) completed before it was asked to undo; its end after that will be reported")
+        }
+        return receive(StepReply(step: report.step, direction: direction, attempt: step.attempt(direction), status: status), &run, &random)
+    }
+
+    /// The parent compensates the step that started this saga: undo what it did, as a cancel would,
+    /// and, when it already `COMPLETED` without passing a pivot, from its end.
+    private mutating func compensateForParent(reason: String, _ run: inout Run) -> SagaTransition.Outcome {
+        guard let parent = saga.parent else { return .rejected("the saga was not started by a parent saga") }
+        let why = "parent saga \(parent.sagaID) compensates its step '\(parent.step)': \(reason)"
+        switch saga.status {
+        case .pending, .processing:
+            return cancel(reason: why, requestedBy: nil, &run)
+        case .compensating:
+            return .ignored(.notApplicable, "the saga is already compensating")
+        case .suspended:
+            return .rejected("the saga is SUSPENDED; an operator must settle it before its parent can compensate it")
+        case .failed, .cancelled:
+            return .ignored(.notApplicable, "the saga is already \(saga.status.rawValue); nothing it did is left to undo")
+        case .completed:
+            if let refusal = pivotRefusal() { return .rejected(refusal) }
+            saga.cancellation = SagaCancellation(reason: why, requestedBy: nil, at: run.now)
+            run.record(.cancelRequested, saga, detail: "compensating after completion: \(why)")
+            startCompensation(&run)
+            return .applied
+        }
     }
 
     private mutating func deadlineReached(_ run: inout Run) -> SagaTransition.Outcome {
@@ -391,6 +447,10 @@ public struct SagaStateMachine: Sendable {
             wait(for: signal, step: index, &run)
             return
         }
+        if definitionStep.workflow != nil {
+            askChild(step: index, direction, &run)
+            return
+        }
         var step = saga.steps[index]
         let attempt: Int
         let action: String
@@ -415,16 +475,7 @@ public struct SagaStateMachine: Sendable {
         step.retryAt = nil
         saga.steps[index] = step
 
-        let context = TemplateContext(
-            input: saga.input,
-            stepOutputs: saga.stepOutputs,
-            sagaID: saga.id,
-            workflow: saga.workflow,
-            correlationID: saga.correlationID
-        )
-        // Validated definitions hold only well-formed placeholders, so rendering cannot fail; the
-        // fallback keeps a corrupt stored definition from stopping the saga silently.
-        let payload = (try? PayloadTemplate(template).render(context)) ?? .null
+        let payload = render(template)
         run.effects.append(
             .sendCommand(
                 StepCommand(
@@ -447,6 +498,47 @@ public struct SagaStateMachine: Sendable {
         run.record(
             .commandSent, saga, step: index, direction, attempt: attempt,
             detail: "sent \(definitionStep.participant).\(action) (attempt \(attempt))")
+    }
+
+    /// A child step's attempt: no command; the engine starts the child after the commit (or, for a
+    /// compensation, undoes it), and its news comes back as ``SagaEvent/child(_:)``. The step's
+    /// timeout bounds the wait, and a retry asks again: the child's idempotency key makes every
+    /// attempt find the same child, so a report lost in a crash is found by the next attempt.
+    private mutating func askChild(step index: Int, _ direction: StepDirection, _ run: inout Run) {
+        let definitionStep = definition.step(at: index)
+        guard let workflow = definitionStep.workflow else { return }
+        var step = saga.steps[index]
+        if direction == .action {
+            step.attempt += 1
+            step.status = .running
+        } else {
+            step.compensationAttempt += 1
+            step.status = .compensating
+        }
+        let attempt = step.attempt(direction)
+        if step.startedAt == nil { step.startedAt = run.now }
+        step.commandSentAt = run.now
+        let due = run.now + timeout(of: index, direction)
+        step.replyDeadline = due
+        step.retryAt = nil
+        saga.steps[index] = step
+        let child = ChildSaga(step: step.name, workflow: workflow, input: render(definitionStep.payload))
+        run.effects.append(direction == .action ? .startChild(child) : .compensateChild(child))
+        run.effects.append(.scheduleTimer(stepTimeoutTimer(index, direction, attempt: attempt, due: due)))
+        run.record(
+            .childRequested, saga, step: index, direction, attempt: attempt,
+            detail: direction == .action
+                ? "asked for a saga of workflow \(workflow) (attempt \(attempt))"
+                : "asked the child saga of workflow \(workflow) to undo what it did (attempt \(attempt))")
+    }
+
+    /// A payload template rendered over the saga as it is now.
+    private func render(_ template: JSONValue) -> JSONValue {
+        let context = TemplateContext(
+            input: saga.input, stepOutputs: saga.stepOutputs, sagaID: saga.id, workflow: saga.workflow, correlationID: saga.correlationID)
+        // Validated definitions hold only well-formed placeholders, so rendering cannot fail; the
+        // fallback keeps a corrupt stored definition from stopping the saga silently.
+        return (try? PayloadTemplate(template).render(context)) ?? .null
     }
 
     /// A signal step's attempt: no command, a wait with the step's timeout, and at once the signal
@@ -713,9 +805,13 @@ public struct SagaStateMachine: Sendable {
     /// `FAILED`.
     private var compensatedStatus: SagaStatus { saga.cancellation == nil ? .failed : .cancelled }
 
+    /// Whether step `index` may have taken effect and has a way back: its compensation, or, for a
+    /// child step before the pivot, its child's.
     private func needsCompensation(_ index: Int) -> Bool {
         let status = saga.steps[index].status
-        return definition.steps[index].compensate != nil && (status == .succeeded || status == .timedOut)
+        let step = definition.steps[index]
+        let undoable = step.compensate != nil || (step.workflow != nil && !isAfterPivot(index))
+        return undoable && (status == .succeeded || status == .timedOut)
     }
 
     private mutating func suspend(_ reason: String, _ run: inout Run) {
@@ -889,7 +985,7 @@ extension SagaEvent {
     /// rather than silently ignored.
     var isRequest: Bool {
         switch self {
-        case .cancel, .operatorAction, .signal: true
+        case .cancel, .operatorAction, .signal, .parentCompensates: true
         default: false
         }
     }
@@ -927,6 +1023,8 @@ extension SagaEvent {
         case .cancel: "cancel"
         case .operatorAction(let action): "operator \(action.name)"
         case .signal(let signal): "signal '\(signal.name)'"
+        case .child(let report): "news of the child saga of \(report.step)"
+        case .parentCompensates: "compensation asked by the parent saga"
         }
     }
 }

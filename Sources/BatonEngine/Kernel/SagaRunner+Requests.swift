@@ -24,6 +24,11 @@ extension SagaRunner {
 
     /// Starts a saga of `workflow` (its newest version unless `version` is given).
     ///
+    /// - Parameters:
+    ///   - parent: For a child saga, the saga and step that start it.
+    ///   - start: Whether to start it; a saga not started stays `PENDING` (a child's parent makes
+    ///     one only to cancel it at once).
+    ///
     /// With an idempotency key, the same request again returns the saga the first one created;
     /// another request with the key throws ``SagaStoreError/idempotencyConflict(key:existingSagaID:)``.
     public func submit(
@@ -33,7 +38,9 @@ extension SagaRunner {
         idempotencyKey: String? = nil,
         correlationID: String? = nil,
         traceparent: String? = nil,
-        actor: String? = nil
+        actor: String? = nil,
+        parent: SagaParent? = nil,
+        start: Bool = true
     ) async throws -> SagaCreation {
         let stored: CachedDefinition
         if let version {
@@ -58,8 +65,9 @@ extension SagaRunner {
             definition: definition,
             saga: SagaInstance(
                 id: id, definition: definition, workflowHash: stored.contentHash, input: input, correlationID: correlationID,
-                traceparent: traceparent, now: now))
-        let transition = machine.handle(.start, now: now, random: &random).attributed(to: actor)
+                traceparent: traceparent, parent: parent, now: now))
+        let transition =
+            start ? machine.handle(.start, now: now, random: &random).attributed(to: actor) : SagaTransition(outcome: .applied, effects: [])
         let idempotency = idempotencyKey.map {
             IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))
         }

@@ -157,6 +157,10 @@ public final class SagaRunner: Sendable {
         }
         metrics.record(transition, of: record.saga)
         log.record(transition, of: record.saga)
+        let children = Self.childWork(of: transition, saga: record.saga)
+        // Each piece is its own transaction through the kernel; none may wait inside this one's
+        // caller (a batch, a reply consumer), so they run on their own.
+        if !children.isEmpty { Task { await perform(children) } }
     }
 }
 

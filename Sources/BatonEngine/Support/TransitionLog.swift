@@ -33,7 +33,8 @@ struct TransitionLog: Sendable {
     static func level(of kind: HistoryEntry.Kind) -> Logger.Level {
         switch kind {
         case .commandSent, .stepSucceeded, .heartbeat, .retryScheduled, .stepSkipped, .parallelStarted, .parallelJoined, .ignored: .debug
-        case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction, .failureHandlersStarted, .signalAwaited, .signalReceived:
+        case .sagaStarted, .sagaCompleted, .cancelRequested, .operatorAction, .failureHandlersStarted, .signalAwaited, .signalReceived,
+            .childRequested:
             .info
         case .stepFailed, .stepTimedOut, .compensationStarted, .stepCompensated, .sagaFailed, .sagaCancelled, .deadlineReached,
             .cancelRefused,

@@ -131,3 +131,12 @@ public struct StoredHistoryEntry: Sendable, Hashable {
     public var seq: Int
     public var entry: HistoryEntry
 }
+
+/// A child saga, as its parent lists it: which step started it, and how it stands.
+public struct ChildSagaSummary: Sendable, Hashable {
+    public var id: String
+    public var step: String
+    public var workflow: String
+    public var workflowVersion: Int
+    public var status: SagaStatus
+}

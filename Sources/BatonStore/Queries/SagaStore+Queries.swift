@@ -116,6 +116,32 @@ extension SagaStore {
         return entries
     }
 
+    /// The id of the saga an idempotency key created, if one did.
+    public func sagaID(idempotencyKey key: String) async throws -> String? {
+        let rows = try await query("SELECT id FROM baton.sagas WHERE idempotency_key = \(key)")
+        for try await id in rows.decode(UUID.self) { return id.sagaID }
+        return nil
+    }
+
+    /// The child sagas a saga's steps started, oldest first.
+    public func children(of sagaID: String) async throws -> [ChildSagaSummary] {
+        guard let id = UUID(sagaID: sagaID) else { return [] }
+        let rows = try await query(
+            """
+            SELECT id, parent_step, workflow, workflow_version, status FROM baton.sagas
+            WHERE parent_saga_id = \(id) ORDER BY id
+            """)
+        var children: [ChildSagaSummary] = []
+        for try await row in rows {
+            let column = RowReader(row)
+            children.append(
+                ChildSagaSummary(
+                    id: try column("id", as: UUID.self).sagaID, step: try column("parent_step"), workflow: try column("workflow"),
+                    workflowVersion: try column("workflow_version"), status: try column.enumeration("status", as: SagaStatus.self)))
+        }
+        return children
+    }
+
     static let activeCountsQuery: PostgresQuery =
         "SELECT status, count(*) FROM baton.sagas WHERE \(unescaped: activeStatusesSQL) GROUP BY status"
 

@@ -165,7 +165,7 @@ extension SagaStore {
             """
             SELECT id, workflow, workflow_version, workflow_hash, status, direction, position, input, correlation_id,
                 traceparent, idempotency_key, deadline, suspension_reason, last_error, cancel_reason, cancelled_by, cancelled_at,
-                signals, history_length, revision, created_at, updated_at, finished_at
+                signals, parent_saga_id, parent_step, parent_depth, history_length, revision, created_at, updated_at, finished_at
             FROM baton.sagas WHERE id = ANY(\(ids)) ORDER BY id \(unescaped: lock ? "FOR UPDATE" : "")
             """,
             logger: logger
@@ -192,6 +192,7 @@ extension SagaStore {
                     lastError: try column("last_error"),
                     cancellation: try column.cancellation(),
                     signals: try column.json("signals", as: [SagaSignal].self) ?? [],
+                    parent: try column.parent(),
                     createdAt: try column("created_at"),
                     updatedAt: try column("updated_at")
                 ),
@@ -243,7 +244,7 @@ extension SagaStore {
             idempotency_key text,
             request_hash text, deadline bigint, suspension_reason text, last_error text, cancel_reason text, cancelled_by text,
             cancelled_at bigint, signals text, attempts int, retries int, awaiting_reply_since bigint, history_length int, created_at bigint,
-            updated_at bigint, finished_at bigint)
+            updated_at bigint, finished_at bigint, parent_saga_id uuid, parent_step text, parent_depth int)
         """
 
     /// `jsonb_to_recordset` over the write set's steps, as `x`.
@@ -414,13 +415,13 @@ struct SagaCreateStatement: SagaWriteStatement {
                     id, workflow, workflow_version, workflow_hash, status, direction, position, current_step,
                     input, correlation_id, traceparent, idempotency_key, request_hash, deadline, suspension_reason, last_error,
                     cancel_reason, cancelled_by, cancelled_at, signals, attempts, retries, awaiting_reply_since, history_length, revision,
-                    created_at, updated_at, finished_at)
+                    created_at, updated_at, finished_at, parent_saga_id, parent_step, parent_depth)
                 SELECT $2, $3, $4, $5, s.status,
                     s.direction, s.position, s.current_step, (w.doc->>'input')::jsonb, s.correlation_id, s.traceparent,
                     s.idempotency_key, s.request_hash, baton.from_epoch_us(s.deadline), s.suspension_reason,
                     s.last_error, s.cancel_reason, s.cancelled_by, baton.from_epoch_us(s.cancelled_at), s.signals::jsonb, s.attempts, s.retries, baton.from_epoch_us(s.awaiting_reply_since),
                     s.history_length, 1, baton.from_epoch_us(s.created_at), baton.from_epoch_us(s.updated_at),
-                    baton.from_epoch_us(s.finished_at)
+                    baton.from_epoch_us(s.finished_at), s.parent_saga_id, s.parent_step, s.parent_depth
                 FROM w, \(SagaStore.sagaRecord)
                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING id, revision

@@ -34,6 +34,10 @@ struct SagaWriteSet {
         var createdAt: Int64
         var updatedAt: Int64
         var finishedAt: Int64?
+        /// For a child saga, its parent's id, step and depth (written when it is created).
+        var parentSagaID: String?
+        var parentStep: String?
+        var parentDepth: Int?
     }
 
     struct Step {
@@ -139,7 +143,10 @@ struct SagaWriteSet {
             historyLength: historyLength + history.count,
             createdAt: new.createdAt.epochMicroseconds,
             updatedAt: new.updatedAt.epochMicroseconds,
-            finishedAt: finishedAt?.epochMicroseconds
+            finishedAt: finishedAt?.epochMicroseconds,
+            parentSagaID: new.parent?.sagaID,
+            parentStep: new.parent?.step,
+            parentDepth: new.parent?.depth
         )
         input = old == nil ? JSONWriter.text(of: new.input) : nil
 
@@ -254,6 +261,9 @@ struct SagaWriteSet {
                 json.member("created_at", saga.createdAt)
                 json.member("updated_at", saga.updatedAt)
                 json.member("finished_at", saga.finishedAt)
+                json.member("parent_saga_id", saga.parentSagaID)
+                json.member("parent_step", saga.parentStep)
+                json.member("parent_depth", saga.parentDepth.map(Int64.init))
             }
             json.member("input", input)
             json.key("steps")

@@ -30,5 +30,6 @@ extension Migration {
     /// Every migration, in version order.
     public static let all: [Migration] = [
         .initialSchema, .traceContext, .actors, .inlinedEpochConversion, .leanOutbox, .cancellation, .signals, .completionOrder,
+        .childSagas,
     ]
 }

@@ -71,4 +71,13 @@ extension RowReader {
         }
         return SagaCancellation(reason: reason, requestedBy: try self("cancelled_by"), at: at)
     }
+
+    /// A child saga's parent, from `parent_saga_id`, `parent_step` and `parent_depth`: `nil` for a
+    /// saga started from outside.
+    func parent() throws -> SagaParent? {
+        guard let id = try self("parent_saga_id", as: UUID?.self), let step = try self("parent_step", as: String?.self) else {
+            return nil
+        }
+        return SagaParent(sagaID: id.sagaID, step: step, depth: try self("parent_depth", as: Int?.self) ?? 1)
+    }
 }

@@ -58,6 +58,9 @@ enum Table {
         if let reason = saga.value(at: ["suspension_reason"]), reason != .null { Swift.print("suspended \(text(reason))") }
         if let error = saga.value(at: ["last_error"]), error != .null { Swift.print("error     \(text(error))") }
         if let note = cancellation(of: saga) { Swift.print("cancelled \(note)") }
+        if let parent = saga.value(at: ["parent"]), parent != .null {
+            Swift.print("parent    \(text(parent.value(at: ["saga_id"]))) (its step \(text(parent.value(at: ["step"]))))")
+        }
         Swift.print("")
         var rows = [["STEP", "STATUS", "ATTEMPT", "COMPENSATION", "ERROR"]]
         if case .array(let steps)? = saga.value(at: ["steps"]) {
@@ -79,6 +82,18 @@ enum Table {
                 signalRows.append([text(signal.value(at: ["name"])), outcome, text(signal.value(at: ["sent_by"])), consumer])
             }
             print(signalRows)
+        }
+        // The child sagas its steps started.
+        if case .array(let children)? = saga.value(at: ["children"]), !children.isEmpty {
+            Swift.print("")
+            var childRows = [["CHILD", "STEP", "WORKFLOW", "STATUS"]]
+            for child in children {
+                childRows.append([
+                    text(child.value(at: ["saga_id"])), text(child.value(at: ["step"])),
+                    "\(text(child.value(at: ["workflow"]))) v\(text(child.value(at: ["version"])))", text(child.value(at: ["status"])),
+                ])
+            }
+            print(childRows)
         }
     }
 }

@@ -39,10 +39,14 @@ struct WorkflowsCommand: AsyncParsableCommand {
                 switch result.outcome {
                 case .success(let definition):
                     let hash = definition.contentHash.prefix(12)
-                    let handlers = definition.failureHandlers.isEmpty ? "" : ", \(definition.failureHandlers.count) failure handlers"
-                    print(
-                        "ok    \(result.file): \(definition.name) v\(definition.version), \(definition.steps.count) steps\(handlers), hash \(hash)"
-                    )
+                    var shape = ["\(definition.steps.count) steps"]
+                    let groups = definition.parallelGroups.count
+                    if groups > 0 { shape.append("\(groups) parallel group\(groups == 1 ? "" : "s")") }
+                    let children = definition.allSteps.filter { $0.workflow != nil }.count
+                    if children > 0 { shape.append("\(children) child saga\(children == 1 ? "" : "s")") }
+                    let handlers = definition.failureHandlers.count
+                    if handlers > 0 { shape.append("\(handlers) failure handler\(handlers == 1 ? "" : "s")") }
+                    print("ok    \(result.file): \(definition.name) v\(definition.version), \(shape.joined(separator: ", ")), hash \(hash)")
                 case .failure(let error):
                     print("error \(result.file):")
                     for issue in error.issues { print("        \(issue)") }

@@ -386,6 +386,48 @@ extension APITests {
           - { name: capture, participant: payments, action: capture, pivot: true }
         """
 
+    @Test("a parent lists its child sagas and a child names its parent; the child's end completes the parent's step")
+    func childLinks() async throws {
+        try await Self.withAPI { client, _ in
+            for workflow in [
+                "name: kid\nversion: 1\nsteps:\n  - { name: wait, signal: go, timeout: 1m }\n",
+                "name: parent\nversion: 1\nsteps:\n  - { name: spawn, workflow: kid, input: { n: '{{input.n}}' }, timeout: 1m }\n",
+            ] {
+                let registered = try await Self.post(client, "/v1/workflows", workflow, contentType: "application/yaml")
+                #expect(registered.status == .created, "\(String(buffer: registered.body))")
+            }
+            let parent = try #require(
+                try Self.json(try await Self.submit(client, #"{"workflow":"parent","input":{"n":7}}"#)).value(at: ["id"])?.stringValue)
+            // The child starts right after the parent's commit.
+            var shown = JSONValue.null
+            for _ in 0..<200 {
+                shown = try Self.json(try await client.execute(uri: "/v1/sagas/\(parent)", method: .get))
+                if case .array(let children)? = shown.value(at: ["children"]), !children.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(shown.value(at: ["children", "0", "step"]) == "spawn")
+            #expect(shown.value(at: ["children", "0", "workflow"]) == "kid")
+            #expect(shown.value(at: ["parent"]) == .null)
+            let child = try #require(shown.value(at: ["children", "0", "saga_id"])?.stringValue)
+            #expect(shown.value(at: ["children", "0", "link"]) == .string("/v1/sagas/\(child)"))
+            let childShown = try Self.json(try await client.execute(uri: "/v1/sagas/\(child)", method: .get))
+            #expect(childShown.value(at: ["parent", "saga_id"]) == .string(parent))
+            #expect(childShown.value(at: ["parent", "step"]) == "spawn")
+            #expect(childShown.value(at: ["input"]) == ["n": 7])
+
+            let sent = try await Self.post(client, "/v1/sagas/\(child)/signals/go", #"{"payload":{"ok":true}}"#)
+            #expect(sent.status == .accepted)
+            for _ in 0..<200 {
+                shown = try Self.json(try await client.execute(uri: "/v1/sagas/\(parent)", method: .get))
+                if shown.value(at: ["status"]) == "COMPLETED" { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(shown.value(at: ["status"]) == "COMPLETED")
+            #expect(shown.value(at: ["steps", "0", "output"]) == ["saga_id": .string(child), "steps": ["wait": ["ok": true]]])
+            #expect(shown.value(at: ["children", "0", "status"]) == "COMPLETED")
+        }
+    }
+
     @Test("signals: consumed by the waiting step, kept when early, idempotent by key, refused with a reason")
     func signals() async throws {
         try await Self.withAPI { client, store in

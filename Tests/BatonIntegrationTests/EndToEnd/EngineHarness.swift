@@ -76,6 +76,49 @@ final class EngineHarness: Sendable {
             timeout: 3s
         """
 
+    /// A parent (hold funds → a child saga of e2e-child → verify, which reads the child's output)
+    /// and its child (reserve stock → send), which has no pivot, so a completed child can be undone;
+    /// and a parent whose child workflow does not exist.
+    static let childSources = [
+        """
+        name: e2e-parent
+        version: 1
+        steps:
+          - name: hold
+            participant: payments
+            action: hold
+            timeout: 3s
+            compensate: { action: unhold, payload: { hold: "{{steps.hold.output.hold}}" }, timeout: 3s }
+          - name: order
+            workflow: e2e-child
+            input: { amount: "{{input.amount}}" }
+            timeout: 10s
+          - name: confirm
+            participant: notifications
+            action: verify
+            payload: { reservation: "{{steps.order.output.steps.reserve.reservation}}" }
+            timeout: 3s
+        """,
+        """
+        name: e2e-child
+        version: 1
+        steps:
+          - name: reserve
+            participant: inventory
+            action: reserve
+            payload: { amount: "{{input.amount}}" }
+            timeout: 3s
+            compensate: { action: release, payload: { reservation: "{{steps.reserve.output.reservation}}" }, timeout: 3s }
+          - { name: send, participant: notifications, action: send, timeout: 3s }
+        """,
+        """
+        name: e2e-orphan
+        version: 1
+        steps:
+          - { name: order, workflow: e2e-missing, timeout: 5s }
+        """,
+    ]
+
     /// What each participant does, by action; and a count of every call, by action.
     let behaviour = Mutex<[String: @Sendable (HandlerContext) async throws -> JSONValue]>([:])
     let calls = Mutex<[String: Int]>([:])
@@ -135,8 +178,9 @@ final class EngineHarness: Sendable {
             definition.name = "e2e-deadline"
             definition.deadline = SagaDuration(milliseconds: 2000)
             try await store.registerDefinition(definition, source: nil, now: .now)
-            try await store.registerDefinition(
-                try WorkflowDefinition.parse(parallelSource, format: .yaml), source: parallelSource, now: .now)
+            for source in [parallelSource] + childSources {
+                try await store.registerDefinition(try WorkflowDefinition.parse(source, format: .yaml), source: source, now: .now)
+            }
             // As in baton serve: commands go out straight after their commit, the relay sweeps.
             let engineStore = SagaStore(client: store.client, logger: logger, wakesOutboxRelays: false)
             let publishing = CommandPublishing(store: engineStore, jetStreams: .client(natsClient), logger: logger)

@@ -8,11 +8,15 @@ extension EndToEndSuites {
     /// `workflows/onboarding.yaml` and `workflows/wallet-topup.yaml` on the real participants.
     @Suite("Onboarding and wallet top-up, end to end", .serialized)
     struct OnboardingTopUpTests {
-        static func person(_ email: String, name: String = "Ada Lovelace", birth: String = "1990-12-10") -> JSONValue {
-            [
+        static func person(
+            _ email: String, name: String = "Ada Lovelace", birth: String = "1990-12-10", firstDeposit: JSONValue? = nil
+        ) -> JSONValue {
+            var person: [String: JSONValue] = [
                 "email": .string(email), "name": .string(name), "birth_date": .string(birth), "country": "GB",
                 "document_number": "AB123456", "currency": "EUR",
             ]
+            person["first_deposit"] = firstDeposit
+            return .object(person)
         }
 
         @Test(
@@ -20,11 +24,23 @@ extension EndToEndSuites {
         )
         func onboarding() async throws {
             try await FintechHarness.run { system in
-                let approved = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
+                // Ada makes a first deposit: a wallet-topup saga, started as a child of her onboarding.
+                let ada = Self.person("ada@example.com", firstDeposit: ["amount": 2_500, "provider_reference": "dep-ada"])
+                let approved = try await system.settled(try await system.submit("onboarding", ada))
                 #expect(approved.saga.status == .completed)
-                #expect(approved.saga.steps.map(\.name) == ["register", "verify-identity", "screen-sanctions", "open-wallet", "welcome"])
+                #expect(
+                    approved.saga.steps.map(\.name) == [
+                        "register", "verify-identity", "screen-sanctions", "open-wallet", "first-deposit", "welcome",
+                    ])
                 let user = try #require(approved.saga.steps[0].output?.value(at: ["user_id"])?.stringValue)
-                #expect(try await system.ledger.balance("wallet-\(user)") == 0)
+                #expect(try await system.ledger.balance("wallet-\(user)") == 2_500)
+                let deposit = try #require(try await system.store.children(of: approved.saga.id).first)
+                #expect(deposit.workflow == "wallet-topup" && deposit.step == "first-deposit" && deposit.status == .completed)
+                #expect(approved.saga.steps[4].output?.value(at: ["saga_id"]) == .string(deposit.id))
+                #expect(
+                    try await system.notifications.messages(sagaID: deposit.id) == [
+                        "We received your deposit dep-ada of 2500 EUR into wallet-\(user)."
+                    ])
                 #expect(try await system.users.status(of: user) == "registered")
                 #expect(try await system.kyc.decisions(userID: user) == ["documents: approved", "screening: approved"])
                 // The checks overlapped: each started before the other finished.
@@ -59,6 +75,9 @@ extension EndToEndSuites {
                 // The email of a withdrawn registration is free again; an active one is not.
                 let retried = try await system.settled(try await system.submit("onboarding", Self.person("kid@example.com")))
                 #expect(retried.saga.status == .completed)
+                // No first deposit: the child step is skipped, and no child started.
+                #expect(retried.saga.steps[4].status == .skipped)
+                #expect(try await system.store.children(of: retried.saga.id).isEmpty)
                 let duplicate = try await system.settled(try await system.submit("onboarding", Self.person("ada@example.com")))
                 #expect(duplicate.saga.status == .failed)
                 #expect(duplicate.saga.steps[0].error?.code == "email_taken")
