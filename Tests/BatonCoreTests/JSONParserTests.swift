@@ -14,6 +14,20 @@ struct JSONParserTests {
         }
     }
 
+    @Test("an integer beyond Int64 is refused from outside, and read as a double from what Baton stored")
+    func largeIntegers() throws {
+        let text = "[100000000000000000000, 9223372036854775807, -9223372036854775809]"
+        #expect(refusal(text)?.kind == .numberOutOfRange)
+        #expect(
+            try JSONParser.parse(text, largeIntegers: .readAsDouble) == [
+                .number(1e20), .integer(.max), .number(-9_223_372_036_854_775_809),
+            ])
+        // Beyond a Double too: still refused.
+        #expect(throws: JSONParseError.self) {
+            try JSONParser.parse("1" + String(repeating: "0", count: 400), largeIntegers: .readAsDouble)
+        }
+    }
+
     @Test("reads every JSON value, keeping integers apart from floats")
     func values() throws {
         let value = try JSONParser.parse(

@@ -213,6 +213,19 @@ struct WorkflowLanguageTests {
         #expect(decoded == conditional)
     }
 
+    @Test(
+        "definitions shipped before the language grew keep their hash, so the sagas that pinned them still run",
+        arguments: [
+            ("Fixtures/onboarding-v1.yaml", "fc7622e50522"), ("../../workflows/funds-transfer.yaml", "85a423082b20"),
+            ("../../workflows/checkout.yaml", "f3eb3f7d7028"), ("../../workflows/wallet-topup.yaml", "c7fbf55b47bf"),
+            ("../../workflows/wallet-withdrawal.yaml", "13d152c35453"),
+        ])
+    func shippedHashes(_ path: String, _ hash: String) throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: path)
+        let definition = try WorkflowDefinition.parse(try String(contentsOf: url, encoding: .utf8), format: .yaml)
+        #expect(definition.contentHash.hasPrefix(hash), "\(path): \(definition.contentHash)")
+    }
+
     // MARK: - The state machine
 
     static func handler(_ name: String, when: String? = nil, attempts: Int = 2) -> StepDefinition {

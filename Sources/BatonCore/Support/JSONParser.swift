@@ -13,19 +13,30 @@ public struct JSONParser {
     /// The deepest nesting of arrays and objects accepted.
     public static let defaultMaximumDepth = 64
 
+    /// What to do with a number written as an integer that does not fit an `Int64`.
+    public enum LargeIntegers: Sendable {
+        /// Refuse it: from outside, such a number is an amount that would lose digits.
+        case refuse
+        /// Read it as a `Double`: for JSON that Baton wrote itself, where such a number was a
+        /// `Double` that PostgreSQL's `jsonb` wrote back in plain digits (`1e20` comes back as
+        /// `100000000000000000000`).
+        case readAsDouble
+    }
+
     /// Parses one JSON document.
     /// - Parameters:
     ///   - bytes: UTF-8 text.
     ///   - maximumDepth: The deepest nesting of arrays and objects accepted.
+    ///   - largeIntegers: What to do with an integer beyond the `Int64` range.
     /// - Throws: ``JSONParseError`` naming the path and the problem.
     public static func parse(
-        _ bytes: some Collection<UInt8>, maximumDepth: Int = defaultMaximumDepth
+        _ bytes: some Collection<UInt8>, maximumDepth: Int = defaultMaximumDepth, largeIntegers: LargeIntegers = .refuse
     ) throws(JSONParseError)
         -> JSONValue
     {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { buffer throws(JSONParseError) in
-            var parser = Parser(bytes: buffer, maximumDepth: maximumDepth)
+            var parser = Parser(bytes: buffer, maximumDepth: maximumDepth, largeIntegers: largeIntegers)
             parser.skipWhitespace()
             let value = try parser.value(depth: 0)
             parser.skipWhitespace()
@@ -35,8 +46,10 @@ public struct JSONParser {
     }
 
     /// Parses one JSON document from a string.
-    public static func parse(_ text: String, maximumDepth: Int = defaultMaximumDepth) throws(JSONParseError) -> JSONValue {
-        try parse(Array(text.utf8), maximumDepth: maximumDepth)
+    public static func parse(
+        _ text: String, maximumDepth: Int = defaultMaximumDepth, largeIntegers: LargeIntegers = .refuse
+    ) throws(JSONParseError) -> JSONValue {
+        try parse(Array(text.utf8), maximumDepth: maximumDepth, largeIntegers: largeIntegers)
     }
 }
 
@@ -73,6 +86,7 @@ public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible
 private struct Parser {
     let bytes: UnsafeBufferPointer<UInt8>
     let maximumDepth: Int
+    let largeIntegers: JSONParser.LargeIntegers
     var position = 0
     /// Object keys and array indexes from the document down to the value being read, so that an
     /// error can say where it is; kept as components and joined only when an error is thrown.
@@ -83,9 +97,10 @@ private struct Parser {
         case index(Int)
     }
 
-    init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int, largeIntegers: JSONParser.LargeIntegers) {
         self.bytes = bytes
         self.maximumDepth = maximumDepth
+        self.largeIntegers = largeIntegers
     }
 
     func error(_ kind: JSONParseError.Kind, _ message: String) -> JSONParseError {
@@ -212,6 +227,7 @@ private struct Parser {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         if integral {
+            if largeIntegers == .readAsDouble, Int64(text) == nil, let number = Double(text), number.isFinite { return .number(number) }
             guard let integer = Int64(text) else {
                 position = start
                 throw error(.numberOutOfRange, "the integer \(text.prefix(40)) is beyond the 64-bit range (±9223372036854775807)")

@@ -34,7 +34,9 @@ struct RowReader {
             }
         }
         do {
-            return try JSONParser.parse(bytes.readableBytesView, maximumDepth: 512)
+            // Written by Baton, through jsonb: a Double beyond the Int64 range comes back in plain
+            // digits, and must read back as the Double it was.
+            return try JSONParser.parse(bytes.readableBytesView, maximumDepth: 512, largeIntegers: .readAsDouble)
         } catch {
             throw SagaStoreError.corruptRow("column \(column): \(error)")
         }

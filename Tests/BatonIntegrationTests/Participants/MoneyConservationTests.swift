@@ -18,7 +18,8 @@ extension EndToEndSuites {
     /// stopped as fraud, transfers without the funds, the ledger's process killed with SIGKILL and
     /// restarted again and again, and participants that answer after the step has timed out. Every
     /// saga must end terminal, every leg must be applied at most once, and the sum of the balances
-    /// must not change.
+    /// must not change. A third of the transfers debit and check for fraud at once (a parallel
+    /// group, so a fraud verdict stops a debit in flight), and a third run as child sagas.
     @Suite("Money conservation under failures", .serialized)
     struct MoneyConservationTests {
         static let logger = Logger(label: "baton.test.conservation")
@@ -64,7 +65,9 @@ extension EndToEndSuites {
             }
         }
 
-        @Test("300 random transfers with fraud, missing funds, ledger crashes and late replies: money is conserved")
+        @Test(
+            "300 random transfers (plain, with a parallel group, as child sagas) with fraud, missing funds, ledger crashes and late replies: money is conserved"
+        )
         func conservation() async throws {
             let nats = try PrivateNATS()
             defer { nats.remove() }
@@ -78,7 +81,9 @@ extension EndToEndSuites {
                 try await StoreFixture.withClient(participantsDatabase) { participants in
                     let store = SagaStore(client: batonClient, logger: Self.logger)
                     try await store.migrate()
-                    try await store.registerDefinition(definition, source: nil, now: .now)
+                    for workflow in [definition, try Self.parallel(definition), Self.parent] {
+                        try await store.registerDefinition(workflow, source: nil, now: .now)
+                    }
                     let ledger = Ledger(client: participants, logger: Self.logger)
                     try await ledger.prepare()
                     let accounts = ["acc-1", "acc-2", "acc-3", "acc-4", "acc-5", "acc-poor"]
@@ -117,10 +122,25 @@ extension EndToEndSuites {
                         group.addTask { try await ReplyConsumer(runner: runner, jetStreams: .fixed(jetStream), logger: Self.logger).run() }
                         group.addTask { try await TimerScheduler(runner: runner, logger: Self.logger).run() }
 
-                        let ids = try await Self.submitTransfers(300, among: accounts, runner: runner, crashing: ledgerProcess)
-                        let statuses = try await Self.settle(ids, store: store)
+                        let submitted = try await Self.submitTransfers(300, among: accounts, runner: runner, crashing: ledgerProcess)
+                        let statuses = try await Self.settle(submitted, store: store)
+                        // A parent ends as its child transfer did; the money moved under the child's id.
+                        var ids: [String] = []
+                        for (id, status) in zip(submitted, statuses) {
+                            let children = try await store.children(of: id)
+                            if let child = children.first {
+                                #expect(children.count == 1 && child.status == status, "parent \(id) \(status), child \(child)")
+                                ids.append(child.id)
+                            } else {
+                                ids.append(id)
+                            }
+                        }
+                        #expect(ids.count - Set(submitted).intersection(ids).count == 100, "a third ran as child sagas")
                         try await Self.check(ids, statuses, ledger: ledger, participants: participants, total: total)
                         try await Self.checkConditionsAndHandlers(ids, store: store, participants: participants)
+                        let interrupted = try await StoreFixture.scalar(
+                            store, "SELECT count(*) FROM baton.saga_history WHERE kind = 'step_interrupted'", as: Int64.self)
+                        Self.logger.info("conservation: \(interrupted ?? 0) branch steps stopped by the other branch's failure")
                         // The faults did happen: steps timed out (late replies, crashed workers) and were retried.
                         let timeouts = try await StoreFixture.scalar(
                             store, "SELECT count(*) FROM baton.saga_history WHERE kind = 'step_timed_out'", as: Int64.self)
@@ -154,7 +174,28 @@ extension EndToEndSuites {
             return definition
         }
 
-        /// Submits `count` random transfers, killing and restarting the ledger every 40.
+        /// `funds-transfer` with the debit and the fraud check as the two branches of a parallel group.
+        static func parallel(_ transfer: WorkflowDefinition) throws -> WorkflowDefinition {
+            var definition = transfer
+            definition.name = "funds-transfer-parallel"
+            definition.steps[0].branch = BranchPlacement(group: "debit-and-check", name: "debit")
+            definition.steps[1].branch = BranchPlacement(group: "debit-and-check", name: "check")
+            #expect(definition.validate().isEmpty)
+            return definition
+        }
+
+        /// A saga whose one step runs `funds-transfer` as its child, with the same input. Its budget
+        /// outlasts the settling, so a parent never gives up on a child the crashes slowed down.
+        static let parent = WorkflowDefinition(
+            name: "transfer-parent", version: 1,
+            steps: [
+                .child(
+                    "funds-transfer", name: "transfer", input: "{{input}}", timeout: .seconds(60),
+                    retry: RetryPolicy(maxAttempts: 5, backoff: .fixed, initial: .seconds(1), maxDelay: .seconds(1), jitter: 0))
+            ])
+
+        /// Submits `count` random transfers, plain, with a parallel group, or as a child saga in
+        /// turn, killing and restarting the ledger every 40.
         static func submitTransfers(
             _ count: Int, among accounts: [String], runner: SagaRunner, crashing ledgerProcess: Participants
         ) async throws -> [String] {
@@ -170,7 +211,8 @@ extension EndToEndSuites {
                     "transfer_id": .string("t-\(number)"), "from_account": .string(from), "to_account": .string(to),
                     "amount": .integer(amount), "currency": "EUR",
                 ]
-                ids.append(try await runner.submit(workflow: "funds-transfer", input: input).record.saga.id)
+                let workflow = ["funds-transfer", "funds-transfer-parallel", "transfer-parent"][number % 3]
+                ids.append(try await runner.submit(workflow: workflow, input: input).record.saga.id)
                 if number % 40 == 39 {
                     // Crash the ledger mid-flight, and bring it back.
                     ledgerProcess.kill()
