@@ -275,7 +275,8 @@ public struct BatonAPI: Sendable {
                 record = try await existingSaga(id)
             }
         }
-        return Render.json(Render.saga(record, children: try await store.children(of: record.saga.id)))
+        let definition = try? await runner.definition(name: record.saga.workflow, version: record.saga.workflowVersion)
+        return Render.json(Render.saga(record, definition: definition, children: try await store.children(of: record.saga.id)))
     }
 
     func history(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
@@ -358,7 +359,9 @@ public struct BatonAPI: Sendable {
         if case .rejected(let why) = outcome {
             throw APIProblem(.conflict, code: "cannot-cancel", title: "The saga cannot be cancelled", detail: why)
         }
-        return Render.json(Render.saga(record), status: .accepted)
+        return Render.json(
+            Render.saga(record, definition: runner.cached(name: record.saga.workflow, version: record.saga.workflowVersion)),
+            status: .accepted)
     }
 
     /// `POST /v1/sagas/{id}/signals/{name}`: `{"payload": …}` (the waiting step's output; absent
@@ -411,9 +414,13 @@ public struct BatonAPI: Sendable {
         case .rejected(let why):
             throw APIProblem(.conflict, code: "signal-refused", title: "The saga cannot take this signal", detail: why)
         case .ignored:
-            return Render.json(Render.saga(record), status: .ok)
+            return Render.json(
+                Render.saga(record, definition: runner.cached(name: record.saga.workflow, version: record.saga.workflowVersion)),
+                status: .ok)
         case .applied:
-            return Render.json(Render.saga(record), status: .accepted)
+            return Render.json(
+                Render.saga(record, definition: runner.cached(name: record.saga.workflow, version: record.saga.workflowVersion)),
+                status: .accepted)
         }
     }
 
@@ -446,7 +453,7 @@ public struct BatonAPI: Sendable {
         if case .rejected(let why) = outcome {
             throw APIProblem(.conflict, code: "action-refused", title: "The action is not allowed now", detail: why)
         }
-        return Render.json(Render.saga(record))
+        return Render.json(Render.saga(record, definition: runner.cached(name: record.saga.workflow, version: record.saga.workflowVersion)))
     }
 
     /// A string member of a request body: text the database can store (no NUL), within the reason

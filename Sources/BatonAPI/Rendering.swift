@@ -20,12 +20,14 @@ enum Render {
         ["self": .string("/v1/sagas/\(id)"), "history": .string("/v1/sagas/\(id)/history"), "cancel": .string("/v1/sagas/\(id)/cancel")]
     }
 
-    /// A saga; with `children`, the child sagas its steps started (only `GET /v1/sagas/{id}` looks
-    /// them up).
-    static func saga(_ record: SagaRecord, children: [ChildSagaSummary]? = nil) -> JSONValue {
+    /// A saga; with its `definition`, each step's role and shape; with `children`, the child sagas
+    /// its steps started (only `GET /v1/sagas/{id}` looks them up).
+    static func saga(_ record: SagaRecord, definition: WorkflowDefinition?, children: [ChildSagaSummary]? = nil) -> JSONValue {
         let saga = record.saga
-        let steps: [JSONValue] = saga.steps.map { step in
-            [
+        // The definition the saga pinned has one entry per step state; anything else is not it.
+        let definition = definition.flatMap { $0.allSteps.count == saga.steps.count ? $0 : nil }
+        let steps: [JSONValue] = saga.steps.enumerated().map { index, step in
+            var rendered: [String: JSONValue] = [
                 "name": .string(step.name), "status": .string(step.status.rawValue), "attempt": .integer(Int64(step.attempt)),
                 "compensation_attempt": .integer(Int64(step.compensationAttempt)), "output": step.output ?? .null,
                 "error": step.error.map { error in
@@ -38,6 +40,8 @@ enum Render {
                 "command_sent_at": time(step.commandSentAt), "reply_deadline": time(step.replyDeadline), "retry_at": time(step.retryAt),
                 "completion_order": step.completionOrder.map { .integer(Int64($0)) } ?? .null,
             ]
+            if let definition { rendered.merge(shape(of: definition, at: index)) { _, shape in shape } }
+            return .object(rendered)
         }
         var rendered: [String: JSONValue] = [
             "id": .string(saga.id), "workflow": .string(saga.workflow), "version": .integer(Int64(saga.workflowVersion)),
@@ -54,6 +58,26 @@ enum Render {
         ]
         if let children { rendered["children"] = .array(children.map(child)) }
         return .object(rendered)
+    }
+
+    /// What the workflow says step `index` is: a step or a failure handler; a command (to which
+    /// participant and action), a wait for a signal, or a child saga (of which workflow); the pivot
+    /// or not; and its parallel group and branch.
+    static func shape(of definition: WorkflowDefinition, at index: Int) -> [String: JSONValue] {
+        let step = definition.step(at: index)
+        var shape: [String: JSONValue] = [
+            "role": definition.isFailureHandler(index) ? "failure_handler" : "step",
+            "kind": step.signal != nil ? "signal" : step.workflow != nil ? "child" : "command",
+            "pivot": .bool(step.pivot),
+            "parallel": step.branch.map { ["group": .string($0.group), "branch": .string($0.name)] } ?? .null,
+        ]
+        if step.sendsCommand {
+            shape["participant"] = .string(step.participant)
+            shape["action"] = .string(step.action)
+        }
+        if let signal = step.signal { shape["signal"] = .string(signal) }
+        if let workflow = step.workflow { shape["workflow"] = .string(workflow) }
+        return shape
     }
 
     /// The saga and step that started a child saga; `null` for a saga started from outside.

@@ -391,7 +391,15 @@ extension APITests {
         try await Self.withAPI { client, _ in
             for workflow in [
                 "name: kid\nversion: 1\nsteps:\n  - { name: wait, signal: go, timeout: 1m }\n",
-                "name: parent\nversion: 1\nsteps:\n  - { name: spawn, workflow: kid, input: { n: '{{input.n}}' }, timeout: 1m }\n",
+                """
+                name: parent
+                version: 1
+                steps:
+                  - name: both
+                    parallel:
+                      - { name: spawn, workflow: kid, input: { n: '{{input.n}}' }, timeout: 1m }
+                      - { name: note, signal: noted, timeout: 1m }
+                """,
             ] {
                 let registered = try await Self.post(client, "/v1/workflows", workflow, contentType: "application/yaml")
                 #expect(registered.status == .created, "\(String(buffer: registered.body))")
@@ -406,6 +414,11 @@ extension APITests {
                 try await Task.sleep(for: .milliseconds(10))
             }
             #expect(shown.value(at: ["children", "0", "step"]) == "spawn")
+            // Each step says what the workflow makes of it.
+            #expect(shown.value(at: ["steps", "0", "kind"]) == "child" && shown.value(at: ["steps", "0", "workflow"]) == "kid")
+            #expect(shown.value(at: ["steps", "0", "role"]) == "step")
+            #expect(shown.value(at: ["steps", "0", "parallel"]) == ["group": "both", "branch": "spawn"])
+            #expect(shown.value(at: ["steps", "1", "parallel"]) == ["group": "both", "branch": "note"])
             #expect(shown.value(at: ["children", "0", "workflow"]) == "kid")
             #expect(shown.value(at: ["parent"]) == .null)
             let child = try #require(shown.value(at: ["children", "0", "saga_id"])?.stringValue)
@@ -414,9 +427,12 @@ extension APITests {
             #expect(childShown.value(at: ["parent", "saga_id"]) == .string(parent))
             #expect(childShown.value(at: ["parent", "step"]) == "spawn")
             #expect(childShown.value(at: ["input"]) == ["n": 7])
+            #expect(childShown.value(at: ["steps", "0", "kind"]) == "signal" && childShown.value(at: ["steps", "0", "signal"]) == "go")
 
             let sent = try await Self.post(client, "/v1/sagas/\(child)/signals/go", #"{"payload":{"ok":true}}"#)
             #expect(sent.status == .accepted)
+            let noted = try await Self.post(client, "/v1/sagas/\(parent)/signals/noted", #"{"payload":{}}"#)
+            #expect(noted.status == .accepted)
             for _ in 0..<200 {
                 shown = try Self.json(try await client.execute(uri: "/v1/sagas/\(parent)", method: .get))
                 if shown.value(at: ["status"]) == "COMPLETED" { break }
