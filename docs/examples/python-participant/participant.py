@@ -10,7 +10,8 @@ Commands it cannot understand go to the dead letters with the reason. It keeps i
 memory by idempotency key, so a repeated command gets the first answer (a real participant keeps
 them in its database, in the same transaction as its own writes).
 
-Run: ``BATON_NATS_URL=nats://127.0.0.1:4222 python3 participant.py quotes``
+Run: ``BATON_NATS_URL=nats://127.0.0.1:4222 python3 participant.py quotes`` (tested with
+nats-py 2.16.0: ``pip install nats-py==2.16.0``).
 """
 
 import asyncio
@@ -88,7 +89,9 @@ async def serve(participant, url):
     while not stop.is_set():
         try:
             messages = await sub.fetch(batch=10, timeout=0.5)
-        except FetchTimeout:
+        except (FetchTimeout, asyncio.TimeoutError):
+            # An empty fetch times out. nats-py raises its own TimeoutError or, depending on the
+            # version and where the wait ended, asyncio's: both mean "no command yet".
             continue
         for msg in messages:
             try:
