@@ -27,15 +27,6 @@ struct ChildSagaTests {
 
     static let definition = try! WorkflowDefinition.parse(text, format: .yaml)
 
-    func issues(_ text: String) -> [String] {
-        do {
-            _ = try WorkflowDefinition.parse(text, format: .yaml, source: "test.yaml")
-            return []
-        } catch {
-            return error.issues.map { "\($0.step ?? "-") \($0.field): \($0.message)" }
-        }
-    }
-
     static func report(_ result: ChildReport.Result, direction: StepDirection? = nil) -> SagaEvent {
         .child(ChildReport(step: "open-account", childID: "child-1", result: result, direction: direction))
     }
@@ -58,19 +49,23 @@ struct ChildSagaTests {
         #expect(Self.definition.participants == ["inventory", "payments"])
         let head = "name: a\nversion: 1\nsteps:\n"
         #expect(
-            issues(head + "  - { name: c, workflow: b, participant: x, pivot: true, payload: {} }\n") == [
+            definitionIssues(head + "  - { name: c, workflow: b, participant: x, pivot: true, payload: {} }\n") == [
                 "c participant: a child step starts a saga of its workflow and sends no command; leave participant out",
                 "c payload: a child step starts a saga of its workflow and sends no command; leave payload out; the child's input is `input`",
                 "c pivot: a child step starts a saga of its workflow and sends no command; leave pivot out",
             ])
         #expect(
-            issues(head + "  - { name: c, workflow: a }\n") == ["c workflow: a workflow cannot start a saga of itself (it would never end)"]
+            definitionIssues(head + "  - { name: c, workflow: a }\n") == [
+                "c workflow: a workflow cannot start a saga of itself (it would never end)"
+            ]
         )
         #expect(
-            issues(head + "  - { name: c, participant: x, action: y, input: {} }\n") == [
+            definitionIssues(head + "  - { name: c, participant: x, action: y, input: {} }\n") == [
                 "c input: only a child step (workflow: …) has an input; a step's command has a payload"
             ])
-        #expect(issues(head + "  - { name: c, workflow: b, input: { x: '{{steps.d.output}}' } }\n").first?.hasPrefix("c input.x:") == true)
+        #expect(
+            definitionIssues(head + "  - { name: c, workflow: b, input: { x: '{{steps.d.output}}' } }\n").first?.hasPrefix("c input.x:")
+                == true)
     }
 
     // MARK: - Running

@@ -51,15 +51,6 @@ struct ParallelGroupTests {
 
     static let definition = try! WorkflowDefinition.parse(text, format: .yaml)
 
-    func issues(_ text: String) -> [String] {
-        do {
-            _ = try WorkflowDefinition.parse(text, format: .yaml, source: "test.yaml")
-            return []
-        } catch {
-            return error.issues.map { "\($0.step ?? "-") \($0.field): \($0.message)" }
-        }
-    }
-
     // MARK: - Reading and checking
 
     @Test("a group is read into its steps, each placed in its group and branch; a one-step branch is named after its step")
@@ -88,10 +79,10 @@ struct ParallelGroupTests {
         let twoBranches = "      - { name: a, participant: s, action: a }\n      - { name: b, participant: s, action: b }\n"
 
         #expect(
-            issues(head + debit + group("      - { name: a, participant: s, action: a }\n"))
+            definitionIssues(head + debit + group("      - { name: a, participant: s, action: a }\n"))
                 == ["checks parallel: a parallel group needs at least two branches (a single branch is a plain step or steps)"])
         #expect(
-            issues(
+            definitionIssues(
                 head
                     + group("      - { name: a, participant: s, action: a, pivot: true }\n      - { name: b, participant: s, action: b }\n")
             )
@@ -99,10 +90,10 @@ struct ParallelGroupTests {
                     "a pivot: the pivot cannot be in parallel group 'checks': when another branch fails, the pivot's effect could no longer be undone; put the pivot after the group"
                 ])
         #expect(
-            issues(head + "  - { name: pay, participant: p, action: pay, pivot: true }\n" + group(twoBranches)).first?
+            definitionIssues(head + "  - { name: pay, participant: p, action: pay, pivot: true }\n" + group(twoBranches)).first?
                 .hasPrefix("checks parallel: a parallel group cannot follow the pivot 'pay'") == true)
         #expect(
-            issues(
+            definitionIssues(
                 head + debit
                     + group(
                         "      - { name: a, participant: s, action: a }\n      - { name: b, participant: s, action: b, payload: { x: '{{steps.a.output.x}}' } }\n"
@@ -111,10 +102,12 @@ struct ParallelGroupTests {
                     "b payload.x: {{steps.a.output.x}}: step 'a' runs in parallel with this one (another branch of group 'checks'), so its output may not exist yet; read it after the group"
                 ])
         #expect(
-            issues(head + group(twoBranches) + "  - { name: b2, participant: s, action: b, when: \"steps.a.status == 'SUCCEEDED'\" }\n")
-                .isEmpty)
+            definitionIssues(
+                head + group(twoBranches) + "  - { name: b2, participant: s, action: b, when: \"steps.a.status == 'SUCCEEDED'\" }\n"
+            )
+            .isEmpty)
         #expect(
-            issues(
+            definitionIssues(
                 head
                     + group(
                         "      - { name: a, participant: s, action: a }\n      - { name: b, participant: s, action: b, when: \"steps.a.status == 'SUCCEEDED'\" }\n"
@@ -122,33 +115,33 @@ struct ParallelGroupTests {
             ).first?
             .hasPrefix("b when: steps.a.status: step 'a' runs in parallel") == true)
         #expect(
-            issues(
+            definitionIssues(
                 head
                     + group(
                         "      - { name: a, participant: s, action: a }\n      - { name: x, when: \"steps.a.status == 'FAILED'\", steps: [{ name: b, participant: s, action: b }] }\n"
                     ))
                 == ["checks branch 'x'.when: steps.a.status: step 'a' runs later, so its output does not exist yet"])
         #expect(
-            issues(head + group("      - { name: a, participant: s, action: a }\n      - { name: x, steps: [] }\n"))
+            definitionIssues(head + group("      - { name: a, participant: s, action: a }\n      - { name: x, steps: [] }\n"))
                 == ["checks parallel[1].steps: a branch needs at least one step"])
         #expect(
-            issues(
+            definitionIssues(
                 head
                     + group(
                         "      - { name: a, participant: s, action: a }\n      - { name: a, steps: [{ name: b, participant: s, action: b }] }\n"
                     ))
                 == ["checks parallel[1]: another branch of group 'checks' is already named 'a'"])
         #expect(
-            issues(head + group("      - { name: a, participant: s, action: a }\n      - { name: inner, parallel: [] }\n"))
+            definitionIssues(head + group("      - { name: a, participant: s, action: a }\n      - { name: inner, parallel: [] }\n"))
                 == [
                     "inner parallel: parallel groups do not nest: a branch holds steps; make the inner group's branches branches of this group"
                 ])
-        #expect(issues(head + group(twoBranches, name: "a")) == ["a name: another step or parallel group is already named 'a'"])
+        #expect(definitionIssues(head + group(twoBranches, name: "a")) == ["a name: another step or parallel group is already named 'a'"])
         #expect(
-            issues(head + debit + "on_failure:\n" + group(twoBranches))
+            definitionIssues(head + debit + "on_failure:\n" + group(twoBranches))
                 == ["checks parallel: failure handlers run one after another; a parallel group belongs in steps"])
         #expect(
-            issues(
+            definitionIssues(
                 head
                     + group("      - { name: a, participant: s, action: a, colour: red }\n      - { name: b, participant: s, action: b }\n")
             )
@@ -159,7 +152,7 @@ struct ParallelGroupTests {
     func stepLimit() {
         let branches = (0..<60).map { "      - { name: s\($0), participant: s, action: a }\n" }.joined()
         let more = (0..<50).map { "  - { name: t\($0), participant: s, action: a }\n" }.joined()
-        let found = issues("name: a\nversion: 1\nsteps:\n  - name: g\n    parallel:\n" + branches + more)
+        let found = definitionIssues("name: a\nversion: 1\nsteps:\n  - name: g\n    parallel:\n" + branches + more)
         #expect(found == ["- steps: has 110 steps counting those of its parallel branches; a workflow may have at most 100"])
     }
 

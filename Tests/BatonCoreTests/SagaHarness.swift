@@ -106,3 +106,14 @@ enum Workflows {
     /// Three compensatable steps and no pivot.
     static let threeSteps = WorkflowDefinition(name: "three", version: 1, steps: [step("a"), step("b"), step("c")])
 }
+
+/// What the validator says of a YAML definition, one line per issue (`step field: message`);
+/// empty when it is valid.
+func definitionIssues(_ text: String) -> [String] {
+    do {
+        _ = try WorkflowDefinition.parse(text, format: .yaml, source: "test.yaml")
+        return []
+    } catch {
+        return error.issues.map { "\($0.step ?? "-") \($0.field): \($0.message)" }
+    }
+}

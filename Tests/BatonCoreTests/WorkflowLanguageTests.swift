@@ -118,15 +118,6 @@ struct WorkflowLanguageTests {
 
     // MARK: - Validation
 
-    func issues(_ text: String) -> [String] {
-        do {
-            _ = try WorkflowDefinition.parse(text, format: .yaml, source: "test.yaml")
-            return []
-        } catch {
-            return error.issues.map { "\($0.step ?? "-") \($0.field): \($0.message)" }
-        }
-    }
-
     static let schema = """
         name: demo
         version: 1
@@ -154,7 +145,7 @@ struct WorkflowLanguageTests {
                   - { name: alert, participant: notifications, action: send, compensate: { action: unsend } }
                   - { name: debit, participant: notifications, action: send }
                 """
-        let found = issues(text)
+        let found = definitionIssues(text)
         let expected = [
             "debit when: input.amount > 'many': input.amount is an integer; compare it with a number",
             "score when: steps.score.status: a step's condition is decided before it runs, so it cannot read the step itself",
@@ -196,7 +187,10 @@ struct WorkflowLanguageTests {
         #expect(definition.allSteps.count == 4)
         #expect(definition.stepIndex(named: "alert") == 3)
         #expect(definition.isFailureHandler(2) && !definition.isFailureHandler(1))
-        #expect(issues(text.replacingOccurrences(of: "on_failure:\n", with: "on_failure: []\nx:\n")).contains { $0.contains("on_failure") })
+        #expect(
+            definitionIssues(text.replacingOccurrences(of: "on_failure:\n", with: "on_failure: []\nx:\n")).contains {
+                $0.contains("on_failure")
+            })
     }
 
     @Test("definitions without the new fields keep the canonical form, and so the hash, they had before")

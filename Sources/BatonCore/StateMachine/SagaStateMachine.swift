@@ -451,30 +451,10 @@ public struct SagaStateMachine: Sendable {
             askChild(step: index, direction, &run)
             return
         }
-        var step = saga.steps[index]
-        let attempt: Int
-        let action: String
-        let template: JSONValue
-        if direction == .action {
-            step.attempt += 1
-            attempt = step.attempt
-            step.status = .running
-            action = definitionStep.action
-            template = definitionStep.payload
-        } else {
-            step.compensationAttempt += 1
-            attempt = step.compensationAttempt
-            step.status = .compensating
-            action = definitionStep.compensate?.action ?? definitionStep.action
-            template = definitionStep.compensate?.payload ?? .null
-        }
-        if step.startedAt == nil { step.startedAt = run.now }
-        step.commandSentAt = run.now
-        let due = run.now + timeout(of: index, direction)
-        step.replyDeadline = due
-        step.retryAt = nil
-        saga.steps[index] = step
-
+        let (attempt, due) = startAttempt(of: index, direction, &run)
+        let step = saga.steps[index]
+        let action = direction == .action ? definitionStep.action : definitionStep.compensate?.action ?? definitionStep.action
+        let template = direction == .action ? definitionStep.payload : definitionStep.compensate?.payload ?? .null
         let payload = render(template)
         run.effects.append(
             .sendCommand(
@@ -500,13 +480,10 @@ public struct SagaStateMachine: Sendable {
             detail: "sent \(definitionStep.participant).\(action) (attempt \(attempt))")
     }
 
-    /// A child step's attempt: no command; the engine starts the child after the commit (or, for a
-    /// compensation, undoes it), and its news comes back as ``SagaEvent/child(_:)``. The step's
-    /// timeout bounds the wait, and a retry asks again: the child's idempotency key makes every
-    /// attempt find the same child, so a report lost in a crash is found by the next attempt.
-    private mutating func askChild(step index: Int, _ direction: StepDirection, _ run: inout Run) {
-        let definitionStep = definition.step(at: index)
-        guard let workflow = definitionStep.workflow else { return }
+    /// Starts the next attempt of step `index` in `direction`: counts it, marks the step running (or
+    /// compensating), and sets when it times out.
+    /// - Returns: The attempt's number and its timeout.
+    private mutating func startAttempt(of index: Int, _ direction: StepDirection, _ run: inout Run) -> (attempt: Int, due: Date) {
         var step = saga.steps[index]
         if direction == .action {
             step.attempt += 1
@@ -515,14 +492,24 @@ public struct SagaStateMachine: Sendable {
             step.compensationAttempt += 1
             step.status = .compensating
         }
-        let attempt = step.attempt(direction)
         if step.startedAt == nil { step.startedAt = run.now }
         step.commandSentAt = run.now
         let due = run.now + timeout(of: index, direction)
         step.replyDeadline = due
         step.retryAt = nil
         saga.steps[index] = step
-        let child = ChildSaga(step: step.name, workflow: workflow, input: render(definitionStep.payload))
+        return (step.attempt(direction), due)
+    }
+
+    /// A child step's attempt: no command; the engine starts the child after the commit (or, for a
+    /// compensation, undoes it), and its news comes back as ``SagaEvent/child(_:)``. The step's
+    /// timeout bounds the wait, and a retry asks again: the child's idempotency key makes every
+    /// attempt find the same child, so a report lost in a crash is found by the next attempt.
+    private mutating func askChild(step index: Int, _ direction: StepDirection, _ run: inout Run) {
+        let definitionStep = definition.step(at: index)
+        guard let workflow = definitionStep.workflow else { return }
+        let (attempt, due) = startAttempt(of: index, direction, &run)
+        let child = ChildSaga(step: saga.steps[index].name, workflow: workflow, input: render(definitionStep.payload))
         run.effects.append(direction == .action ? .startChild(child) : .compensateChild(child))
         run.effects.append(.scheduleTimer(stepTimeoutTimer(index, direction, attempt: attempt, due: due)))
         run.record(
@@ -544,19 +531,10 @@ public struct SagaStateMachine: Sendable {
     /// A signal step's attempt: no command, a wait with the step's timeout, and at once the signal
     /// if it came early.
     private mutating func wait(for signal: String, step index: Int, _ run: inout Run) {
-        var step = saga.steps[index]
-        step.attempt += 1
-        step.status = .running
-        if step.startedAt == nil { step.startedAt = run.now }
-        step.commandSentAt = run.now
-        let due = run.now + timeout(of: index, .action)
-        step.replyDeadline = due
-        step.retryAt = nil
-        saga.steps[index] = step
-        run.effects.append(.scheduleTimer(stepTimeoutTimer(index, .action, attempt: step.attempt, due: due)))
+        let (attempt, due) = startAttempt(of: index, .action, &run)
+        run.effects.append(.scheduleTimer(stepTimeoutTimer(index, .action, attempt: attempt, due: due)))
         run.record(
-            .signalAwaited, saga, step: index, .action, attempt: step.attempt, detail: "waiting for signal '\(signal)' until \(due.iso8601)"
-        )
+            .signalAwaited, saga, step: index, .action, attempt: attempt, detail: "waiting for signal '\(signal)' until \(due.iso8601)")
         if let early = saga.signals.firstIndex(where: { $0.name == signal && $0.consumedBy == nil }) {
             consumeSignal(early, step: index, &run)
         }

@@ -49,7 +49,7 @@ extension SagaRunner {
     /// Starts a step's child, or finds the one an earlier attempt started; a child that has already
     /// ended is reported at once.
     private func start(_ child: ChildSaga, of parent: SagaInstance) async throws {
-        let link = SagaParent(sagaID: parent.id, step: child.step, depth: (parent.parent?.depth ?? 0) + 1)
+        let link = Self.link(to: parent, step: child.step)
         guard link.depth <= SagaParent.maximumDepth else {
             return try await refuse(
                 child, of: parent, .action, "child sagas nest at most \(SagaParent.maximumDepth) deep; this one would be \(link.depth)")
@@ -76,7 +76,7 @@ extension SagaRunner {
         var childID = try await store.sagaID(idempotencyKey: key)
         if childID == nil {
             do {
-                let link = SagaParent(sagaID: parent.id, step: child.step, depth: (parent.parent?.depth ?? 0) + 1)
+                let link = Self.link(to: parent, step: child.step)
                 childID =
                     try await submit(
                         workflow: child.workflow, input: child.input, idempotencyKey: key, correlationID: parent.correlationID,
@@ -121,6 +121,11 @@ extension SagaRunner {
         default: return
         }
         _ = try await apply(.child(ChildReport(step: parent.step, childID: child.id, result: result)), to: parent.sagaID)
+    }
+
+    /// A child's link to the parent saga and step that start it, one level deeper than the parent.
+    static func link(to parent: SagaInstance, step: String) -> SagaParent {
+        SagaParent(sagaID: parent.id, step: step, depth: (parent.parent?.depth ?? 0) + 1)
     }
 
     /// What a completed child gives its parent's step as output: its id and its steps' outputs.
