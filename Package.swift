@@ -9,7 +9,7 @@ import PackageDescription
 //   BatonEngine     orchestrator services: outbox relay, reply consumer, durable scheduler
 //   BatonLogging    JSON log lines for swift-log, and how a process picks its log format
 //   BatonHTTP       what every HTTP service here shares (problem+json errors)
-//   BatonAPI        the orchestrator's HTTP API (Hummingbird)
+//   BatonAPI        the orchestrator's HTTP API (Hummingbird), and the web console at /ui
 //   BatonClient     a client of that API (the `baton` commands, services that start sagas)
 //   BatonWorker     worker SDK for participant services
 //   BatonParticipants  the demo's participants and the Transactions and Payments services
@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
@@ -120,10 +121,15 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+                "BatonTransport",
+            ],
+            // The web console's pages, styles and script, compiled into the binary: it works
+            // offline, and a deployment is still one file.
+            resources: ConsoleAsset.all.map { .embedInCode("Console/\($0)") }
         ),
         .target(
             name: "BatonWorker",
@@ -247,3 +253,14 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// The console's files (Sources/BatonAPI/Console/), each embedded as `PackageResources.<name>`.
+enum ConsoleAsset {
+    static let all =
+        ["Assets/console.css", "Assets/console.js"]
+        + [
+            "layout", "login", "problem", "overview", "sagas", "saga-rows", "saga", "workflows", "workflow", "flow-step",
+            "dead-letters", "status-badge", "time",
+        ]
+        .map { "Templates/\($0).mustache" }
+}

@@ -67,6 +67,8 @@ public struct BatonAPI: Sendable {
     let readiness: @Sendable () async -> [String: Bool]
     /// Called after a workflow version is registered (the server makes its participants' consumers).
     let onRegistered: @Sendable (WorkflowDefinition) async -> Void
+    /// What the web console reads from NATS (dead letters, participants' consumers).
+    let messaging: ConsoleMessaging
 
     public init(
         store: SagaStore,
@@ -74,8 +76,10 @@ public struct BatonAPI: Sendable {
         configuration: Configuration,
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         onRegistered: @escaping @Sendable (WorkflowDefinition) async -> Void = { _ in },
+        messaging: ConsoleMessaging = .unavailable,
         readiness: @escaping @Sendable () async -> [String: Bool]
     ) {
+        self.messaging = messaging
         self.onRegistered = onRegistered
         self.metrics = metrics
         self.store = store
@@ -177,6 +181,7 @@ public struct BatonAPI: Sendable {
             _ = try context.require(.sagasRead)
             return try await withDeadline(request) { try await workflow(context) }
         }
+        Console(api: self, messaging: messaging, logger: Logger(label: "baton.console")).add(to: router)
         return router
     }
 

@@ -133,6 +133,7 @@ public struct BatonServer: Service {
         let api = BatonAPI(
             store: engineStore, runner: runner, configuration: configuration.api, metrics: registry,
             onRegistered: { definition in await provision(definition.participants) },
+            messaging: .jetStream(nats),
             readiness: {
                 let postgres = await store.isReachable()
                 return ["postgres": postgres, "nats": nats.currentConnection?.state == .connected]

@@ -85,7 +85,7 @@ extension SagaStore {
             SELECT DISTINCT step->>'participant' AS participant
             FROM baton.workflow_definitions,
                 jsonb_array_elements(definition->'steps' || coalesce(definition->'onFailure', '[]')) AS step
-            WHERE step->>'signal' IS NULL
+            WHERE step->>'signal' IS NULL AND step->>'workflow' IS NULL
             ORDER BY 1
             """)
         var names: [String] = []

@@ -16,6 +16,9 @@ public struct SagaListQuery: Sendable, Hashable {
     public var limit: Int
     /// Continue after the page that returned this cursor.
     public var after: SagaPageCursor?
+    /// A saga id, correlation id or idempotency key, or a string value of the input's top level (a
+    /// business id such as a `transfer_id`): only sagas that have it.
+    public var search: String?
 
     public static let maximumLimit = 500
 
@@ -26,8 +29,10 @@ public struct SagaListQuery: Sendable, Hashable {
         createdBefore: Date? = nil,
         stuck: [StuckCondition] = [],
         limit: Int = 50,
-        after: SagaPageCursor? = nil
+        after: SagaPageCursor? = nil,
+        search: String? = nil
     ) {
+        self.search = search
         self.statuses = statuses
         self.workflow = workflow
         self.createdFrom = createdFrom

@@ -68,6 +68,15 @@ extension SagaStore {
             }
             conditions.append("\(Self.activeStatusesSQL) AND (\(stuck.joined(separator: " OR ")))")
         }
+        if let search = list.search {
+            // The input is matched only on the rows the other conditions leave (no index reads it).
+            var matches = [
+                "correlation_id = \(builder.bind(search))", "idempotency_key = \(builder.bind(search))",
+                "jsonb_path_exists(input, '$.* ? (@ == $q)', jsonb_build_object('q', \(builder.bind(search))::text))",
+            ]
+            if let id = UUID(sagaID: search) { matches.insert("id = \(builder.bind(id))", at: 0) }
+            conditions.append("(\(matches.joined(separator: " OR ")))")
+        }
         if let after = list.after {
             conditions.append(
                 "(created_at, id) < (baton.from_epoch_us(\(builder.bind(after.createdAtMicroseconds))), \(builder.bind(after.id)))")

@@ -103,27 +103,11 @@ public final class PullSubscription: @unchecked Sendable {
 extension JetStreamMessage {
     /// Copies a libnats message (on the thread that fetched it); the caller destroys the original.
     init(copying message: OpaquePointer, connection: NATSConnection) {
-        subject = String(cString: natsMsg_GetSubject(message))
+        let content = Self.copyContent(message)
+        subject = content.subject
         replySubject = natsMsg_GetReply(message).map { String(cString: $0) }
-        let length = Int(natsMsg_GetDataLength(message))
-        payload = natsMsg_GetData(message).map { Data(bytes: $0, count: length) } ?? Data()
-
-        var headers: [String: [String]] = [:]
-        var keys: UnsafeMutablePointer<UnsafePointer<CChar>?>?
-        var keyCount: Int32 = 0
-        if natsMsgHeader_Keys(message, &keys, &keyCount) == NATS_OK, let keys {
-            for index in 0..<Int(keyCount) {
-                guard let key = keys[index] else { continue }
-                var values: UnsafeMutablePointer<UnsafePointer<CChar>?>?
-                var valueCount: Int32 = 0
-                if natsMsgHeader_Values(message, key, &values, &valueCount) == NATS_OK, let values {
-                    headers[String(cString: key)] = (0..<Int(valueCount)).compactMap { values[$0].map { String(cString: $0) } }
-                    free(values)
-                }
-            }
-            free(keys)
-        }
-        self.headers = headers
+        payload = content.payload
+        headers = content.headers
 
         var meta: UnsafeMutablePointer<jsMsgMetaData>?
         if natsMsg_GetMetaData(&meta, message) == NATS_OK, let meta {
@@ -141,5 +125,30 @@ extension JetStreamMessage {
             metadata = nil
         }
         self.connection = connection
+    }
+}
+
+extension JetStreamMessage {
+    /// A libnats message's subject, headers and payload, copied out.
+    static func copyContent(_ message: OpaquePointer) -> (subject: String, headers: [String: [String]], payload: Data) {
+        let subject = String(cString: natsMsg_GetSubject(message))
+        let length = Int(natsMsg_GetDataLength(message))
+        let payload = natsMsg_GetData(message).map { Data(bytes: $0, count: length) } ?? Data()
+        var headers: [String: [String]] = [:]
+        var keys: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+        var keyCount: Int32 = 0
+        if natsMsgHeader_Keys(message, &keys, &keyCount) == NATS_OK, let keys {
+            for index in 0..<Int(keyCount) {
+                guard let key = keys[index] else { continue }
+                var values: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+                var valueCount: Int32 = 0
+                if natsMsgHeader_Values(message, key, &values, &valueCount) == NATS_OK, let values {
+                    headers[String(cString: key)] = (0..<Int(valueCount)).compactMap { values[$0].map { String(cString: $0) } }
+                    free(values)
+                }
+            }
+            free(keys)
+        }
+        return (subject, headers, payload)
     }
 }

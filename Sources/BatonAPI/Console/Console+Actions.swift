@@ -1,0 +1,169 @@
+import BatonCore
+import BatonEngine
+import BatonHTTP
+import BatonStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+
+/// The console's changes (operator actions, cancel, signals), each asked for with a reason and a
+/// confirmation and recorded with the caller, and its stream of live updates.
+extension Console {
+    /// The form's reason and confirmation: both are required for every change.
+    func reasonAndConfirmation(_ form: FormFields) throws -> String {
+        guard form["confirm"] == "yes" else {
+            throw APIProblem.badRequest("tick the confirmation box: every action is confirmed before it is taken")
+        }
+        guard let reason = form["reason"]?.trimmingCharacters(in: .whitespacesAndNewlines), !reason.isEmpty else {
+            throw APIProblem.badRequest("give a reason: every action is recorded with its reason and your name")
+        }
+        guard reason.count <= api.configuration.maximumReasonLength, !reason.unicodeScalars.contains("\u{0}") else {
+            throw APIProblem.badRequest("the reason must be at most \(api.configuration.maximumReasonLength) characters of text")
+        }
+        return reason
+    }
+
+    /// Shows the saga again after a change: with a note when it was taken (a redirect, so that
+    /// reloading the page does not post it twice), or with the reason it was refused.
+    func afterChange(
+        _ id: String, _ context: BatonRequestContext, done: String, refused: String?
+    ) async throws -> Response {
+        if let refused { return try await sagaPage(id, context, error: refused, status: .conflict) }
+        return .redirect(to: "/ui/sagas/\(id)?done=\(done)", type: .normal)
+    }
+
+    func act(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let caller = try context.require(.operator)
+        _ = try await api.existingSaga(id)
+        let form = try await FormFields.read(request, limit: 16 * 1024)
+        do {
+            let reason = try reasonAndConfirmation(form)
+            let action: OperatorAction
+            switch form["action"] ?? "" {
+            case "retry": action = .retry(reason: reason)
+            case "resolve": action = .resolve(reason: reason)
+            case "compensate": action = .compensate(reason: reason)
+            case "skip":
+                guard let step = form["step"], !step.isEmpty, step.count <= 256 else {
+                    throw APIProblem.badRequest("choose the step to skip")
+                }
+                action = .skip(step: step, reason: reason)
+            default: throw APIProblem.badRequest("unknown action: retry, skip, resolve or compensate")
+            }
+            let (_, outcome) = try await api.runner.act(on: id, action, actor: caller.name)
+            if case .rejected(let why) = outcome { return try await afterChange(id, context, done: "", refused: why) }
+            return try await afterChange(id, context, done: form["action"] ?? "", refused: nil)
+        } catch let problem as APIProblem {
+            return try await sagaPage(id, context, error: problem.detail, status: problem.status)
+        }
+    }
+
+    func cancel(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let caller = try context.require(.sagasWrite)
+        _ = try await api.existingSaga(id)
+        let form = try await FormFields.read(request, limit: 16 * 1024)
+        do {
+            let reason = try reasonAndConfirmation(form)
+            let (_, outcome) = try await api.runner.cancel(id: id, reason: reason, actor: caller.name)
+            if case .rejected(let why) = outcome { return try await afterChange(id, context, done: "", refused: why) }
+            return try await afterChange(id, context, done: "cancel", refused: nil)
+        } catch let problem as APIProblem {
+            return try await sagaPage(id, context, error: problem.detail, status: problem.status)
+        }
+    }
+
+    func signal(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let caller = try context.require(.sagasSignal)
+        _ = try await api.existingSaga(id)
+        let form = try await FormFields.read(request, limit: 80 * 1024)
+        do {
+            let reason = try reasonAndConfirmation(form)
+            guard let name = form["signal"], WorkflowDefinition.isIdentifier(name), name.count <= 64 else {
+                throw APIProblem.badRequest("choose the signal to send")
+            }
+            let outcome: SagaSignal.Outcome
+            if form["outcome"] == "failed" {
+                guard let code = form["code"]?.trimmingCharacters(in: .whitespaces), !code.isEmpty, code.count <= 128 else {
+                    throw APIProblem.badRequest("a failed signal needs an error code")
+                }
+                outcome = .failed(code: code, message: String((form["message"] ?? "").prefix(1024)))
+            } else {
+                let text = (form["payload"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+                guard text.utf8.count <= api.configuration.maximumInputBytes else {
+                    throw APIProblem.badRequest("the payload is larger than \(api.configuration.maximumInputBytes) bytes")
+                }
+                do {
+                    outcome = .succeeded(payload: text.isEmpty ? .null : try JSONParser.parse(text))
+                } catch {
+                    throw APIProblem.badRequest("the payload is not JSON: \(error)")
+                }
+            }
+            // Sent from the console, the signal is named by who sent it and why: posting the same
+            // form again is the same signal.
+            let key = "console:\(caller.name):\(name):\(reason)".prefix(255)
+            let (_, result) = try await api.runner.signal(
+                id: id, SagaSignal(name: name, key: String(key), outcome: outcome, receivedAt: .now), actor: caller.name)
+            switch result {
+            case .rejected(let why): return try await afterChange(id, context, done: "", refused: why)
+            case .ignored: return try await afterChange(id, context, done: "signal-duplicate", refused: nil)
+            case .applied: return try await afterChange(id, context, done: "signal", refused: nil)
+            }
+        } catch let problem as APIProblem {
+            return try await sagaPage(id, context, error: problem.detail, status: problem.status)
+        } catch SagaStoreError.unstorableValue(let reason) {
+            return try await sagaPage(id, context, error: "the payload cannot be stored (\(reason))", status: .unprocessableContent)
+        }
+    }
+
+    // MARK: - Live updates
+
+    /// Server-sent events: `change` with the sagas that changed (`[{id, status, revision}]`), for
+    /// one saga or for all; a comment every 15 s keeps proxies from closing a quiet stream. The
+    /// stream ends when the client goes or the server shuts down.
+    func events(saga: String?) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-store"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        let feed = self.feed
+        let watched = saga.flatMap { SagaID.isValid($0) ? $0 : nil }
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "retry: 3000\n: watching\n\n"))
+                let changes = await feed.subscribe(saga: watched)
+                let (texts, text) = AsyncStream.makeStream(of: String.self)
+                let relay = Task {
+                    for await batch in changes {
+                        let data = JSONValue.array(
+                            batch.map { ["id": .string($0.id), "status": .string($0.status), "revision": .integer($0.revision)] })
+                        text.yield("event: change\ndata: \(data.canonicalJSON)\n\n")
+                    }
+                    text.finish()
+                }
+                let keepAlive = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(15))
+                        text.yield(": keep-alive\n\n")
+                    }
+                }
+                // A stream never ends by itself: it must not hold up the server's drain.
+                let shutdown = Task {
+                    try? await gracefulShutdown()
+                    text.finish()
+                }
+                defer {
+                    relay.cancel()
+                    keepAlive.cancel()
+                    shutdown.cancel()
+                }
+                for await line in texts { try await writer.write(ByteBuffer(string: line)) }
+                try await writer.finish(nil)
+            })
+    }
+}
