@@ -204,8 +204,7 @@ struct ConsoleAuthentication: RouterMiddleware {
         }
         if request.method == .get, !request.uri.path.hasPrefix("/ui/events"), !request.uri.path.hasPrefix("/ui/sagas/rows") {
             let target = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
-            let escaped = target.addingPercentEncoding(withAllowedCharacters: .alphanumerics)
-            return .redirect(to: "/ui/login?next=\(escaped ?? "")", type: .found)
+            return .redirect(to: "/ui/login?" + ConsoleFormat.query([("next", target)]), type: .found)
         }
         return renderer.render(
             "problem", ["heading": "Sign in first", "detail": "this page needs credentials: sign in at /ui/login"], status: .unauthorized)

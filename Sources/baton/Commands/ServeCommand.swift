@@ -179,6 +179,7 @@ struct ServeCommand: AsyncParsableCommand {
             onListening: { port in
                 // Scripts and tests wait for this line to know where the server listens.
                 FileHandle.standardOutput.write(Data("baton serve: listening on http://\(host):\(port)\n".utf8))
+                FileHandle.standardOutput.write(Data("baton serve: web console at http://\(host):\(port)/ui\n".utf8))
             }
         )
         var group = ServiceGroupConfiguration(

@@ -552,6 +552,14 @@ extension EndToEndSuites {
             let server = Server(process: process, port: port)
             let id = try await server.submit(amount: 1)
             #expect(!id.isEmpty)
+            // The web console is served by the same process, and shows the saga; an open page's
+            // event stream does not hold up the shutdown below.
+            let (page, pageResponse) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/ui/sagas/\(id)")!)
+            #expect((pageResponse as? HTTPURLResponse)?.statusCode == 200)
+            #expect(String(decoding: page, as: UTF8.self).contains("<h1>Saga <span class=\"mono\">\(id)</span></h1>"))
+            let events = Task { _ = try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/ui/events?saga=\(id)")!) }
+            defer { events.cancel() }
+            try await Task.sleep(for: .milliseconds(300))
 
             Glibc.kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()

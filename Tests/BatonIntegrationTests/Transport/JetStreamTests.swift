@@ -42,6 +42,28 @@ struct JetStreamTests {
         }
     }
 
+    @Test("a stream's newest messages are read back by sequence, newest first; a consumer's counts are reported")
+    func inspection() async throws {
+        let fixture = try await Fixture.make()
+        #expect(try await fixture.jetStream.newestMessages(stream: fixture.stream, limit: 5).isEmpty)
+        for index in 1...3 { try await fixture.publish(index) }
+        let newest = try await fixture.jetStream.newestMessages(stream: fixture.stream, limit: 2)
+        #expect(newest.map { String(decoding: $0.payload, as: UTF8.self) } == ["payload 3", "payload 2"])
+        #expect(newest.first?.headers["Baton-Step"] == ["step-3"])
+        #expect(newest.first.map { abs($0.storedAt.timeIntervalSinceNow) < 60 } == true)
+        #expect(try await fixture.jetStream.streamCounts(fixture.stream)?.messages == 3)
+        #expect(try await fixture.jetStream.streamCounts("NO_SUCH_STREAM") == nil)
+
+        #expect(try await fixture.jetStream.consumerState(stream: fixture.stream, durable: "workers") == nil)
+        let subscription = try await fixture.consumer()
+        let waiting = try #require(try await fixture.jetStream.consumerState(stream: fixture.stream, durable: "workers"))
+        #expect(waiting.pending == 3 && waiting.unacknowledged == 0 && waiting.lastDelivery == nil)
+        let fetched = try await subscription.fetch(batch: 2, maxWait: .seconds(2))
+        #expect(fetched.count == 2)
+        let delivered = try #require(try await fixture.jetStream.consumerState(stream: fixture.stream, durable: "workers"))
+        #expect(delivered.pending == 1 && delivered.unacknowledged == 2 && delivered.lastDelivery != nil)
+    }
+
     @Test("connection state is reported, and a closed connection says so")
     func connectionState() async throws {
         let connection = try await NATSConnection.connect(.init(urlList: try TestServers.natsURL, name: "baton-test"))
