@@ -113,8 +113,12 @@ def browser(width=1280, height=800):
     return driver
 
 
-def shot(driver, name):
+def shot(driver, name, show=None):
+    """A screenshot for docs/console.md, scrolled to the element `show` selects when given."""
+    if show:
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", driver.find_element(By.CSS_SELECTOR, show))
     driver.save_screenshot(os.path.join(SHOTS, name + ".png"))
+    driver.execute_script("window.scrollTo(0, 0)")
 
 
 def text(driver, selector):
@@ -195,7 +199,7 @@ def run(driver):
     check("history: shows the compensation", "step_compensated" in history and "saga_failed" in history)
     check("times: shown in local time with UTC on hover",
           driver.find_element(By.CSS_SELECTOR, "#summary time").get_attribute("title").endswith("(UTC)"))
-    shot(driver, "saga-compensated")
+    shot(driver, "saga-compensated", show="#timeline")
 
     # Onboarding: a parallel group and a child saga.
     driver.get(BASE + "/ui/sagas?q=ada%40example.com")
@@ -205,7 +209,7 @@ def run(driver):
     check("timeline: the parallel branches are labelled", any("checks" in g for g in groups), groups)
     rows = driver.find_elements(By.CSS_SELECTOR, "#timeline .gantt-row.in-group")
     check("timeline: each branch has its own row", len(rows) == 2, len(rows))
-    shot(driver, "saga-parallel-child")
+    shot(driver, "saga-parallel-child", show="#timeline")
     driver.find_element(By.LINK_TEXT, "child saga").click()
     wait(driver).until(EC.presence_of_element_located((By.ID, "summary")))
     check("child: names the step of its parent", "Started by" in text(driver, "#summary") and "first-deposit" in text(driver, "#summary"))
@@ -262,7 +266,7 @@ def run(driver):
     check("diagram: the parallel branches", len(branches) == 2, branches)
     check("diagram: the compensations", "↺ undo" in text(driver, ".flow"))
     check("diagram: the pivot", "pivot" in text(driver, ".flow-pivot"))
-    shot(driver, "workflow-diagram")
+    shot(driver, "workflow-diagram", show="#diagram-h")
 
     # Dead letters: a malformed reply, with its reason.
     asyncio.run(dead_letter())

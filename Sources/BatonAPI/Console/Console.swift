@@ -52,7 +52,7 @@ struct Console: Sendable {
         router.post("/ui/logout") { request, _ in
             try requireSameOrigin(request)
             var response = Response.redirect(to: access.isOpen ? "/ui" : "/ui/login", type: .found)
-            response.setCookie(sessionCookie(value: "", maxAge: 0))
+            response.setCookie(sessionCookie(value: "", maxAge: 0, secure: Self.overHTTPS(request)))
             return response
         }
 
@@ -155,14 +155,21 @@ struct Console: Sendable {
             return pages.render("login", view, status: .unauthorized)
         }
         var response = Response.redirect(to: next, type: .normal)
-        response.setCookie(sessionCookie(value: token, maxAge: 12 * 3600))
+        response.setCookie(sessionCookie(value: token, maxAge: 12 * 3600, secure: Self.overHTTPS(request)))
         context.logger.info("console sign-in", metadata: ["caller": "\(identity.name)"])
         return response
     }
 
-    func sessionCookie(value: String, maxAge: Int) -> Cookie {
-        // Secure when the console is reached over HTTPS (a proxy in front says so).
-        Cookie(name: Self.cookieName, value: value, maxAge: maxAge, path: "/ui", secure: false, httpOnly: true, sameSite: .strict)
+    /// The console's cookie: sent back only to `/ui`, never to scripts, never from another site's
+    /// page, and over HTTPS only when the console is reached over HTTPS.
+    func sessionCookie(value: String, maxAge: Int, secure: Bool) -> Cookie {
+        Cookie(name: Self.cookieName, value: value, maxAge: maxAge, path: "/ui", secure: secure, httpOnly: true, sameSite: .strict)
+    }
+
+    /// Whether the browser reached the console over HTTPS: TLS ends at a proxy in front of Baton,
+    /// which says so in `X-Forwarded-Proto` (docs/operations.md, Security).
+    static func overHTTPS(_ request: Request) -> Bool {
+        request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https" || request.uri.scheme == .https
     }
 
     /// A path inside the console to go back to after signing in; anything else is the overview.
