@@ -181,6 +181,34 @@ for method in ["HEAD", "OPTIONS", "DELETE"]:
 status, headers, _ = request("GET", "/v1/sagas", headers={"Origin": "https://evil.example"})
 check("no CORS headers for another origin", "Access-Control-Allow-Origin" not in headers, headers)
 
+# The web console (/ui): a page that says what is wrong, never a 500, never a reflected script.
+def page(name, method, path, status, mention, body=None, headers=None):
+    got, answer_headers, payload = request(method, path, body, headers)
+    text = payload.decode(errors="replace")
+    check(f"console: {name}", got == status and mention in text and "<script>alert" not in text,
+          f"{got} {answer_headers.get('Content-Type')} {text[:200]}")
+
+
+form = {"Content-Type": "application/x-www-form-urlencoded"}
+page("a status with a script", "GET", "/ui/sagas?status=%3Cscript%3Ealert(1)%3C/script%3E", 400, "&lt;script&gt;")
+page("a search with a script", "GET", "/ui/sagas?q=%3Cscript%3Ealert(1)%3C/script%3E", 200, "&lt;script&gt;")
+page("a search holding NUL", "GET", "/ui/sagas?q=a%00b", 400, "at most 255 characters")
+page("a 10,000-character search", "GET", "/ui/sagas?q=" + "x" * 10000, 400, "at most 255 characters")
+page("a forged cursor", "GET", "/ui/sagas?cursor=AAAA", 400, "no longer valid")
+page("a month that is none", "GET", "/ui/sagas?created_after=2026-13-45T00:00", 400, "must be a time")
+page("a version beyond int64", "GET", "/ui/workflows/funds-transfer?version=99999999999999999999", 200, "funds-transfer")
+page("an unknown saga", "GET", "/ui/sagas/not-a-saga", 404, "no saga with id")
+page("a form as JSON", "POST", f"/ui/sagas/{saga}/cancel", 415, "x-www-form-urlencoded", '{"reason": "x"}',
+     {"Content-Type": "application/json"})
+page("an over-limit form", "POST", f"/ui/sagas/{saga}/actions", 413, "", "reason=" + "x" * (1 << 20), form)
+page("a form from another site", "POST", f"/ui/sagas/{saga}/cancel", 403, "own pages", "reason=x&confirm=yes",
+     {**form, "Origin": "https://evil.example"})
+page("a signal payload that is not JSON", "POST", f"/ui/sagas/{waiting}/signals", 400, "not JSON",
+     "signal=go&outcome=payload&payload=%7B&reason=x&confirm=yes", form)
+page("broken percent-encoding", "POST", f"/ui/sagas/{saga}/actions", 400, "unknown action", "action=%ZZ&reason=%&confirm=yes", form)
+page("a sign-in with a 20,000-byte token", "POST", "/ui/login", 413, "", "token=" + "t" * 20000, form)
+page("a sign-in with a token a cookie cannot hold", "POST", "/ui/login", 401, "not valid", "token=a%3Bb%0D%0ASet-Cookie%3A+x", form)
+
 status, _, _ = request("GET", "/healthz")
 check("the process is still up", status == 200, status)
 rss, peak = rss_kilobytes("VmRSS"), rss_kilobytes("VmHWM")

@@ -125,18 +125,21 @@ extension Console {
     /// Server-sent events: `change` with the sagas that changed (`[{id, status, revision}]`), for
     /// one saga or for all; a comment every 15 s keeps proxies from closing a quiet stream. The
     /// stream ends when the client goes or the server shuts down.
-    func events(saga: String?) -> Response {
+    func events(saga: String?) async throws -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-store"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
-        let feed = self.feed
         let watched = saga.flatMap { SagaID.isValid($0) ? $0 : nil }
+        guard let changes = await feed.subscribe(saga: watched) else {
+            throw StoreAvailability.retryLater(
+                code: "too-many-streams", title: "Too many live pages",
+                detail: "this server already streams updates to \(ConsoleFeed.maximumSubscribers) pages; the page retries by itself")
+        }
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: "retry: 3000\n: watching\n\n"))
-                let changes = await feed.subscribe(saga: watched)
                 let (texts, text) = AsyncStream.makeStream(of: String.self)
                 let relay = Task {
                     for await batch in changes {

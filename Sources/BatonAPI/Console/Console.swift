@@ -91,7 +91,7 @@ struct Console: Sendable {
         }
         ui.get("events") { request, context in
             _ = try context.require(.sagasRead)
-            return events(saga: request.uri.queryParameters["saga"].map(String.init))
+            return try await events(saga: request.uri.queryParameters["saga"].map(String.init))
         }
     }
 

@@ -40,8 +40,16 @@ actor ConsoleFeed {
         self.logger = logger
     }
 
-    /// The changes a page watching `saga` (or every saga, when `nil`) is told of, until it goes.
-    func subscribe(saga: String?) -> AsyncStream<[Change]> {
+    /// The most pages one server keeps a stream open for: each holds a connection and a little
+    /// memory, and a client opening streams in a loop must not exhaust them.
+    static let maximumSubscribers = 1000
+
+    var subscriberCount: Int { subscribers.count }
+
+    /// The changes a page watching `saga` (or every saga, when `nil`) is told of, until it goes;
+    /// `nil` when ``maximumSubscribers`` pages already watch.
+    func subscribe(saga: String?) -> AsyncStream<[Change]>? {
+        guard subscribers.count < Self.maximumSubscribers else { return nil }
         let (stream, continuation) = AsyncStream.makeStream(of: [Change].self, bufferingPolicy: .bufferingNewest(16))
         let id = UUID()
         subscribers[id] = Subscriber(saga: saga, continuation: continuation)

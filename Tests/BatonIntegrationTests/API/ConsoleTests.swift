@@ -227,8 +227,8 @@ struct ConsoleTests {
         try await APITests.withAPI { client, store in
             let id = try await Self.submit(client, key: "k-5")
             let feed = ConsoleFeed(store: store, interval: .milliseconds(100), logger: Logger(label: "test"))
-            let one = await feed.subscribe(saga: id)
-            let all = await feed.subscribe(saga: nil)
+            let one = try #require(await feed.subscribe(saga: id))
+            let all = try #require(await feed.subscribe(saga: nil))
             // The first look learns where things stand; then a change is news.
             try await Task.sleep(for: .milliseconds(300))
             let cancel = try await APITests.post(client, "/v1/sagas/\(id)/cancel", #"{"reason":"feed test"}"#)
@@ -241,6 +241,11 @@ struct ConsoleTests {
             var news = await Self.first(all)
             while let batch = news, !batch.contains(where: { $0.id == other }) { news = await Self.first(all) }
             #expect(news?.contains { $0.id == other } == true, "a new saga is news to a page watching every saga")
+
+            // A client opening streams in a loop meets a limit, not the end of the server's memory.
+            var held: [AsyncStream<[ConsoleFeed.Change]>] = []
+            while let stream = await feed.subscribe(saga: id) { held.append(stream) }
+            #expect(held.count + 2 == ConsoleFeed.maximumSubscribers)
         }
     }
 
