@@ -242,10 +242,13 @@ struct SagaStateMachineTests {
         #expect(saga.step("notify").status == .timedOut, "attempt 2 timed out, so its outcome stays unknown")
         #expect(saga.sent.allSatisfy { $0.direction == .action }, "nothing is compensated past a succeeded pivot")
 
+        #expect(saga.saga.lastError == "notify: bounced: mailbox full", "the failure that led to the suspension")
+
         // The operator retries with a fresh budget, and the saga completes.
         let retried = saga.handle(.operatorAction(.retry(reason: "smtp is back")))
         #expect(retried.outcome == .applied)
         #expect(saga.status == .processing)
+        #expect(saga.saga.lastError == nil, "moving forward again, the failure is behind it")
         #expect(saga.lastCommand.attempt == 4)
         saga.succeed()
         saga.succeed()
@@ -298,6 +301,9 @@ struct SagaStateMachineTests {
         #expect(saga.status == .suspended)
         #expect(saga.step("b").status == .compensating)
         #expect(saga.saga.direction == .compensation)
+        // The error stays why the saga is failing; the suspension has its own reason.
+        #expect(saga.saga.lastError == "c: boom")
+        #expect(saga.saga.suspensionReason != nil && saga.saga.suspensionReason != saga.saga.lastError)
 
         #expect(
             saga.handle(.operatorAction(.skip(step: "a", reason: "wrong"))).outcome
@@ -340,6 +346,8 @@ struct SagaStateMachineTests {
         saga.succeed()
         #expect(saga.status == .failed)
         #expect(saga.step("a").status == .compensated)
+        // What a FAILED saga shows is why it failed, not the compensation's troubles on the way.
+        #expect(saga.saga.lastError == "b: no")
     }
 
     @Test("cancel before the pivot compensates; the running step's outcome is unknown, so it is compensated too")

@@ -163,8 +163,9 @@ public struct SagaStateMachine: Sendable {
             if direction == .action { saga.steps[index].outcomeUnknown = false }
             let error = StepError(code: code, message: message, direction: direction, attempt: current)
             saga.steps[index].error = error
-            // A failure handler's own failure does not replace why the saga failed.
-            if !definition.isFailureHandler(index) { saga.lastError = "\(reply.step): \(code): \(message)" }
+            // Why the saga is failing: an action's failure. A compensation's failure (the suspension
+            // reason says what it means) and a failure handler's do not replace it.
+            if direction == .action && !definition.isFailureHandler(index) { saga.lastError = "\(reply.step): \(code): \(message)" }
             run.record(
                 .stepFailed, saga, step: index, direction, attempt: current,
                 detail: "business failure \(code): \(message)")
@@ -384,6 +385,8 @@ public struct SagaStateMachine: Sendable {
         case .retry:
             saga.status = runningStatus
             saga.suspensionReason = nil
+            // Moving forward again, the failure is behind it; compensating, it is still why.
+            if saga.direction == .action { saga.lastError = nil }
             record(action, &run)
             if saga.direction == .action {
                 saga.steps[index].attemptBudgetStart = saga.steps[index].attempt
@@ -397,6 +400,7 @@ public struct SagaStateMachine: Sendable {
             }
             saga.status = runningStatus
             saga.suspensionReason = nil
+            if saga.direction == .action { saga.lastError = nil }
             record(action, &run)
             markSkipped(index, detail: "skipped by an operator: \(action.reason)", &run)
             if saga.direction == .action { advance(after: index, &run) } else { compensateNext(&run) }
@@ -794,8 +798,8 @@ public struct SagaStateMachine: Sendable {
 
     private mutating func suspend(_ reason: String, _ run: inout Run) {
         saga.status = .suspended
+        // The error stays the failure that led here: the reason is the suspension's own.
         saga.suspensionReason = reason
-        saga.lastError = reason
         saga.steps[saga.cursor].retryAt = nil
         saga.steps[saga.cursor].replyDeadline = nil
         cancelDeadline(&run)

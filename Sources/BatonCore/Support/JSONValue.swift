@@ -39,6 +39,12 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// The text when this is a string.
+    /// The elements, when this is an array.
+    public var arrayValue: [JSONValue]? {
+        if case .array(let elements) = self { return elements }
+        return nil
+    }
+
     public var stringValue: String? {
         if case .string(let text) = self { return text }
         return nil

@@ -15,9 +15,56 @@ struct ServerOptions: ParsableArguments {
     var json = false
 
     var client: BatonClient {
-        let environment = ProcessInfo.processInfo.environment
-        return BatonClient(
-            base: server ?? environment["BATON_URL"] ?? "http://127.0.0.1:8080", token: token ?? environment["BATON_TOKEN"])
+        get throws {
+            let environment = ProcessInfo.processInfo.environment
+            let base = server ?? environment["BATON_URL"] ?? "http://127.0.0.1:8080"
+            let origin = server != nil ? "--server" : environment["BATON_URL"] != nil ? "BATON_URL" : "the default"
+            guard let url = URL(string: base), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                throw ValidationError(
+                    "\(origin) '\(base)' is not a server URL: give the scheme and host, as in http://\(base.contains("://") ? "127.0.0.1:8080" : base)"
+                )
+            }
+            return BatonClient(base: base, token: token ?? environment["BATON_TOKEN"])
+        }
+    }
+}
+
+/// Colour for people at a terminal: statuses in their colour (the word is always there too). Off
+/// when standard output is not a terminal, and when `NO_COLOR` is set (no-color.org).
+enum Style {
+    static let enabled: Bool = {
+        let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
+        return isatty(STDOUT_FILENO) == 1 && !noColor
+    }()
+
+    static func status(_ text: String) -> String {
+        guard enabled else { return text }
+        let code: String =
+            switch text {
+            case "COMPLETED", "SUCCEEDED", "COMPENSATED": "32"
+            case "FAILED", "TIMED_OUT": "31"
+            case "SUSPENDED", "CANCELLED": "33"
+            case "COMPENSATING": "35"
+            case "PROCESSING", "RUNNING", "PENDING": "36"
+            default: ""
+            }
+        return code.isEmpty ? text : "\u{1B}[\(code)m\(text)\u{1B}[0m"
+    }
+
+    /// The characters a terminal shows (colour codes take no room).
+    static func visibleCount(_ text: String) -> Int {
+        var count = 0
+        var inEscape = false
+        for character in text {
+            if character == "\u{1B}" {
+                inEscape = true
+            } else if inEscape {
+                if character == "m" { inEscape = false }
+            } else {
+                count += 1
+            }
+        }
+        return count
     }
 }
 
@@ -34,12 +81,14 @@ enum Table {
 
     static func print(_ rows: [[String]]) {
         guard let first = rows.first else { return }
-        let widths = first.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        let widths = first.indices.map { column in rows.map { Style.visibleCount($0[column]) }.max() ?? 0 }
         for row in rows {
             Swift.print(
-                row.enumerated().map { index, cell in cell.padding(toLength: widths[index], withPad: " ", startingAt: 0) }
+                row.enumerated().map { index, cell in cell + String(repeating: " ", count: widths[index] - Style.visibleCount(cell)) }
                     .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
         }
+        // Written out at once, as `print` in this module is (Baton.swift).
+        fflush(nil)
     }
 
     /// "reason (by caller, at time)" for a saga that accepted a cancel, else `nil`.
@@ -54,7 +103,7 @@ enum Table {
     static func saga(_ saga: JSONValue) {
         Swift.print("saga      \(text(saga.value(at: ["id"])))")
         Swift.print("workflow  \(text(saga.value(at: ["workflow"]))) v\(text(saga.value(at: ["version"])))")
-        Swift.print("status    \(text(saga.value(at: ["status"])))")
+        Swift.print("status    \(Style.status(text(saga.value(at: ["status"]))))")
         if let reason = saga.value(at: ["suspension_reason"]), reason != .null { Swift.print("suspended \(text(reason))") }
         if let error = saga.value(at: ["last_error"]), error != .null { Swift.print("error     \(text(error))") }
         if let note = cancellation(of: saga) { Swift.print("cancelled \(note)") }
@@ -66,7 +115,7 @@ enum Table {
         if case .array(let steps)? = saga.value(at: ["steps"]) {
             for step in steps {
                 rows.append([
-                    text(step.value(at: ["name"])), text(step.value(at: ["status"])), text(step.value(at: ["attempt"])),
+                    text(step.value(at: ["name"])), Style.status(text(step.value(at: ["status"]))), text(step.value(at: ["attempt"])),
                     text(step.value(at: ["compensation_attempt"])), text(step.value(at: ["error", "code"])),
                 ])
             }

@@ -24,7 +24,7 @@ struct SubmitCommand: AsyncParsableCommand {
         var headers: [String: String] = [:]
         if let idempotencyKey { headers["Idempotency-Key"] = idempotencyKey }
         if let correlationID { headers["X-Correlation-ID"] = correlationID }
-        let client = server.client
+        let client = try server.client
         let response = try await client.request(
             "POST", "/v1/sagas", body: Data(JSONValue.object(body).canonicalJSON.utf8), headers: headers)
         let id = Table.text(response.body.value(at: ["id"]))
@@ -32,7 +32,7 @@ struct SubmitCommand: AsyncParsableCommand {
             if server.json { print(response.body.canonicalJSON) } else { print(id) }
             return
         }
-        let saga = try await WatchCommand.follow(id, client: client, quiet: server.json)
+        let saga = try await WatchCommand.follow(id, client: client, output: server.json ? .none : .lines)
         if server.json { print(saga.canonicalJSON) } else { Table.saga(saga) }
         if saga.value(at: ["status"]) != "COMPLETED" { throw ExitCode(1) }
     }
@@ -54,13 +54,15 @@ struct GetCommand: AsyncParsableCommand {
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: "Follow a saga's progress, event by event, until it is finished.",
-        discussion: "Exits 0 when the saga completes, 1 when it fails or is cancelled, 2 when it is suspended.")
+        discussion: """
+            Exits 0 when the saga completes, 1 when it fails or is cancelled, 2 when it is suspended. With --json, \
+            each history entry is printed as it happens, one JSON object per line.
+            """)
     @Argument(help: "The saga's id.") var id: String
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        let saga = try await Self.follow(id, client: server.client, quiet: server.json)
-        if server.json { print(saga.canonicalJSON) }
+        let saga = try await Self.follow(id, client: try server.client, output: server.json ? .json : .lines)
         switch saga.value(at: ["status"]) {
         case "COMPLETED": return
         case "SUSPENDED": throw ExitCode(2)
@@ -68,14 +70,21 @@ struct WatchCommand: AsyncParsableCommand {
         }
     }
 
+    /// How `follow` prints the history entries: as lines for people, as JSON lines, or not at all.
+    enum Output { case lines, json, none }
+
     /// Prints each new history entry until the saga is finished or suspended; returns the saga.
-    static func follow(_ id: String, client: BatonClient, quiet: Bool) async throws -> JSONValue {
+    static func follow(_ id: String, client: BatonClient, output: Output) async throws -> JSONValue {
         var seen = 0
         func printEntries(after: Int) async throws {
             let history = try await client.get("/v1/sagas/\(id)/history?after=\(after)")
             guard case .array(let entries)? = history.value(at: ["entries"]) else { return }
             for entry in entries {
-                if !quiet { print(line(entry)) }
+                switch output {
+                case .lines: print(line(entry))
+                case .json: print(entry.canonicalJSON)
+                case .none: break
+                }
                 if case .integer(let seq)? = entry.value(at: ["seq"]) { seen = Int(seq) }
             }
         }
@@ -96,7 +105,7 @@ struct WatchCommand: AsyncParsableCommand {
         let step = entry.value(at: ["step"]).flatMap { $0 == .null ? nil : Table.text($0) } ?? "-"
         let actor = entry.value(at: ["actor"]).flatMap { $0 == .null ? nil : " (by \(Table.text($0)))" } ?? ""
         return
-            "\(Table.text(entry.value(at: ["at"])))  \(Table.text(entry.value(at: ["status_after"])))  \(step)  \(Table.text(entry.value(at: ["detail"])))\(actor)"
+            "\(Table.text(entry.value(at: ["at"])))  \(Style.status(Table.text(entry.value(at: ["status_after"]))))  \(step)  \(Table.text(entry.value(at: ["detail"])))\(actor)"
     }
 }
 
@@ -106,31 +115,51 @@ struct ListCommand: AsyncParsableCommand {
     @Option(help: "Only these statuses (comma-separated).") var status: String?
     @Option(help: "Only this workflow.") var workflow: String?
     @Option(help: "Only stuck sagas: suspended, compensating, running:<duration>, retries:<n>, awaiting:<duration>.") var stuck: String?
-    @Option(help: "At most this many.") var limit: Int = 20
+    @Option(help: "At most this many per page (1 to 500).") var limit: Int = 20
+    @Flag(help: "Every matching saga: follow the pages to the end.") var all = false
+    @Option(help: "Continue from a page's next cursor (printed under a page that has more).") var cursor: String?
     @OptionGroup var server: ServerOptions
+
+    func validate() throws {
+        guard (1...500).contains(limit) else { throw ValidationError("--limit must be from 1 to 500, got \(limit)") }
+    }
 
     func run() async throws {
         var query = ["limit=\(limit)"]
-        if let status { query.append("status=\(status)") }
-        if let workflow { query.append("workflow=\(workflow)") }
-        if let stuck { query.append("stuck=\(stuck)") }
-        let page = try await server.client.get("/v1/sagas?" + query.joined(separator: "&"))
+        if let status { query.append("status=\(Self.escaped(status))") }
+        if let workflow { query.append("workflow=\(Self.escaped(workflow))") }
+        if let stuck { query.append("stuck=\(Self.escaped(stuck))") }
+        let client = try server.client
+        var sagas: [JSONValue] = []
+        var next = cursor
+        repeat {
+            let page = try await client.get(
+                "/v1/sagas?" + (query + (next.map { ["cursor=\(Self.escaped($0))"] } ?? [])).joined(separator: "&"))
+            sagas += page.value(at: ["sagas"])?.arrayValue ?? []
+            next = page.value(at: ["next_cursor"])?.stringValue
+        } while all && next != nil
         if server.json {
-            print(page.canonicalJSON)
+            print(JSONValue.object(["sagas": .array(sagas), "next_cursor": next.map(JSONValue.string) ?? .null]).canonicalJSON)
             return
         }
         var rows = [["ID", "WORKFLOW", "STATUS", "STEP", "RETRIES", "CREATED", "NOTE"]]
-        if case .array(let sagas)? = page.value(at: ["sagas"]) {
-            for saga in sagas {
-                // Why a saga is where it is, when the status alone does not say.
-                let suspension = saga.value(at: ["suspension_reason"]).flatMap { $0 == .null ? nil : Table.text($0) }
-                let note = Table.cancellation(of: saga).map { "cancelled: \($0)" } ?? suspension ?? ""
-                rows.append(
-                    ["id", "workflow", "status", "current_step", "retries", "created_at"].map { Table.text(saga.value(at: [$0])) }
-                        + [note])
-            }
+        for saga in sagas {
+            // Why a saga is where it is, when the status alone does not say.
+            let suspension = saga.value(at: ["suspension_reason"]).flatMap { $0 == .null ? nil : Table.text($0) }
+            let note = Table.cancellation(of: saga).map { "cancelled: \($0)" } ?? suspension ?? ""
+            var row = ["id", "workflow", "status", "current_step", "retries", "created_at"].map { Table.text(saga.value(at: [$0])) }
+            row[2] = Style.status(row[2])
+            rows.append(row + [note])
         }
         Table.print(rows)
+        if let next { print("more: add --cursor \(next) for the next page, or --all for every one") }
+    }
+
+    /// A value for a query string.
+    static func escaped(_ value: String) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+?#")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
     }
 }
 

@@ -8,7 +8,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflows",
         abstract: "Work with workflow definitions.",
-        subcommands: [Validate.self, List.self, Push.self]
+        subcommands: [Validate.self, List.self, Show.self, Push.self]
     )
 
     /// `baton workflows validate [PATH…]`.
@@ -79,6 +79,67 @@ struct WorkflowsCommand: AsyncParsableCommand {
         }
     }
 
+    /// `baton workflows show NAME[@VERSION]`: one registered version, its steps in order.
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a registered workflow version (the newest, or NAME@VERSION) and its steps.")
+        @Argument(help: "The workflow's name, optionally with @VERSION.") var workflow: String
+        @OptionGroup var server: ServerOptions
+
+        func run() async throws {
+            let parts = workflow.split(separator: "@", maxSplits: 1).map(String.init)
+            let name = parts.first ?? ""
+            var wanted: Int?
+            if parts.count == 2 {
+                guard let version = Int(parts[1]), version > 0 else {
+                    throw ValidationError("'\(workflow)': the version after @ must be a whole number, as in \(name)@2")
+                }
+                wanted = version
+            }
+            let listed = try await server.client.get("/v1/workflows/\(name)")
+            guard case .array(let versions)? = listed.value(at: ["versions"]),
+                let shown = versions.first(where: { wanted == nil || $0.value(at: ["version"]) == .integer(Int64(wanted!)) })
+            else {
+                let known = (listed.value(at: ["versions"])?.arrayValue ?? []).map { Table.text($0.value(at: ["version"])) }
+                throw ValidationError("\(name) has no version \(wanted ?? 0); it has \(known.joined(separator: ", "))")
+            }
+            if server.json {
+                print(shown.canonicalJSON)
+                return
+            }
+            print("workflow    \(Table.text(shown.value(at: ["name"]))) v\(Table.text(shown.value(at: ["version"])))")
+            print("description \(Table.text(shown.value(at: ["description"])))")
+            print("hash        \(Table.text(shown.value(at: ["hash"])))")
+            print("registered  \(Table.text(shown.value(at: ["registered_at"]))) by \(Table.text(shown.value(at: ["registered_by"])))")
+            print("versions    \(versions.map { Table.text($0.value(at: ["version"])) }.joined(separator: ", "))")
+            print("")
+            var rows = [["STEP", "DOES", "PIVOT", "UNDO", "PARALLEL"]]
+            let definition = shown.value(at: ["definition"])
+            let steps = definition?.value(at: ["steps"])?.arrayValue ?? []
+            let handlers = definition?.value(at: ["onFailure"])?.arrayValue ?? []
+            for (index, step) in (steps + handlers).enumerated() {
+                let does: String =
+                    if let signal = step.value(at: ["signal"])?.stringValue {
+                        "waits for signal \(signal)"
+                    } else if let child = step.value(at: ["workflow"])?.stringValue {
+                        "starts a \(child) saga"
+                    } else {
+                        "\(Table.text(step.value(at: ["participant"]))).\(Table.text(step.value(at: ["action"])))"
+                    }
+                let branch = step.value(at: ["branch"]).flatMap { branch -> String? in
+                    guard let group = branch.value(at: ["group"])?.stringValue else { return nil }
+                    return "\(group) / \(Table.text(branch.value(at: ["name"])))"
+                }
+                rows.append([
+                    Table.text(step.value(at: ["name"])) + (index >= steps.count ? " (on failure)" : ""), does,
+                    step.value(at: ["pivot"]) == .bool(true) ? "pivot" : "",
+                    step.value(at: ["compensate", "action"])?.stringValue ?? "", branch ?? "",
+                ])
+            }
+            Table.print(rows)
+        }
+    }
+
     /// `baton workflows push FILE…`: validate and register definitions on the server.
     struct Push: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -87,7 +148,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
         @OptionGroup var server: ServerOptions
 
         func run() async throws {
-            let client = server.client
+            let client = try server.client
             var failed = false
             for file in try WorkflowFiles.expand(paths) {
                 let text = try String(contentsOfFile: file, encoding: .utf8)

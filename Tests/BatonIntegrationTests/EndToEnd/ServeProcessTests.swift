@@ -337,6 +337,136 @@ extension EndToEndSuites {
             }
         }
 
+        @Test(
+            "the operator's commands, history, workflows show, list paging, watch --json through a pipe, --version, and errors that say what to do"
+        )
+        func operatorCommands() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, _, _ in
+                // Charged (the pivot), then a reviewer's decision: a failed decision suspends it.
+                try """
+                name: e2e-review
+                version: 1
+                steps:
+                  - { name: charge, participant: payments, action: charge, pivot: true }
+                  - { name: review, signal: decision, timeout: 1m }
+                """.write(to: workflows.appending(path: "e2e-review.yaml"), atomically: true, encoding: .utf8)
+                let server = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                defer { server.kill() }
+                func suspended() throws -> String {
+                    let id = try Self.baton(["submit", "e2e-review"], server: server).output.trimmingCharacters(in: .whitespacesAndNewlines)
+                    let failed = try Self.baton(["signal", id, "decision", "--fail", "rejected"], server: server)
+                    #expect(failed.status == 0, "\(failed.output)")
+                    return id
+                }
+                func status(_ id: String) throws -> JSONValue? {
+                    let got = try Self.baton(["get", id, "--json"], server: server)
+                    return try JSONDecoder().decode(JSONValue.self, from: Data(got.output.utf8)).value(at: ["status"])
+                }
+                func settled(_ id: String, _ expected: JSONValue) async throws {
+                    var polls = 0
+                    while try status(id) != expected && polls < 100 {
+                        polls += 1
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    #expect(try status(id) == expected, "saga \(id)")
+                }
+
+                let first = try suspended()
+                try await settled(first, "SUSPENDED")
+                let noReason = try Self.baton(["retry", first], server: server)
+                #expect(noReason.status != 0 && noReason.output.contains("--reason"), "\(noReason.output)")
+                let retried = try Self.baton(["retry", first, "--reason", "asked the reviewer again"], server: server)
+                #expect(retried.status == 0 && retried.output.contains("PROCESSING  (retry recorded)"), "\(retried.output)")
+                // The step waits again: skip it, by hand.
+                #expect(try Self.baton(["signal", first, "decision", "--fail", "rejected", "--key", "again"], server: server).status == 0)
+                try await settled(first, "SUSPENDED")
+                let skipped = try Self.baton(["skip", first, "--step", "review", "--reason", "approved by phone"], server: server)
+                #expect(skipped.status == 0, "\(skipped.output)")
+                try await settled(first, "COMPLETED")
+                let second = try suspended()
+                try await settled(second, "SUSPENDED")
+                #expect(try Self.baton(["resolve", second, "--reason", "refunded by hand"], server: server).status == 0)
+                try await settled(second, "COMPLETED")
+                let notSuspended = try Self.baton(["compensate", second, "--reason", "x"], server: server)
+                #expect(notSuspended.status != 0 && notSuspended.output.contains("409"), "\(notSuspended.output)")
+
+                let history = try Self.baton(["history", first], server: server)
+                #expect(history.output.contains("operator_action") && history.output.contains("approved by phone"), "\(history.output)")
+                #expect(
+                    history.output.range(of: #"operator_action\s+review\s+SUSPENDED → PROCESSING\s+local"#, options: .regularExpression)
+                        != nil)
+                let lines = try Self.baton(["history", first, "--json"], server: server).output.split(separator: "\n")
+                #expect(lines.count > 5 && lines.allSatisfy { (try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8))) != nil })
+
+                let shown = try Self.baton(["workflows", "show", "e2e-review@1"], server: server)
+                #expect(
+                    shown.output.contains("waits for signal decision")
+                        && shown.output.range(of: #"charge\s+payments.charge\s+pivot"#, options: .regularExpression) != nil,
+                    "\(shown.output)"
+                )
+                let noVersion = try Self.baton(["workflows", "show", "e2e-review@7"], server: server)
+                #expect(noVersion.status != 0 && noVersion.output.contains("has no version 7; it has 1"), "\(noVersion.output)")
+
+                // Paging: one saga a page, then every page.
+                let page = try Self.baton(["list", "--workflow", "e2e-review", "--limit", "1"], server: server)
+                #expect(page.output.contains("more: add --cursor"), "\(page.output)")
+                let everything = try Self.baton(["list", "--workflow", "e2e-review", "--limit", "1", "--all", "--json"], server: server)
+                let listed = try JSONDecoder().decode(JSONValue.self, from: Data(everything.output.utf8))
+                #expect(listed.value(at: ["sagas"])?.arrayValue?.count == 2 && listed.value(at: ["next_cursor"]) == .null)
+
+                // watch --json streams: its first line arrives through a pipe while the saga still waits.
+                let waiting = try Self.baton(["submit", "e2e-review"], server: server).output.trimmingCharacters(
+                    in: .whitespacesAndNewlines)
+                let watch = Process()
+                watch.executableURL = try Self.executable
+                watch.arguments = ["watch", waiting, "--json"]
+                watch.environment = ProcessInfo.processInfo.environment.merging(["BATON_URL": "http://127.0.0.1:\(server.port)"]) { $1 }
+                let pipe = Pipe()
+                watch.standardOutput = pipe
+                try watch.run()
+                defer { if watch.isRunning { watch.terminate() } }
+                let firstLine = await Self.firstLine(pipe)
+                #expect(try JSONDecoder().decode(JSONValue.self, from: Data(firstLine.utf8)).value(at: ["kind"]) == "saga_started")
+                #expect(watch.isRunning, "the saga still waits for its decision")
+                #expect(try Self.baton(["signal", waiting, "decision", "--payload", "{}"], server: server).status == 0)
+                let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+                watch.waitUntilExit()
+                #expect(watch.terminationStatus == 0)
+                #expect(String(decoding: rest, as: UTF8.self).contains("saga_completed"))
+
+                let version = try Self.baton(["--version"], server: server).output.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(version.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil, "\(version)")
+                let process = Process()
+                process.executableURL = try Self.executable
+                process.arguments = ["list"]
+                process.environment = ProcessInfo.processInfo.environment.merging(["BATON_URL": "localhost:8080"]) { $1 }
+                let output = Pipe()
+                process.standardError = output
+                process.standardOutput = output
+                try process.run()
+                let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                #expect(process.terminationStatus != 0 && said.contains("BATON_URL 'localhost:8080' is not a server URL"), "\(said)")
+                #expect(said.contains("http://localhost:8080"))
+            }
+        }
+
+        /// The first line a process writes to a pipe (empty when it closes first).
+        static func firstLine(_ pipe: Pipe) async -> String {
+            await withCheckedContinuation { continuation in
+                Thread.detachNewThread {
+                    var text = ""
+                    let handle = pipe.fileHandleForReading
+                    while !text.contains("\n") {
+                        let chunk = handle.availableData
+                        if chunk.isEmpty { break }
+                        text += String(decoding: chunk, as: UTF8.self)
+                    }
+                    continuation.resume(returning: String(text.split(separator: "\n").first ?? ""))
+                }
+            }
+        }
+
         @Test("SIGTERM drains and exits cleanly; the sagas it leaves are finished by the next process")
         func gracefulShutdown() async throws {
             try await Self.withSystem { databaseURL, natsURL, workflows, store, effects in
