@@ -68,7 +68,9 @@ public struct BatonAPI: Sendable {
     /// Called after a workflow version is registered (the server makes its participants' consumers).
     let onRegistered: @Sendable (WorkflowDefinition) async -> Void
     /// What the web console reads from NATS (dead letters, participants' consumers).
-    let messaging: ConsoleMessaging
+    let messaging: MessagingReads
+    /// Whether each participant has a worker (`GET /v1/participants`, a saga's warnings).
+    let participants: ParticipantMonitor
 
     public init(
         store: SagaStore,
@@ -76,10 +78,11 @@ public struct BatonAPI: Sendable {
         configuration: Configuration,
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         onRegistered: @escaping @Sendable (WorkflowDefinition) async -> Void = { _ in },
-        messaging: ConsoleMessaging = .unavailable,
+        messaging: MessagingReads = .unavailable,
         readiness: @escaping @Sendable () async -> [String: Bool]
     ) {
         self.messaging = messaging
+        self.participants = ParticipantMonitor(store: store, messaging: messaging, logger: Logger(label: "baton.participants"))
         self.onRegistered = onRegistered
         self.metrics = metrics
         self.store = store
@@ -87,6 +90,9 @@ public struct BatonAPI: Sendable {
         self.configuration = configuration
         self.readiness = readiness
     }
+
+    /// Watches the participants' consumers until cancelled (``BatonServer`` runs it beside the API).
+    public func watchParticipants() async { await participants.run() }
 
     /// Every route, in OpenAPI's notation, with the statuses it answers: the spec test checks
     /// `docs/openapi.yaml` against this list and this list against the router.
@@ -101,7 +107,7 @@ public struct BatonAPI: Sendable {
         ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
         ("POST", "/v1/sagas/{id}/signals/{name}", [200, 202, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
         ("GET", "/v1/workflows", [200, 401, 403, 503]), ("POST", "/v1/workflows", [200, 201, 400, 401, 403, 409, 413, 415, 422, 503]),
-        ("GET", "/v1/workflows/{name}", [200, 401, 403, 404, 503]),
+        ("GET", "/v1/workflows/{name}", [200, 401, 403, 404, 503]), ("GET", "/v1/participants", [200, 401, 403, 503]),
     ]
 
     public func router() -> Router<BatonRequestContext> {
@@ -127,6 +133,7 @@ public struct BatonAPI: Sendable {
         router.get("/metrics") { _, _ in
             // Sampled figures (sagas in flight, the outbox) are read from the store at each scrape.
             try? await engineMetrics.sample(store)
+            await sampleParticipants()
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
@@ -180,6 +187,10 @@ public struct BatonAPI: Sendable {
         v1.get("workflows/:name") { request, context in
             _ = try context.require(.sagasRead)
             return try await withDeadline(request) { try await workflow(context) }
+        }
+        v1.get("participants") { request, context in
+            _ = try context.require(.sagasRead)
+            return try await withDeadline(request) { try await participantList() }
         }
         Console(api: self, messaging: messaging, logger: Logger(label: "baton.console")).add(to: router)
         return router
@@ -281,7 +292,12 @@ public struct BatonAPI: Sendable {
             }
         }
         let definition = try? await runner.definition(name: record.saga.workflow, version: record.saga.workflowVersion)
-        return Render.json(Render.saga(record, definition: definition, children: try await store.children(of: record.saga.id)))
+        var rendered = Render.saga(record, definition: definition, children: try await store.children(of: record.saga.id))
+        if case .object(var fields) = rendered {
+            fields["warnings"] = .array(await warnings(record, definition: definition).map(JSONValue.string))
+            rendered = .object(fields)
+        }
+        return Render.json(rendered)
     }
 
     func history(_ request: Request, _ context: BatonRequestContext) async throws -> Response {

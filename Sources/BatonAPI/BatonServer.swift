@@ -156,6 +156,7 @@ public struct BatonServer: Service {
             }
             group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
             group.addTask { try await application.runService() }
+            group.addTask { await cancelWhenGracefulShutdown { await api.watchParticipants() } }
             try await group.waitForAll()
         }
         logger.info("baton serve stopped")

@@ -26,7 +26,7 @@ struct Baton: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, DevCommand.self, SubmitCommand.self, GetCommand.self, WatchCommand.self, ListCommand.self,
             HistoryCommand.self, CancelCommand.self, SignalCommand.self, RetryCommand.self, SkipCommand.self, ResolveCommand.self,
-            CompensateCommand.self, WorkflowsCommand.self, TokenCommand.self,
+            CompensateCommand.self, WorkflowsCommand.self, ParticipantsCommand.self, TokenCommand.self,
         ]
     )
 }

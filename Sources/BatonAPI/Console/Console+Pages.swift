@@ -16,8 +16,7 @@ extension Console {
         let active = try await api.store.activeSagaCounts()
         let finished = try await api.store.finishedCounts(since: now - 3600)
         let stuck = try await api.store.stuckCounts(runningBefore: now - 600, awaitingSince: now - 60, retriesAbove: 3)
-        let participants = try await api.store.participants()
-        let consumers = try? await messaging.consumers(participants)
+        let participants = await api.participants.snapshot()
         let deadLetters = try? await messaging.deadLetters(0)
         var view = base(context.identity, nav: "overview")
         view["inFlight"] = [SagaStatus.pending, .processing, .compensating, .suspended].map { status in
@@ -34,13 +33,15 @@ extension Console {
             ["label": "↻ retried more than 3 times", "filter": "retries:3", "count": stuck.retriedOften],
         ]
         if let deadLetters { view["deadLetters"] = ["count": deadLetters.count] }
-        view["messagingDown"] = consumers == nil && !participants.isEmpty
-        view["participants"] = participants.map { name -> [String: Any] in
-            guard let state = consumers?[name] else { return ["name": name, "hasConsumer": consumers == nil, "idle": false] }
+        view["messagingDown"] = participants.problem != nil && !participants.participants.isEmpty
+        view["participants"] = participants.participants.map { status -> [String: Any] in
+            let working = participants.hasWorker(status)
             return [
-                "name": name, "hasConsumer": true, "pending": state.pending, "unacknowledged": state.unacknowledged,
-                "waiting": state.waitingPulls, "idle": state.waitingPulls == 0,
-                "lastDelivery": ConsoleFormat.time(state.lastDelivery) as Any,
+                "name": status.name, "hasConsumer": status.consumer != nil || participants.problem != nil,
+                "pending": status.consumer?.pending as Any, "unacknowledged": status.consumer?.unacknowledged as Any,
+                "working": working == true, "idle": working == false, "unknown": working == nil,
+                "lastDelivery": ConsoleFormat.time(status.consumer?.lastDelivery) as Any,
+                "actions": status.actions.joined(separator: ", "),
             ]
         }
         return pages.render("overview", view)
@@ -148,6 +149,7 @@ extension Console {
         view["flash"] = flash.flatMap(Self.flashes.index(forKey:)).map { Self.flashes.values[$0] } as Any
         view["error"] = error as Any
         view["saga"] = sagaFacts(record)
+        view["warnings"] = await api.warnings(record, definition: definition)
         view["actions"] = actions(for: record, definition: definition, identity: context.identity)
         view["noActions"] =
             saga.status.isTerminal

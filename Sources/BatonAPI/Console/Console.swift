@@ -22,11 +22,11 @@ struct Console: Sendable {
     static let cookieName = "baton_console"
 
     let api: BatonAPI
-    let messaging: ConsoleMessaging
+    let messaging: MessagingReads
     let feed: ConsoleFeed
     let pages: ConsolePages
 
-    init(api: BatonAPI, messaging: ConsoleMessaging, logger: Logger) {
+    init(api: BatonAPI, messaging: MessagingReads, logger: Logger) {
         self.api = api
         self.messaging = messaging
         self.feed = ConsoleFeed(store: api.store, logger: logger)

@@ -101,6 +101,17 @@ public struct EngineMetrics: Sendable {
 
     /// Sagas not yet finished, by status, and the outbox's oldest unpublished command: read from
     /// the store when scraped.
+    /// A participant's figures, as the API's participant monitor saw them at a scrape:
+    /// `baton_participant_workers` (1 while a worker is seen, 0 when none is; not set while it
+    /// cannot tell) and `baton_participant_commands_pending`.
+    public func participant(_ name: String, working: Bool?, pending: UInt64) {
+        if let working {
+            Gauge(label: "baton_participant_workers", dimensions: [("participant", name)], factory: factory).record(working ? 1 : 0)
+        }
+        Gauge(label: "baton_participant_commands_pending", dimensions: [("participant", name)], factory: factory)
+            .record(Int64(clamping: pending))
+    }
+
     public func sample(_ store: SagaStore, now: Date = .now) async throws {
         let counts = try await store.activeSagaCounts()
         for status in [SagaStatus.pending, .processing, .compensating, .suspended] {

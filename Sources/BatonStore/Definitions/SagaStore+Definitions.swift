@@ -140,3 +140,22 @@ extension SagaStore {
         return found
     }
 }
+
+extension SagaStore {
+    /// Every participant any registered workflow version commands, with the actions (and
+    /// compensation actions) it is sent, sorted.
+    public func participantActions() async throws -> [String: [String]] {
+        let rows = try await query(
+            """
+            SELECT DISTINCT step->>'participant' AS participant, action
+            FROM baton.workflow_definitions,
+                jsonb_array_elements(definition->'steps' || coalesce(definition->'onFailure', '[]')) AS step,
+                LATERAL (VALUES (step->>'action'), (step->'compensate'->>'action')) AS actions (action)
+            WHERE step->>'signal' IS NULL AND step->>'workflow' IS NULL AND action IS NOT NULL
+            ORDER BY 1, 2
+            """)
+        var actions: [String: [String]] = [:]
+        for try await (participant, action) in rows.decode((String, String).self) { actions[participant, default: []].append(action) }
+        return actions
+    }
+}

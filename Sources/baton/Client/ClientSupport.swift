@@ -51,6 +51,9 @@ enum Style {
         return code.isEmpty ? text : "\u{1B}[\(code)m\(text)\u{1B}[0m"
     }
 
+    /// Something that needs attention, in yellow.
+    static func warning(_ text: String) -> String { enabled ? "\u{1B}[33m\(text)\u{1B}[0m" : text }
+
     /// The characters a terminal shows (colour codes take no room).
     static func visibleCount(_ text: String) -> Int {
         var count = 0
@@ -107,6 +110,7 @@ enum Table {
         if let reason = saga.value(at: ["suspension_reason"]), reason != .null { Swift.print("suspended \(text(reason))") }
         if let error = saga.value(at: ["last_error"]), error != .null { Swift.print("error     \(text(error))") }
         if let note = cancellation(of: saga) { Swift.print("cancelled \(note)") }
+        for warning in saga.value(at: ["warnings"])?.arrayValue ?? [] { Swift.print(Style.warning("warning   \(text(warning))")) }
         if let parent = saga.value(at: ["parent"]), parent != .null {
             Swift.print("parent    \(text(parent.value(at: ["saga_id"]))) (its step \(text(parent.value(at: ["step"]))))")
         }

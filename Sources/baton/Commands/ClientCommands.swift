@@ -88,9 +88,14 @@ struct WatchCommand: AsyncParsableCommand {
                 if case .integer(let seq)? = entry.value(at: ["seq"]) { seen = Int(seq) }
             }
         }
+        var warned: Set<String> = []
         while true {
             try await printEntries(after: seen)
             let saga = try await client.get("/v1/sagas/\(id)?wait=2s")
+            // A participant nobody works for is said once, when it is first seen.
+            for warning in saga.value(at: ["warnings"])?.arrayValue ?? [] where output == .lines {
+                if warned.insert(Table.text(warning)).inserted { print(Style.warning("warning: \(Table.text(warning))")) }
+            }
             let status = Table.text(saga.value(at: ["status"]))
             if ["COMPLETED", "FAILED", "CANCELLED", "SUSPENDED"].contains(status) {
                 // The last events may have landed after the history was read.

@@ -451,6 +451,49 @@ extension EndToEndSuites {
             }
         }
 
+        @Test("a participant with no worker is seen within seconds: GET /v1/participants, the saga's warning, get, participants, a metric")
+        func missingParticipant() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, _, _ in
+                try """
+                name: e2e-lonely
+                version: 1
+                steps:
+                  - { name: reserve, participant: inventory, action: reserve }
+                  - { name: greet, participant: greeter, action: hello, timeout: 5m }
+                """.write(to: workflows.appending(path: "e2e-lonely.yaml"), atomically: true, encoding: .utf8)
+                let server = try await Server.start(databaseURL: databaseURL, natsURL: natsURL, workflows: workflows)
+                defer { server.kill() }
+                let id = try Self.baton(["submit", "e2e-lonely"], server: server).output.trimmingCharacters(in: .whitespacesAndNewlines)
+                let started = ContinuousClock.now
+                var participants = JSONValue.null
+                func workers(_ name: String) -> JSONValue? {
+                    participants.value(at: ["participants"])?.arrayValue?.first { $0.value(at: ["name"]) == .string(name) }?
+                        .value(at: ["workers"])
+                }
+                while ContinuousClock.now - started < .seconds(30) {
+                    let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.port)/v1/participants")!)
+                    participants = try JSONDecoder().decode(JSONValue.self, from: data)
+                    if workers("greeter") == .bool(false) && workers("inventory") == .bool(true) { break }
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                #expect(workers("greeter") == .bool(false), "\(participants)")
+                #expect(workers("inventory") == .bool(true), "\(participants)")
+                #expect(ContinuousClock.now - started < .seconds(20), "seen within seconds of the server's start")
+
+                let shown = try Self.baton(["get", id], server: server)
+                #expect(shown.output.contains("waits for participant 'greeter', which has no worker"), "\(shown.output)")
+                let listed = try Self.baton(["participants"], server: server)
+                #expect(listed.output.range(of: #"greeter\s+none\s+yes\s+1\s+0"#, options: .regularExpression) != nil, "\(listed.output)")
+                #expect(listed.output.range(of: #"inventory\s+yes"#, options: .regularExpression) != nil, "\(listed.output)")
+                let (metrics, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.port)/metrics")!)
+                let text = String(decoding: metrics, as: UTF8.self)
+                #expect(text.contains(#"baton_participant_workers{participant="greeter"} 0"#), "\(text.prefix(2000))")
+                #expect(text.contains(#"baton_participant_commands_pending{participant="greeter"} 1"#))
+                let page = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.port)/ui/sagas/\(id)")!).0
+                #expect(String(decoding: page, as: UTF8.self).contains("which has no worker"))
+            }
+        }
+
         /// The first line a process writes to a pipe (empty when it closes first).
         static func firstLine(_ pipe: Pipe) async -> String {
             await withCheckedContinuation { continuation in

@@ -2,9 +2,9 @@ import BatonTransport
 import Foundation
 import Synchronization
 
-/// What the console reads from NATS: the dead letters, and each participant's consumer. Every read
+/// What the API and the console read from NATS: the dead letters, and each participant's consumer. Every read
 /// is bounded in time, so that a page renders (saying what it could not read) while NATS is away.
-public struct ConsoleMessaging: Sendable {
+public struct MessagingReads: Sendable {
     /// How many dead letters the stream holds, and the newest of them.
     public var deadLetters: @Sendable (_ newest: Int) async throws -> (count: UInt64, messages: [StoredStreamMessage])
     /// Each participant's consumer (a participant with none is left out).
@@ -19,13 +19,13 @@ public struct ConsoleMessaging: Sendable {
     }
 
     /// No NATS: pages say so where they would show its figures.
-    public static let unavailable = ConsoleMessaging(
-        deadLetters: { _ in throw ConsoleMessagingUnavailable(reason: "no NATS connection is configured") },
-        consumers: { _ in throw ConsoleMessagingUnavailable(reason: "no NATS connection is configured") })
+    public static let unavailable = MessagingReads(
+        deadLetters: { _ in throw MessagingUnavailable(reason: "no NATS connection is configured") },
+        consumers: { _ in throw MessagingUnavailable(reason: "no NATS connection is configured") })
 
     /// Reads over the server's NATS connection, each read given up after `limit`.
-    public static func jetStream(_ nats: NATSClient, limit: Duration = .seconds(3)) -> ConsoleMessaging {
-        ConsoleMessaging(
+    public static func jetStream(_ nats: NATSClient, limit: Duration = .seconds(3)) -> MessagingReads {
+        MessagingReads(
             deadLetters: { newest in
                 try await bounded(limit) {
                     let jetStream = try await nats.jetStream()
@@ -63,7 +63,7 @@ public struct ConsoleMessaging: Sendable {
             }
             Task {
                 try? await Task.sleep(for: limit)
-                once(.failure(ConsoleMessagingUnavailable(reason: "NATS did not answer within \(limit)")))
+                once(.failure(MessagingUnavailable(reason: "NATS did not answer within \(limit)")))
                 running.cancel()
             }
         }
@@ -71,7 +71,7 @@ public struct ConsoleMessaging: Sendable {
 }
 
 /// Why the console could not read from NATS.
-public struct ConsoleMessagingUnavailable: Error, CustomStringConvertible {
+public struct MessagingUnavailable: Error, CustomStringConvertible {
     public var reason: String
     public var description: String { reason }
 }
