@@ -20,7 +20,7 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -122,11 +122,54 @@ def shot(driver, name, show=None):
 
 
 def text(driver, selector):
-    return driver.find_element(By.CSS_SELECTOR, selector).text
+    """An element's text, read in one script: a live update may replace the element at any time, so
+    a found element can be gone by the time it is read."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : null", selector) or ""
+
+
+def take_action(driver, action, reason):
+    """Opens an action's form, types the reason, ticks the confirmation and submits, as a person
+    would. A live update may replace the form meanwhile (the saga changed): then it starts again
+    on the new one, as a person would."""
+    for _ in range(5):
+        try:
+            form = driver.find_element(By.CSS_SELECTOR, f"#actions form input[name=action][value={action}]").find_element(By.XPATH, "..")
+            driver.execute_script("arguments[0].closest('details').open = true", form)
+            form.find_element(By.NAME, "reason").send_keys(reason)
+            form.find_element(By.NAME, "confirm").click()
+            follow(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"the {action} form kept changing")
+
+
+def saga_status(driver):
+    return driver.execute_script("const e = document.getElementById('saga-status'); return e ? e.dataset.status : null")
 
 
 def wait(driver, seconds=15):
     return WebDriverWait(driver, seconds)
+
+
+def landed(driver, fragment):
+    """After a click or a key that navigates: the new page's address, and its document loaded."""
+    wait(driver).until(EC.url_contains(fragment))
+    wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def follow(driver, element, keys=None):
+    """Clicks a link or button that navigates (or types `keys` that submit a form), and waits until
+    the page it leaves is gone and the new one has loaded. The old page is marked, and the wait is
+    for a document without the mark: element checks race the navigation (Chromium may answer that a
+    node "does not belong to the document"), a script run in the new document does not."""
+    driver.execute_script("window.consoleTestLeaving = true")
+    if keys is None:
+        element.click()
+    else:
+        element.send_keys(*keys)
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return window.consoleTestLeaving !== true && document.readyState === 'complete'"))
 
 
 async def dead_letter():
@@ -172,8 +215,8 @@ def run(driver):
     driver.get(BASE + "/ui/sagas")
     Select(driver.find_element(By.ID, "workflow")).select_by_value("funds-transfer")
     Select(driver.find_element(By.ID, "status")).select_by_value("FAILED")
-    driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-    wait(driver).until(EC.url_contains("status=FAILED"))
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
+    landed(driver, "status=FAILED")
     rows = driver.find_elements(By.CSS_SELECTOR, "#saga-rows tr")
     check("list: the filter keeps only failed transfers", len(rows) >= 2 and all("FAILED" in r.text and "funds-transfer" in r.text for r in rows),
           [r.text for r in rows])
@@ -182,16 +225,14 @@ def run(driver):
     # Search by a business id from the input, then open the saga.
     search = driver.find_element(By.ID, "q")
     search.clear()
-    search.send_keys("t-3", Keys.ENTER)
-    wait(driver).until(EC.url_contains("q=t-3"))
+    follow(driver, search, ["t-3", Keys.ENTER])
+    landed(driver, "q=t-3")
     rows = driver.find_elements(By.CSS_SELECTOR, "#saga-rows tr")
     check("list: search by transfer_id finds one saga", len(rows) == 1, [r.text for r in rows])
-    rows[0].find_element(By.CSS_SELECTOR, "a.mono").click()
-    wait(driver).until(EC.presence_of_element_located((By.ID, "timeline")))
-    status = driver.find_element(By.ID, "saga-status").get_attribute("data-status")
+    follow(driver, rows[0].find_element(By.CSS_SELECTOR, "a.mono"))
+    status = saga_status(driver)
     check("saga: the refunded transfer failed", status == "FAILED", status)
-    timeline = driver.find_element(By.ID, "timeline")
-    labels = [bar.get_attribute("aria-label") for bar in timeline.find_elements(By.CSS_SELECTOR, ".bar")]
+    labels = driver.execute_script("return [...document.querySelectorAll('#timeline .bar')].map(bar => bar.getAttribute('aria-label'))")
     check("timeline: the debit's action succeeded", any(l.startswith("debit-sender: action attempt 1, succeeded") for l in labels), labels)
     check("timeline: the debit was compensated", any(l.startswith("debit-sender: undo attempt 1, compensated") for l in labels), labels)
     check("timeline: the fraud check failed", any(l.startswith("fraud-check: action") and "failed" in l for l in labels), labels)
@@ -203,15 +244,13 @@ def run(driver):
 
     # Onboarding: a parallel group and a child saga.
     driver.get(BASE + "/ui/sagas?q=ada%40example.com")
-    driver.find_element(By.CSS_SELECTOR, "#saga-rows a.mono").click()
-    wait(driver).until(EC.presence_of_element_located((By.ID, "timeline")))
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "#saga-rows a.mono"))
     groups = [g.text for g in driver.find_elements(By.CSS_SELECTOR, "#timeline .group")]
     check("timeline: the parallel branches are labelled", any("checks" in g for g in groups), groups)
     rows = driver.find_elements(By.CSS_SELECTOR, "#timeline .gantt-row.in-group")
     check("timeline: each branch has its own row", len(rows) == 2, len(rows))
     shot(driver, "saga-parallel-child", show="#timeline")
-    driver.find_element(By.LINK_TEXT, "child saga").click()
-    wait(driver).until(EC.presence_of_element_located((By.ID, "summary")))
+    follow(driver, driver.find_element(By.LINK_TEXT, "child saga"))
     check("child: names the step of its parent", "Started by" in text(driver, "#summary") and "first-deposit" in text(driver, "#summary"))
 
     # A SUSPENDED saga: retry it from the console, with a reason and a confirmation.
@@ -223,16 +262,14 @@ def run(driver):
     actions = text(driver, "#actions")
     check("suspended: the operator's actions are offered", all(a in actions for a in ["Retry", "Skip a step", "Resolve", "Compensate"]), actions)
     shot(driver, "saga-suspended")
-    form = driver.find_element(By.CSS_SELECTOR, "#actions form input[name=action][value=retry]").find_element(By.XPATH, "..")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    check("action: refused without a reason and confirmation (the browser asks)", "done=" not in driver.current_url)
-    form = driver.find_element(By.CSS_SELECTOR, "#actions form input[name=action][value=retry]").find_element(By.XPATH, "..")
-    form.find_element(By.NAME, "reason").send_keys("the reviewer asked to look again")
-    form.find_element(By.NAME, "confirm").click()
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(driver).until(EC.url_contains("done=retry"))
+    refused = driver.execute_script(
+        "const form = document.querySelector('#actions input[name=action][value=retry]').form;"
+        "form.querySelector('button[type=submit]').click(); return form.checkValidity()")
+    check("action: refused without a reason and confirmation (the browser asks)", refused is False and "done=" not in driver.current_url)
+    take_action(driver, "retry", "the reviewer asked to look again")
+    landed(driver, "done=retry")
     check("action: the result is shown", "Retry recorded" in driver.find_element(By.CSS_SELECTOR, ".notice.ok").text)
-    check("action: the saga runs again", driver.find_element(By.ID, "saga-status").get_attribute("data-status") == "PROCESSING")
+    check("action: the saga runs again", saga_status(driver) == "PROCESSING")
     history = api("GET", f"/v1/sagas/{saga_id}/history")["entries"]
     recorded = [e for e in history if e["kind"] == "operator_action"]
     check("action: recorded with the caller and the reason",
@@ -242,7 +279,7 @@ def run(driver):
     driver.execute_script("window.consoleTestMarker = 42")
     api("POST", f"/v1/sagas/{saga_id}/signals/review-decision", {"payload": {"approved": True}})
     try:
-        wait(driver, 20).until(lambda d: d.find_element(By.ID, "saga-status").get_attribute("data-status") == "COMPLETED")
+        wait(driver, 20).until(lambda d: saga_status(d) == "COMPLETED")
         live = driver.execute_script("return window.consoleTestMarker") == 42
         check("live: the saga finished on the open page, with no reload", live)
     except TimeoutException:
@@ -251,14 +288,13 @@ def run(driver):
 
     # Live list: a new saga appears in the open list.
     driver.get(BASE + "/ui/sagas?workflow=console-review")
-    before = len(driver.find_elements(By.CSS_SELECTOR, "#saga-rows tr"))
     driver.execute_script("window.consoleTestMarker = 7")
-    start_review(f"r-{time.time()}")
+    fresh = start_review(f"r-{time.time()}")
     try:
-        wait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#saga-rows tr")) == before + 1)
+        wait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#saga-rows a[href='/ui/sagas/{fresh}']"))
         check("live: a new saga appears in the open list", driver.execute_script("return window.consoleTestMarker") == 7)
     except TimeoutException:
-        check("live: a new saga appears in the open list", False, f"{before} rows before and after")
+        check("live: a new saga appears in the open list", False, f"{fresh} not listed")
 
     # The workflow diagram: pivot, compensations, parallel branches.
     driver.get(BASE + "/ui/workflows/onboarding")
@@ -307,10 +343,9 @@ def run_credentials(driver):
     # A page asked for with no credential goes to the sign-in page, and back after it.
     driver.get(AUTH_BASE + "/ui/sagas")
     check("sign-in: asked for", "/ui/login" in driver.current_url, driver.current_url)
-    driver.find_element(By.ID, "token").send_keys("not-a-token", Keys.ENTER)
+    follow(driver, driver.find_element(By.ID, "token"), ["not-a-token", Keys.ENTER])
     check("sign-in: a wrong token is refused", "not valid" in text(driver, ".notice.error"))
-    driver.find_element(By.ID, "token").send_keys(READER_TOKEN, Keys.ENTER)
-    wait(driver).until(EC.url_contains("/ui/sagas"))
+    follow(driver, driver.find_element(By.ID, "token"), [READER_TOKEN, Keys.ENTER])
     check("sign-in: back where it started", driver.current_url.endswith("/ui/sagas"), driver.current_url)
     check("sign-in: shows who", "reader" in text(driver, ".who"))
     # A reader sees a suspended saga but is offered no action.
@@ -320,16 +355,17 @@ def run_credentials(driver):
     driver.get(AUTH_BASE + f"/ui/sagas/{saga_id}")
     check("scopes: a reader is offered no action", not driver.find_elements(By.CSS_SELECTOR, "#actions form"), text(driver, "#actions"))
     # An operator is offered them, and the action is recorded with the operator's name.
-    driver.find_element(By.CSS_SELECTOR, ".who button").click()
+    # Signing out navigates: wait for it to land before going on, or it lands later, on top.
+    follow(driver, driver.find_element(By.CSS_SELECTOR, ".who button"))
+    landed(driver, "/ui/login")
+    check("sign-out: the cookie is gone", driver.get_cookie("baton_console") is None, driver.get_cookies())
     driver.get(AUTH_BASE + f"/ui/sagas/{saga_id}")
-    driver.find_element(By.ID, "token").send_keys(OPERATOR_TOKEN, Keys.ENTER)
+    landed(driver, "next=")
+    follow(driver, driver.find_element(By.ID, "token"), [OPERATOR_TOKEN, Keys.ENTER])
+    landed(driver, f"/ui/sagas/{saga_id}")
     wait(driver).until(EC.presence_of_element_located((By.ID, "actions")))
-    form = driver.find_element(By.CSS_SELECTOR, "#actions form input[name=action][value=skip]").find_element(By.XPATH, "..")
-    driver.execute_script("arguments[0].closest('details').open = true", form)
-    form.find_element(By.NAME, "reason").send_keys("settled by phone")
-    form.find_element(By.NAME, "confirm").click()
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(driver).until(EC.url_contains("done=skip"))
+    take_action(driver, "skip", "settled by phone")
+    landed(driver, "done=skip")
     saga = wait_for_saga(saga_id, lambda s: s["status"] == "COMPLETED")
     history = api("GET", f"/v1/sagas/{saga_id}/history")["entries"]
     check("scopes: the operator's skip is recorded with the operator's name",
