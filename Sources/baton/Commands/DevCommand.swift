@@ -17,6 +17,15 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "HTTP address to listen on, host:port.") var http: String = "127.0.0.1:8080"
     @Option(help: "Workflow definitions to register: files or directories (default: workflows/ when present).")
     var workflows: [String] = []
+    @Option(help: "PostgreSQL's port on 127.0.0.1 (default: a free one).") var databasePort: Int?
+    @Option(help: "NATS's port on 127.0.0.1 (default: a free one).") var natsPort: Int?
+    @Flag(help: "Start empty: remove the data directory (sagas, workflows, streams) first.") var fresh = false
+
+    func validate() throws {
+        for (name, port) in [("--database-port", databasePort), ("--nats-port", natsPort)] {
+            if let port, !(1...65535).contains(port) { throw ValidationError("\(name) must be from 1 to 65535, got \(port)") }
+        }
+    }
 
     func run() async throws {
         // Before the first logger: a logger keeps the handler it was made with.
@@ -33,11 +42,33 @@ struct DevCommand: AsyncParsableCommand {
         let paths = workflows.isEmpty ? (FileManager.default.fileExists(atPath: "workflows") ? ["workflows"] : []) : workflows
         let definitions = try ServeCommand.definitions(paths)
 
-        let environment = DevEnvironment(directory: URL(fileURLWithPath: data))
-        let urls = try environment.start()
+        // Said at once, before any server starts: a port another process holds.
+        let host = String(http[..<colon])
+        if port != 0, let problem = DevEnvironment.cannotListen(host: host, port: port) {
+            throw ValidationError(
+                "cannot listen on \(http): \(problem) (another baton dev or serve?); stop it, or pass --http \(host):\(port + 1)")
+        }
+        for (name, pinned) in [("--database-port", databasePort), ("--nats-port", natsPort)] {
+            if let pinned, let problem = DevEnvironment.cannotListen(host: "127.0.0.1", port: pinned) {
+                throw ValidationError("\(name) \(pinned): \(problem); pass another port, or leave it out for a free one")
+            }
+        }
+        let directory = URL(fileURLWithPath: data)
+        if fresh {
+            Self.say("baton dev: --fresh: removing \(directory.standardizedFileURL.path)")
+            try? FileManager.default.removeItem(at: directory)
+        }
+        let environment = DevEnvironment(directory: directory)
+        let urls = try environment.start(databasePort: databasePort, natsPort: natsPort)
         defer { environment.stop() }
+        Self.say("baton dev: data       \(directory.standardizedFileURL.path) (kept between runs; --fresh starts empty)")
         Self.say("baton dev: PostgreSQL \(urls.databaseURL)")
         Self.say("baton dev: NATS       \(urls.natsURL)")
+        Self.say("baton dev: API        http://\(http)   console http://\(http)/ui")
+        Self.say(
+            "baton dev: workflows  \(definitions.isEmpty ? "none (pass --workflows PATH, or baton workflows push PATH)" : definitions.map { "\($0.definition.name) v\($0.definition.version)" }.joined(separator: ", "))"
+        )
+        Self.say("baton dev: a participant connects with BATON_NATS_URL=\(urls.natsURL) (docs/participants.md)")
         let database: DatabaseURL
         do { database = try DatabaseURL(urls.databaseURL) } catch { throw ValidationError(error.description) }
         try await ServeCommand.serve(

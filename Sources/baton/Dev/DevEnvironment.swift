@@ -18,12 +18,86 @@ final class DevEnvironment {
 
     var isRoot: Bool { getuid() == 0 }
 
-    /// Starts both servers. - Returns: their URLs.
-    func start() throws -> (databaseURL: String, natsURL: String) {
+    /// Starts both servers, on the ports given or on free ones, after stopping any that an earlier
+    /// run left behind (killed with SIGKILL, or its terminal closed). - Returns: their URLs.
+    func start(databasePort: Int? = nil, natsPort: Int? = nil) throws -> (databaseURL: String, natsURL: String) {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let databasePort = try startPostgres()
-        let natsPort = try startNATS()
+        stopStaleServers()
+        let databasePort = try startPostgres(port: databasePort)
+        let natsPort = try startNATS(port: natsPort)
         return ("postgres://baton@127.0.0.1:\(databasePort)/baton", "nats://127.0.0.1:\(natsPort)")
+    }
+
+    /// The nats-server an earlier run started, by the pid it wrote.
+    private var natsPidFile: URL { directory.appending(path: "nats.pid") }
+
+    /// Stops the servers an earlier run of this data directory left running: its nats-server (by
+    /// its pid file, when that process is still a nats-server) and its PostgreSQL (by the cluster's
+    /// own postmaster.pid, with pg_ctl).
+    private func stopStaleServers() {
+        if let text = try? String(contentsOf: natsPidFile, encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            pid > 0, Self.commandLine(of: pid)?.contains("nats-server") == true
+        {
+            FileHandle.standardOutput.write(Data("baton dev: stopping the nats-server an earlier run left (pid \(pid))\n".utf8))
+            kill(pid, SIGTERM)
+            for _ in 0..<50 where kill(pid, 0) == 0 { usleep(100_000) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
+        try? FileManager.default.removeItem(at: natsPidFile)
+        let clusterDirectory = directory.appending(path: "postgres")
+        guard FileManager.default.fileExists(atPath: clusterDirectory.path), let data = try? dataDirectory(in: clusterDirectory),
+            let text = try? String(contentsOf: data.appending(path: "postmaster.pid"), encoding: .utf8),
+            let pid = text.split(separator: "\n").first.flatMap({ pid_t($0) }), pid > 0, kill(pid, 0) == 0,
+            Self.commandLine(of: pid)?.contains("postgres") == true,
+            let bin = Self.postgresBin()
+        else { return }
+        FileHandle.standardOutput.write(Data("baton dev: stopping the PostgreSQL an earlier run left (pid \(pid))\n".utf8))
+        _ = try? run(
+            bin.appending(path: "pg_ctl"), ["-D", data.path, "-m", "fast", "-w", "-t", "10", "stop"], asPostgres: true, capture: false)
+    }
+
+    /// A process's command line, or `nil` when there is no such process.
+    static func commandLine(of pid: pid_t) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+        return String(decoding: data.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+    }
+
+    /// Why nothing can listen on host:port now (another process holds it), or `nil` when it can.
+    static func cannotListen(host: String, port: Int) -> String? {
+        let family = host.contains(":") ? AF_INET6 : AF_INET
+        let socket = Glibc.socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { return nil }
+        defer { close(socket) }
+        var reuse: Int32 = 1
+        setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        let bound: Int32
+        if family == AF_INET6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = UInt16(port).bigEndian
+            inet_pton(AF_INET6, host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), &address.sin6_addr)
+            bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+            address.sin_port = UInt16(port).bigEndian
+            bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        return bound == 0 ? nil : String(cString: strerror(errno))
+    }
+
+    /// The newest PostgreSQL's programs, when one is installed.
+    static func postgresBin() -> URL? {
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        return versions.filter({ FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\($0)/bin/initdb") })
+            .max(by: { $0.compare($1, options: .numeric) == .orderedAscending })
+            .map { URL(fileURLWithPath: "/usr/lib/postgresql/\($0)/bin") }
     }
 
     /// Stops both servers (fast shutdown for PostgreSQL: open transactions roll back).
@@ -35,6 +109,7 @@ final class DevEnvironment {
             let deadline = ContinuousClock.now + .seconds(5)
             while nats.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
             if nats.isRunning { kill(nats.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: natsPidFile)
         }
         if let bin = postgresBin, let data = postgresData {
             // At most 5 s: a cluster that went away on its own (a crash, an outage) must not hold up
@@ -61,15 +136,10 @@ final class DevEnvironment {
 
     // MARK: - PostgreSQL
 
-    private func startPostgres() throws -> Int {
-        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
-        guard
-            let version = versions.filter({ FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\($0)/bin/initdb") })
-                .max(by: { $0.compare($1, options: .numeric) == .orderedAscending })
-        else {
+    private func startPostgres(port pinned: Int?) throws -> Int {
+        guard let bin = Self.postgresBin() else {
             throw ValidationError("PostgreSQL is not installed (apt-get install postgresql), or run scripts/services install")
         }
-        let bin = URL(fileURLWithPath: "/usr/lib/postgresql/\(version)/bin")
         postgresBin = bin
         let clusterDirectory = directory.appending(path: "postgres")
         try FileManager.default.createDirectory(at: clusterDirectory, withIntermediateDirectories: true)
@@ -83,7 +153,7 @@ final class DevEnvironment {
                 bin.appending(path: "initdb"), ["-D", data.path, "-U", "baton", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
                 asPostgres: true)
         }
-        let port = try LoopbackPort.free()
+        let port = try pinned ?? LoopbackPort.free()
         try run(
             bin.appending(path: "pg_ctl"),
             [
@@ -129,8 +199,8 @@ final class DevEnvironment {
 
     // MARK: - NATS
 
-    private func startNATS() throws -> Int {
-        let port = try LoopbackPort.free()
+    private func startNATS(port pinned: Int?) throws -> Int {
+        let port = try pinned ?? LoopbackPort.free()
         let storage = directory.appending(path: "nats")
         try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
         let server = Process()
@@ -140,6 +210,8 @@ final class DevEnvironment {
         server.standardError = FileHandle.nullDevice
         do { try server.run() } catch { throw ValidationError("nats-server could not start (apt-get install nats-server): \(error)") }
         nats = server
+        // So that the next run can stop it if this one dies without stopping it (SIGKILL).
+        try? "\(server.processIdentifier)".write(to: natsPidFile, atomically: true, encoding: .utf8)
         for _ in 0..<100 {
             if Self.accepts(port) { return port }
             usleep(100_000)

@@ -533,12 +533,13 @@ extension EndToEndSuites {
 
         /// Starts `baton dev` with its data in `data`, serving the e2e workflow on `port`.
         /// Starts `baton dev`; its log goes to `log` when given (read it when a test fails).
-        static func startDev(data: URL, port: Int, log: URL? = nil) throws -> (Process, Pipe) {
+        static func startDev(data: URL, port: Int, log: URL? = nil, errors: Bool = false, extra: [String] = []) throws -> (Process, Pipe) {
             let process = Process()
             process.executableURL = try executable
-            process.arguments = [
-                "dev", "--data", data.path, "--http", "127.0.0.1:\(port)", "--workflows", EngineHarnessFiles.workflows.path,
-            ]
+            process.arguments =
+                [
+                    "dev", "--data", data.path, "--http", "127.0.0.1:\(port)", "--workflows", EngineHarnessFiles.workflows.path,
+                ] + extra
             let output = Pipe()
             process.standardOutput = output
             if let log {
@@ -547,7 +548,7 @@ extension EndToEndSuites {
                 // Debug: the service group says which service it waits for.
                 process.environment = ProcessInfo.processInfo.environment.merging(["BATON_LOG_LEVEL": "debug"]) { $1 }
             } else {
-                process.standardError = FileHandle.nullDevice
+                process.standardError = errors ? output : FileHandle.nullDevice
             }
             try process.run()
             return (process, output)
@@ -708,6 +709,67 @@ extension EndToEndSuites {
             #expect((response as? HTTPURLResponse)?.statusCode == 200)
             #expect(try JSONDecoder().decode(JSONValue.self, from: body).value(at: ["status"]) == "PROCESSING")
             Self.logger.info("SIGTERM with a long poll open: exited after \(took)")
+        }
+
+        @Test("baton dev: a busy port is an error at once; after a SIGKILL the next start stops the servers it left; --fresh starts empty")
+        func devRecovers() async throws {
+            let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: data) }
+
+            // A port another process listens on.
+            let holder = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(holder) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) } }
+            listen(holder, 1)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) }
+            }
+            let busy = Int(UInt16(bigEndian: address.sin_port))
+            let started = ContinuousClock.now
+            let (refused, refusedOutput) = try Self.startDev(data: data, port: busy, errors: true)
+            let said = String(decoding: refusedOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            refused.waitUntilExit()
+            #expect(refused.terminationStatus != 0)
+            #expect(said.contains("cannot listen on 127.0.0.1:\(busy)") && said.contains("--http 127.0.0.1:\(busy + 1)"), "\(said)")
+            #expect(ContinuousClock.now - started < .seconds(2), "said at once")
+
+            // Killed without a chance to stop its servers: the next start stops them and serves.
+            let port = try LoopbackPort.free()
+            let (first, firstOutput) = try Self.startDev(data: data, port: port)
+            let firstStart = await Self.startupOutput(firstOutput)
+            try #require(firstStart.contains("listening on"), "baton dev did not start: \(firstStart)")
+            let natsPid = try #require(pid_t(try String(contentsOf: data.appending(path: "nats.pid"), encoding: .utf8)))
+            Glibc.kill(first.processIdentifier, SIGKILL)
+            // Not waitUntilExit: the servers it left hold what Foundation watches for its exit.
+            #expect(first.waitForEnd())
+            #expect(Glibc.kill(natsPid, 0) == 0, "its nats-server outlived it")
+            let (second, secondOutput) = try Self.startDev(data: data, port: port)
+            defer { if second.isRunning { Glibc.kill(second.processIdentifier, SIGKILL) } }
+            let secondStart = await Self.startupOutput(secondOutput)
+            #expect(secondStart.contains("listening on"), "\(secondStart)")
+            #expect(secondStart.contains("stopping the nats-server an earlier run left (pid \(natsPid))"), "\(secondStart)")
+            #expect(secondStart.contains("stopping the PostgreSQL an earlier run left"), "\(secondStart)")
+            #expect(secondStart.contains("console http://127.0.0.1:\(port)/ui"), "\(secondStart)")
+            let server = Server(process: second, port: port)
+            let id = try await server.submit(amount: 3)
+            Glibc.kill(second.processIdentifier, SIGTERM)
+            second.waitUntilExit()
+            #expect(second.terminationStatus == 0)
+
+            // The data is kept between runs; --fresh starts empty.
+            let (third, thirdOutput) = try Self.startDev(data: data, port: port, extra: ["--fresh"])
+            defer { if third.isRunning { Glibc.kill(third.processIdentifier, SIGKILL) } }
+            let thirdStart = await Self.startupOutput(thirdOutput)
+            #expect(thirdStart.contains("--fresh: removing"), "\(thirdStart)")
+            let (_, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/v1/sagas/\(id)")!)
+            #expect((response as? HTTPURLResponse)?.statusCode == 404, "the saga of the earlier run is gone")
+            Glibc.kill(third.processIdentifier, SIGTERM)
+            third.waitUntilExit()
         }
 
         @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
