@@ -28,6 +28,8 @@ public struct BatonServer: Service {
         public var maximumReplyBytes = 256 * 1024
         /// On how many servers of a JetStream cluster each stream is kept (docs/scaling.md).
         public var streamReplicas = 1
+        /// How long to wait at start for the database to answer before giving up with a clear error.
+        public var databaseWait: Duration = .seconds(15)
 
         public init(
             host: String = "127.0.0.1",
@@ -77,7 +79,7 @@ public struct BatonServer: Service {
 
     public func run() async throws {
         let store = SagaStore(client: client, logger: logger)
-        try await store.migrate()
+        try await migrate(store)
         for (definition, source) in configuration.definitions {
             switch try await store.registerDefinition(definition, source: source, now: .now) {
             case .registered: logger.info("workflow registered", metadata: ["workflow": "\(definition.name) v\(definition.version)"])
@@ -161,4 +163,44 @@ public struct BatonServer: Service {
         }
         logger.info("baton serve stopped")
     }
+
+    /// Migrates the schema, waiting for the database at most ``Configuration/databaseWait``: a
+    /// database that does not answer ends the start with what was tried and why it failed, not
+    /// with the connection pool's own error a minute later.
+    func migrate(_ store: SagaStore) async throws {
+        let limit = configuration.databaseWait
+        let outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
+            group.addTask {
+                do {
+                    _ = try await store.migrate()
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        switch outcome {
+        case .success?: return
+        case .failure(let error)?:
+            if error is CancellationError || Task.isCancelled { throw error }
+            throw DatabaseUnreachable(description: "the database cannot be migrated: \(StoreErrors.describe(error))")
+        case nil:
+            throw DatabaseUnreachable(
+                description:
+                    "the database did not answer within \(limit) (is PostgreSQL running, and is BATON_DATABASE_URL or --database-url right?)"
+            )
+        }
+    }
+}
+
+/// The database could not be reached or migrated at start.
+public struct DatabaseUnreachable: Error, CustomStringConvertible {
+    public var description: String
 }

@@ -81,7 +81,7 @@ struct ParticipantsCommand: AsyncParsableCommand {
             }
             let transactionsAddress = try Self.address(transactionsListen ?? environment["TRANSACTIONS_LISTEN"] ?? "127.0.0.1:8081")
             let paymentsAddress = try Self.address(paymentsListen ?? environment["PAYMENTS_LISTEN"] ?? "127.0.0.1:8082")
-            let metricsAddress = try Self.address(metricsListen ?? environment["METRICS_LISTEN"] ?? "127.0.0.1:9464")
+            let metricsAddress = try Self.address(metricsListen ?? environment["METRICS_LISTEN"] ?? "127.0.0.1:9464", anyPort: true)
             let endpoint = WorkerMetricsEndpoint()
             let baton = BatonClient(
                 base: batonURL ?? environment["BATON_URL"] ?? "http://127.0.0.1:8080", token: batonToken ?? environment["BATON_TOKEN"])
@@ -135,8 +135,13 @@ struct ParticipantsCommand: AsyncParsableCommand {
                                 heartbeats: slowRate == 0),
                             handlers: handlers, logger: logger, metrics: endpoint.workerMetrics)))
             }
-            services.append(.init(service: endpoint.service(host: metricsAddress.host, port: metricsAddress.port, logger: logger)))
-            print("baton-participants: metrics on http://\(metricsAddress.host):\(metricsAddress.port)/metrics")
+            services.append(
+                .init(
+                    service: endpoint.service(host: metricsAddress.host, port: metricsAddress.port, logger: logger) { port in
+                        // The port it really listens on (port 0 picks a free one).
+                        FileHandle.standardOutput.write(
+                            Data("baton-participants: metrics on http://\(metricsAddress.host):\(port)/metrics\n".utf8))
+                    }))
             if names.contains("transactions") {
                 services.append(
                     .init(
@@ -168,9 +173,13 @@ struct ParticipantsCommand: AsyncParsableCommand {
         }
 
         /// `host:port`.
-        static func address(_ text: String) throws -> (host: String, port: Int) {
-            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
-            else { throw ValidationError("not a host:port address: \(text)") }
+        /// - Parameter anyPort: Whether port 0 (a free one, printed once listening) is accepted.
+        static func address(_ text: String, anyPort: Bool = false) throws -> (host: String, port: Int) {
+            let lowest = anyPort ? 0 : 1
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (lowest...65535).contains(port)
+            else {
+                throw ValidationError("'\(text)' is not a host:port address with a port from \(lowest) to 65535, such as 127.0.0.1:9464")
+            }
             return (String(text[..<colon]), port)
         }
     }

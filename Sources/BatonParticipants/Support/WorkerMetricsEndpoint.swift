@@ -32,9 +32,14 @@ public struct WorkerMetricsEndpoint: Sendable {
         return router
     }
 
-    /// The endpoint as a service listening on `host:port`.
-    public func service(host: String, port: Int, logger: Logger) -> some Service {
+    /// The endpoint as a service listening on `host:port` (port 0: a free one, told to `onListening`).
+    public func service(
+        host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    )
+        -> some Service
+    {
         Application(
-            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "baton-workers"), logger: logger)
+            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "baton-workers"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) }, logger: logger)
     }
 }

@@ -169,6 +169,12 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maximumReplyBytes = bytes
         }
         configuration.streamReplicas = try streamReplicas(from: ProcessInfo.processInfo.environment)
+        if let text = ProcessInfo.processInfo.environment["BATON_DATABASE_WAIT"] {
+            guard let wait = try? SagaDuration.parse(text), wait.milliseconds > 0 else {
+                throw ValidationError("BATON_DATABASE_WAIT must be a duration such as 15s or 2m, got '\(text)'")
+            }
+            configuration.databaseWait = .milliseconds(wait.milliseconds)
+        }
         let client = PostgresClient(configuration: database.clientConfiguration(), backgroundLogger: logger)
         let nats = NATSClient(options: BatonServer.natsOptions(.init(urlList: natsURL, name: "baton-serve")), logger: logger)
         let server = BatonServer(

@@ -596,12 +596,20 @@ extension EndToEndSuites {
             participants.executableURL = try Self.built("baton-participants")
             participants.arguments = [
                 "run", "ledger", "fraud", "--nats-url", try url("NATS"), "--database-url", try url("PostgreSQL"),
-                "--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())",
+                // Port 0: a free one, which it says once it listens.
+                "--metrics-listen", "127.0.0.1:0",
             ]
-            participants.standardOutput = FileHandle.nullDevice
+            let participantsOutput = Pipe()
+            participants.standardOutput = participantsOutput
             participants.standardError = FileHandle.nullDevice
             try participants.run()
             defer { if !participants.hasEnded { Glibc.kill(participants.processIdentifier, SIGKILL) } }
+            let metricsLine = await Self.firstLine(participantsOutput)
+            let metricsURL = try #require(metricsLine.split(separator: " ").last.map(String.init), "\(metricsLine)")
+            #expect(metricsURL.hasPrefix("http://127.0.0.1:") && !metricsURL.hasPrefix("http://127.0.0.1:0/"), "\(metricsLine)")
+            let (_, health) = try await URLSession.shared.data(
+                from: URL(string: metricsURL.replacingOccurrences(of: "/metrics", with: "/healthz"))!)
+            #expect((health as? HTTPURLResponse)?.statusCode == 200)
             try await Task.sleep(for: .seconds(2))
             #expect(!participants.hasEnded, "baton-participants did not start")
 
@@ -770,6 +778,27 @@ extension EndToEndSuites {
             #expect((response as? HTTPURLResponse)?.statusCode == 404, "the saga of the earlier run is gone")
             Glibc.kill(third.processIdentifier, SIGTERM)
             third.waitUntilExit()
+        }
+
+        @Test("baton serve with a database that does not answer ends soon, saying what to check")
+        func unreachableDatabase() async throws {
+            let process = Process()
+            process.executableURL = try Self.executable
+            process.arguments = [
+                "serve", "--database-url", "postgres://baton@127.0.0.1:\(try LoopbackPort.free())/baton", "--nats-url",
+                "nats://127.0.0.1:\(try LoopbackPort.free())", "--http", "127.0.0.1:0",
+            ]
+            process.environment = ProcessInfo.processInfo.environment.merging(["BATON_DATABASE_WAIT": "2s"]) { $1 }
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            let started = ContinuousClock.now
+            try process.run()
+            let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(process.waitForEnd())
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(said.contains("Error: the database did not answer within 2.0 seconds (is PostgreSQL running"), "\(said.suffix(600))")
+            #expect(!said.contains("ConnectionPoolError"))
         }
 
         @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
