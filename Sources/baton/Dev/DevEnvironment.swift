@@ -25,7 +25,26 @@ final class DevEnvironment {
         stopStaleServers()
         let databasePort = try startPostgres(port: databasePort)
         let natsPort = try startNATS(port: natsPort)
+        try watchOver()
         return ("postgres://baton@127.0.0.1:\(databasePort)/baton", "nats://127.0.0.1:\(natsPort)")
+    }
+
+    /// Starts a watchdog that stops both servers within a second or two of this process's end,
+    /// however it ends (SIGKILL, a closed terminal): a shell of its own session (`setsid`, so that
+    /// the terminal's hang-up does not reach it) that waits for this process to be gone. After a
+    /// normal exit it finds nothing left to stop.
+    private func watchOver() throws {
+        guard let data = postgresData, let bin = postgresBin, let nats else { return }
+        let stop = isRoot ? "/usr/sbin/runuser -u postgres -- \(bin.path)/pg_ctl" : "\(bin.path)/pg_ctl"
+        // A zombie (ended, not yet reaped by whoever started it) has ended too.
+        let script = """
+            trap '' HUP INT TERM
+            alive() { state=$(sed -n 's/^.*) \\([A-Z]\\).*/\\1/p' /proc/\(getpid())/stat 2>/dev/null); [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]; }
+            while alive; do sleep 1; done
+            grep -q nats-server /proc/\(nats.processIdentifier)/cmdline 2>/dev/null && kill \(nats.processIdentifier)
+            cd / && \(stop) -D '\(data.path)' -m fast -w -t 10 stop >/dev/null 2>&1
+            """
+        try run(URL(fileURLWithPath: "/usr/bin/setsid"), ["-f", "/bin/sh", "-c", script], capture: false)
     }
 
     /// The nats-server an earlier run started, by the pid it wrote.

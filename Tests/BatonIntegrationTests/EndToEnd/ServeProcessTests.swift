@@ -719,7 +719,9 @@ extension EndToEndSuites {
             Self.logger.info("SIGTERM with a long poll open: exited after \(took)")
         }
 
-        @Test("baton dev: a busy port is an error at once; after a SIGKILL the next start stops the servers it left; --fresh starts empty")
+        @Test(
+            "baton dev: a busy port is an error at once; its servers end with it, even on SIGKILL; leftovers are stopped on the next start; --fresh starts empty"
+        )
         func devRecovers() async throws {
             let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: data) }
@@ -746,38 +748,72 @@ extension EndToEndSuites {
             #expect(said.contains("cannot listen on 127.0.0.1:\(busy)") && said.contains("--http 127.0.0.1:\(busy + 1)"), "\(said)")
             #expect(ContinuousClock.now - started < .seconds(2), "said at once")
 
-            // Killed without a chance to stop its servers: the next start stops them and serves.
+            // Killed without a chance to stop its servers: its watchdog stops them.
             let port = try LoopbackPort.free()
+            let postmasterFile = data.appending(path: "postgres/data/postmaster.pid")
+            func postmaster() -> pid_t? {
+                let location = try? String(contentsOf: data.appending(path: "postgres/data-location"), encoding: .utf8)
+                let file =
+                    location.map {
+                        URL(fileURLWithPath: $0.trimmingCharacters(in: .whitespacesAndNewlines)).appending(path: "postmaster.pid")
+                    }
+                    ?? postmasterFile
+                return (try? String(contentsOf: file, encoding: .utf8))?.split(separator: "\n").first.flatMap { pid_t($0) }
+            }
+            func gone(_ pid: pid_t) async -> Bool {
+                for _ in 0..<100 {
+                    if Glibc.kill(pid, 0) != 0 { return true }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                return false
+            }
             let (first, firstOutput) = try Self.startDev(data: data, port: port)
             let firstStart = await Self.startupOutput(firstOutput)
             try #require(firstStart.contains("listening on"), "baton dev did not start: \(firstStart)")
-            let natsPid = try #require(pid_t(try String(contentsOf: data.appending(path: "nats.pid"), encoding: .utf8)))
+            let firstNATS = try #require(pid_t(try String(contentsOf: data.appending(path: "nats.pid"), encoding: .utf8)))
+            let firstPostgres = try #require(postmaster())
             Glibc.kill(first.processIdentifier, SIGKILL)
             // Not waitUntilExit: the servers it left hold what Foundation watches for its exit.
             #expect(first.waitForEnd())
-            #expect(Glibc.kill(natsPid, 0) == 0, "its nats-server outlived it")
-            let (second, secondOutput) = try Self.startDev(data: data, port: port)
-            defer { if second.isRunning { Glibc.kill(second.processIdentifier, SIGKILL) } }
-            let secondStart = await Self.startupOutput(secondOutput)
-            #expect(secondStart.contains("listening on"), "\(secondStart)")
-            #expect(secondStart.contains("stopping the nats-server an earlier run left (pid \(natsPid))"), "\(secondStart)")
-            #expect(secondStart.contains("stopping the PostgreSQL an earlier run left"), "\(secondStart)")
-            #expect(secondStart.contains("console http://127.0.0.1:\(port)/ui"), "\(secondStart)")
-            let server = Server(process: second, port: port)
-            let id = try await server.submit(amount: 3)
-            Glibc.kill(second.processIdentifier, SIGTERM)
-            second.waitUntilExit()
-            #expect(second.terminationStatus == 0)
+            #expect(await gone(firstNATS), "its nats-server outlived it")
+            #expect(await gone(firstPostgres), "its PostgreSQL outlived it")
 
-            // The data is kept between runs; --fresh starts empty.
-            let (third, thirdOutput) = try Self.startDev(data: data, port: port, extra: ["--fresh"])
+            // Its watchdog killed too: the next start finds the servers it left, stops them, and serves.
+            let (second, secondOutput) = try Self.startDev(data: data, port: port)
+            let secondStart = await Self.startupOutput(secondOutput)
+            try #require(secondStart.contains("listening on"), "\(secondStart)")
+            let staleNATS = try #require(pid_t(try String(contentsOf: data.appending(path: "nats.pid"), encoding: .utf8)))
+            let watchdog = Process()
+            watchdog.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+            watchdog.arguments = ["-KILL", "-f", "/proc/\(second.processIdentifier)/stat"]
+            try watchdog.run()
+            watchdog.waitUntilExit()
+            Glibc.kill(second.processIdentifier, SIGKILL)
+            #expect(second.waitForEnd())
+            try await Task.sleep(for: .seconds(2))
+            #expect(Glibc.kill(staleNATS, 0) == 0, "without its watchdog, its nats-server outlives it")
+            let (third, thirdOutput) = try Self.startDev(data: data, port: port)
             defer { if third.isRunning { Glibc.kill(third.processIdentifier, SIGKILL) } }
             let thirdStart = await Self.startupOutput(thirdOutput)
-            #expect(thirdStart.contains("--fresh: removing"), "\(thirdStart)")
-            let (_, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/v1/sagas/\(id)")!)
-            #expect((response as? HTTPURLResponse)?.statusCode == 404, "the saga of the earlier run is gone")
+            #expect(thirdStart.contains("listening on"), "\(thirdStart)")
+            #expect(thirdStart.contains("stopping the nats-server an earlier run left (pid \(staleNATS))"), "\(thirdStart)")
+            #expect(thirdStart.contains("stopping the PostgreSQL an earlier run left"), "\(thirdStart)")
+            #expect(thirdStart.contains("console http://127.0.0.1:\(port)/ui"), "\(thirdStart)")
+            let server = Server(process: third, port: port)
+            let id = try await server.submit(amount: 3)
             Glibc.kill(third.processIdentifier, SIGTERM)
             third.waitUntilExit()
+            #expect(third.terminationStatus == 0)
+
+            // The data is kept between runs; --fresh starts empty.
+            let (fresh, freshOutput) = try Self.startDev(data: data, port: port, extra: ["--fresh"])
+            defer { if fresh.isRunning { Glibc.kill(fresh.processIdentifier, SIGKILL) } }
+            let freshStart = await Self.startupOutput(freshOutput)
+            #expect(freshStart.contains("--fresh: removing"), "\(freshStart)")
+            let (_, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/v1/sagas/\(id)")!)
+            #expect((response as? HTTPURLResponse)?.statusCode == 404, "the saga of the earlier run is gone")
+            Glibc.kill(fresh.processIdentifier, SIGTERM)
+            fresh.waitUntilExit()
         }
 
         @Test("baton serve with a database that does not answer ends soon, saying what to check")
