@@ -25,24 +25,34 @@ extension Console {
         return reason
     }
 
-    /// Shows the saga again after a change: with a note when it was taken (a redirect, so that
-    /// reloading the page does not post it twice), or with the reason it was refused.
-    func afterChange(
-        _ id: String, _ context: BatonRequestContext, done: String, refused: String?
+    /// One change asked for with a form: the caller must hold `scope` and the saga must exist; the
+    /// form's reason and confirmation are checked, then `apply` makes the change and says what to
+    /// show. Taken, the saga is shown again with a note (a redirect, so that reloading the page
+    /// does not post it twice); refused, or with a mistake in the form, it is shown with why.
+    func change(
+        _ request: Request, _ context: BatonRequestContext, _ scope: APIScope, limit: Int = 16 * 1024,
+        _ apply: (_ id: String, _ form: FormFields, _ reason: String, _ caller: APIIdentity) async throws -> (
+            outcome: SagaTransition.Outcome, done: String
+        )
     ) async throws -> Response {
-        if let refused { return try await sagaPage(id, context, error: refused, status: .conflict) }
-        return .redirect(to: "/ui/sagas/\(id)?done=\(done)", type: .normal)
+        let id = try context.parameters.require("id")
+        let caller = try context.require(scope)
+        _ = try await api.existingSaga(id)
+        let form = try await FormFields.read(request, limit: limit)
+        do {
+            let (outcome, done) = try await apply(id, form, try reasonAndConfirmation(form), caller)
+            if case .rejected(let why) = outcome { return try await sagaPage(id, context, error: why, status: .conflict) }
+            return .redirect(to: "/ui/sagas/\(id)?done=\(done)", type: .normal)
+        } catch let problem as APIProblem {
+            return try await sagaPage(id, context, error: problem.detail, status: problem.status)
+        }
     }
 
     func act(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
-        let caller = try context.require(.operator)
-        _ = try await api.existingSaga(id)
-        let form = try await FormFields.read(request, limit: 16 * 1024)
-        do {
-            let reason = try reasonAndConfirmation(form)
+        try await change(request, context, .operator) { id, form, reason, caller in
+            let name = form["action"] ?? ""
             let action: OperatorAction
-            switch form["action"] ?? "" {
+            switch name {
             case "retry": action = .retry(reason: reason)
             case "resolve": action = .resolve(reason: reason)
             case "compensate": action = .compensate(reason: reason)
@@ -53,36 +63,18 @@ extension Console {
                 action = .skip(step: step, reason: reason)
             default: throw APIProblem.badRequest("unknown action: retry, skip, resolve or compensate")
             }
-            let (_, outcome) = try await api.runner.act(on: id, action, actor: caller.name)
-            if case .rejected(let why) = outcome { return try await afterChange(id, context, done: "", refused: why) }
-            return try await afterChange(id, context, done: form["action"] ?? "", refused: nil)
-        } catch let problem as APIProblem {
-            return try await sagaPage(id, context, error: problem.detail, status: problem.status)
+            return (try await api.runner.act(on: id, action, actor: caller.name).1, name)
         }
     }
 
     func cancel(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
-        let caller = try context.require(.sagasWrite)
-        _ = try await api.existingSaga(id)
-        let form = try await FormFields.read(request, limit: 16 * 1024)
-        do {
-            let reason = try reasonAndConfirmation(form)
-            let (_, outcome) = try await api.runner.cancel(id: id, reason: reason, actor: caller.name)
-            if case .rejected(let why) = outcome { return try await afterChange(id, context, done: "", refused: why) }
-            return try await afterChange(id, context, done: "cancel", refused: nil)
-        } catch let problem as APIProblem {
-            return try await sagaPage(id, context, error: problem.detail, status: problem.status)
+        try await change(request, context, .sagasWrite) { id, _, reason, caller in
+            (try await api.runner.cancel(id: id, reason: reason, actor: caller.name).1, "cancel")
         }
     }
 
     func signal(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
-        let caller = try context.require(.sagasSignal)
-        _ = try await api.existingSaga(id)
-        let form = try await FormFields.read(request, limit: 80 * 1024)
-        do {
-            let reason = try reasonAndConfirmation(form)
+        try await change(request, context, .sagasSignal, limit: 80 * 1024) { id, form, reason, caller in
             guard let name = form["signal"], WorkflowDefinition.isIdentifier(name), name.count <= 64 else {
                 throw APIProblem.badRequest("choose the signal to send")
             }
@@ -105,18 +97,19 @@ extension Console {
             }
             // Sent from the console, the signal is named by who sent it and why: posting the same
             // form again is the same signal.
-            let key = "console:\(caller.name):\(name):\(reason)".prefix(255)
-            let (_, result) = try await api.runner.signal(
-                id: id, SagaSignal(name: name, key: String(key), outcome: outcome, receivedAt: .now), actor: caller.name)
-            switch result {
-            case .rejected(let why): return try await afterChange(id, context, done: "", refused: why)
-            case .ignored: return try await afterChange(id, context, done: "signal-duplicate", refused: nil)
-            case .applied: return try await afterChange(id, context, done: "signal", refused: nil)
+            let key = String("console:\(caller.name):\(name):\(reason)".prefix(255))
+            let result: SagaTransition.Outcome
+            do {
+                result = try await api.runner.signal(
+                    id: id, SagaSignal(name: name, key: key, outcome: outcome, receivedAt: .now), actor: caller.name
+                ).1
+            } catch SagaStoreError.unstorableValue(let why) {
+                throw APIProblem(
+                    .unprocessableContent, code: "unstorable-payload", title: "The signal cannot be stored",
+                    detail: "the payload cannot be stored (\(why))")
             }
-        } catch let problem as APIProblem {
-            return try await sagaPage(id, context, error: problem.detail, status: problem.status)
-        } catch SagaStoreError.unstorableValue(let reason) {
-            return try await sagaPage(id, context, error: "the payload cannot be stored (\(reason))", status: .unprocessableContent)
+            if case .ignored = result { return (result, "signal-duplicate") }
+            return (result, "signal")
         }
     }
 

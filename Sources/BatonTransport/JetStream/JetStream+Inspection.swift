@@ -28,7 +28,7 @@ extension JetStream {
     /// How many messages a stream holds, and the sequence of its newest, or `nil` when there is no
     /// such stream.
     public func streamCounts(_ stream: String) async throws -> (messages: UInt64, lastSequence: UInt64, firstSequence: UInt64)? {
-        let address = UInt(bitPattern: handle)
+        let address = self.address
         return try await BlockingCalls.run {
             var info: UnsafeMutablePointer<jsStreamInfo>?
             var code = jsErrCode(0)
@@ -45,7 +45,7 @@ extension JetStream {
     /// between the count and the read is passed over).
     public func newestMessages(stream: String, limit: Int) async throws -> [StoredStreamMessage] {
         guard limit > 0, let counts = try await streamCounts(stream), counts.messages > 0 else { return [] }
-        let address = UInt(bitPattern: handle)
+        let address = self.address
         return try await BlockingCalls.run {
             var messages: [StoredStreamMessage] = []
             var sequence = counts.lastSequence
@@ -67,15 +67,7 @@ extension JetStream {
 
     /// A durable consumer's counts, or `nil` when there is no such consumer.
     public func consumerState(stream: String, durable: String) async throws -> ConsumerState? {
-        let address = UInt(bitPattern: handle)
-        return try await BlockingCalls.run {
-            var info: UnsafeMutablePointer<jsConsumerInfo>?
-            var code = jsErrCode(0)
-            let status = js_GetConsumerInfo(&info, OpaquePointer(bitPattern: address), stream, durable, nil, &code)
-            defer { jsConsumerInfo_Destroy(info) }
-            if code == JSConsumerNotFoundErr || code == JSStreamNotFoundErr { return nil }
-            try NATSError.check(status, jetStreamCode: code, "reading consumer \(durable) on \(stream)")
-            guard let info = info?.pointee else { return nil }
+        try await consumerInfo(stream: stream, durable: durable) { info in
             let last = info.Delivered.Last
             return ConsumerState(
                 pending: info.NumPending, unacknowledged: Int(clamping: info.NumAckPending), waitingPulls: Int(clamping: info.NumWaiting),

@@ -39,7 +39,7 @@ public final class JetStream: @unchecked Sendable {
         if pending.isEmpty { Unmanaged.passUnretained(pending).release() }
     }
 
-    private var address: UInt { UInt(bitPattern: handle) }
+    var address: UInt { UInt(bitPattern: handle) }
 
     /// Creates the stream, or brings an existing one to this configuration.
     /// - Parameter updateExisting: When `false`, an existing stream is left as it is (the
@@ -139,6 +139,19 @@ public final class JetStream: @unchecked Sendable {
 
     /// The configuration of a durable consumer as the server has it, or `nil` when there is none.
     public func consumer(stream: String, durable: String) async throws -> ConsumerConfiguration? {
+        try await consumerInfo(stream: stream, durable: durable) { info in
+            guard let config = info.Config?.pointee else { return nil }
+            return ConsumerConfiguration(
+                durable: durable, filterSubject: config.FilterSubject.map { String(cString: $0) },
+                ackWait: .nanoseconds(config.AckWait), maxDeliver: Int(config.MaxDeliver), maxAckPending: Int(config.MaxAckPending))
+        }
+    }
+
+    /// What `read` takes from a durable consumer's information, or `nil` when there is no such
+    /// consumer (or stream).
+    func consumerInfo<Value: Sendable>(
+        stream: String, durable: String, _ read: @escaping @Sendable (jsConsumerInfo) -> Value?
+    ) async throws -> Value? {
         let address = self.address
         return try await BlockingCalls.run {
             var info: UnsafeMutablePointer<jsConsumerInfo>?
@@ -147,10 +160,7 @@ public final class JetStream: @unchecked Sendable {
             defer { jsConsumerInfo_Destroy(info) }
             if code == JSConsumerNotFoundErr || code == JSStreamNotFoundErr { return nil }
             try NATSError.check(status, jetStreamCode: code, "reading consumer \(durable) on \(stream)")
-            guard let config = info?.pointee.Config?.pointee else { return nil }
-            return ConsumerConfiguration(
-                durable: durable, filterSubject: config.FilterSubject.map { String(cString: $0) },
-                ackWait: .nanoseconds(config.AckWait), maxDeliver: Int(config.MaxDeliver), maxAckPending: Int(config.MaxAckPending))
+            return info.flatMap { read($0.pointee) }
         }
     }
 
