@@ -34,6 +34,9 @@ public struct BatonAPI: Sendable {
         /// The one web origin (`https://console.example.com`) whose pages may call the API from a
         /// browser (CORS); `nil` answers no CORS request, so no other site's page can.
         public var corsOrigin: String?
+        /// Whether registering changed content under a version no saga has run replaces it instead
+        /// of answering 409: for `baton dev`, where definitions change while they are written.
+        public var replacesUnusedVersions = false
 
         public init(
             bodyLimit: Int = 1 << 20,
@@ -550,16 +553,28 @@ public struct BatonAPI: Sendable {
                 extra: ["errors": .array(error.issues.map { .string($0.description) })])
         }
         do {
-            let registration = try await store.registerDefinition(definition, source: text, now: .now, registeredBy: caller.name)
+            let registration = try await store.registerDefinition(
+                definition, source: text, now: .now, registeredBy: caller.name, replacingUnused: configuration.replacesUnusedVersions)
             var headers = HTTPFields()
             headers[.location] = "/v1/workflows/\(definition.name)"
-            let created: Bool = if case .registered = registration { true } else { false }
-            if created { await onRegistered(definition) }
-            return Render.json(Render.definition(registration.stored), status: created ? .created : .ok, headers: headers)
+            switch registration {
+            case .registered:
+                await onRegistered(definition)
+                return Render.json(Render.definition(registration.stored), status: .created, headers: headers)
+            case .replaced:
+                runner.forgetDefinition(name: definition.name, version: definition.version)
+                await onRegistered(definition)
+                return Render.json(Render.definition(registration.stored), status: .ok, headers: headers)
+            case .alreadyRegistered:
+                return Render.json(Render.definition(registration.stored), status: .ok, headers: headers)
+            }
         } catch let error as SagaStoreError {
             switch error {
             case .definitionConflict:
                 throw APIProblem(.conflict, code: "version-exists", title: "This workflow version exists", detail: error.description)
+            case .definitionInUse:
+                throw APIProblem(
+                    .conflict, code: "version-in-use", title: "Sagas have run this workflow version", detail: error.description)
             case .unstorableValue(let reason):
                 throw APIProblem(
                     .unprocessableContent, code: "invalid-workflow", title: "The workflow definition cannot be stored",

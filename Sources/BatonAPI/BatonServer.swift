@@ -30,6 +30,12 @@ public struct BatonServer: Service {
         public var streamReplicas = 1
         /// How long to wait at start for the database to answer before giving up with a clear error.
         public var databaseWait: Duration = .seconds(15)
+        /// Definitions changed while the server runs, each batch registered as it arrives (`baton
+        /// dev` watching `workflows/`); with ``BatonAPI/Configuration/replacesUnusedVersions``, a
+        /// version no saga has run takes the new content.
+        public var definitionChanges: AsyncStream<[(definition: WorkflowDefinition, source: String)]>?
+        /// Which finished sagas to remove, and where to archive them (`docs/operations.md`, Retention).
+        public var retention = RetentionPolicy()
 
         public init(
             host: String = "127.0.0.1",
@@ -81,10 +87,7 @@ public struct BatonServer: Service {
         let store = SagaStore(client: client, logger: logger)
         try await migrate(store)
         for (definition, source) in configuration.definitions {
-            switch try await store.registerDefinition(definition, source: source, now: .now) {
-            case .registered: logger.info("workflow registered", metadata: ["workflow": "\(definition.name) v\(definition.version)"])
-            case .alreadyRegistered: break
-            }
+            try await register(definition, source: source, in: store)
         }
         // The API starts even while NATS is away (commands wait in the outbox); the streams are
         // created as soon as it answers. Waiting for NATS must end on SIGTERM too (graceful shutdown
@@ -159,9 +162,55 @@ public struct BatonServer: Service {
             group.addTask { try await TimerScheduler(runner: runner, logger: logger).run() }
             group.addTask { try await application.runService() }
             group.addTask { await cancelWhenGracefulShutdown { await api.watchParticipants() } }
+            if let changes = configuration.definitionChanges {
+                group.addTask {
+                    await cancelWhenGracefulShutdown {
+                        for await batch in changes {
+                            for (definition, source) in batch {
+                                do {
+                                    if try await register(definition, source: source, in: store) {
+                                        runner.forgetDefinition(name: definition.name, version: definition.version)
+                                        await provision(definition.participants)
+                                    }
+                                } catch {
+                                    logger.warning(
+                                        "workflow not registered",
+                                        metadata: [
+                                            "workflow": "\(definition.name) v\(definition.version)",
+                                            "error": "\(StoreErrors.describe(error))",
+                                        ])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if configuration.retention.isActive {
+                let sweeper = RetentionSweeper(store: engineStore, policy: configuration.retention, metrics: metrics, logger: logger)
+                group.addTask { try await sweeper.run() }
+            }
             try await group.waitForAll()
         }
         logger.info("baton serve stopped")
+    }
+
+    /// Registers one definition, saying so in the log when it is new or replaced.
+    /// - Returns: Whether the version's content changed (new, or replaced).
+    @discardableResult
+    func register(_ definition: WorkflowDefinition, source: String, in store: SagaStore) async throws -> Bool {
+        let workflow: Logger.MetadataValue = "\(definition.name) v\(definition.version)"
+        switch try await store.registerDefinition(
+            definition, source: source, now: .now, replacingUnused: configuration.api.replacesUnusedVersions)
+        {
+        case .registered:
+            logger.info("workflow registered", metadata: ["workflow": workflow])
+            return true
+        case .replaced:
+            logger.info("workflow replaced: no saga had run this version", metadata: ["workflow": workflow])
+            return true
+        case .alreadyRegistered:
+            return false
+        }
     }
 
     /// Migrates the schema, waiting for the database at most ``Configuration/databaseWait``: a

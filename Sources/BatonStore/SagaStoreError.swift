@@ -11,6 +11,9 @@ public enum SagaStoreError: Error, Sendable, Equatable, CustomStringConvertible 
     /// A definition with this name and version is registered with other content.
     case definitionConflict(name: String, version: Int, registeredHash: String, newHash: String)
     case definitionNotFound(name: String, version: Int)
+    /// A version was to be replaced (``SagaStore/registerDefinition(_:source:now:registeredBy:replacingUnused:)``)
+    /// but sagas have run it: they pin its content.
+    case definitionInUse(name: String, version: Int)
     /// A paging cursor that this store did not issue.
     case invalidCursor(String)
     /// PostgreSQL cannot store a value (a `\u0000` in a string, for one): the change is refused as a
@@ -29,6 +32,9 @@ public enum SagaStoreError: Error, Sendable, Equatable, CustomStringConvertible 
         case .definitionConflict(let name, let version, let registered, let new):
             "workflow \(name) version \(version) is already registered with different content "
                 + "(hash \(registered.prefix(12)), this one \(new.prefix(12))): register it as a new version"
+        case .definitionInUse(let name, let version):
+            "workflow \(name) version \(version) has been run by sagas, which keep to its content: "
+                + "register the change as version \(version + 1)"
         case .definitionNotFound(let name, let version): "no workflow \(name) version \(version) is registered"
         case .invalidCursor(let reason): "invalid paging cursor: \(reason)"
         case .unstorableValue(let reason): "the change cannot be stored: \(reason)"

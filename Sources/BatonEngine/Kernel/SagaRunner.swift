@@ -26,8 +26,9 @@ public final class SagaRunner: Sendable {
     public let metrics: EngineMetrics
     /// Where every committed transition is logged.
     let log: TransitionLog
-    /// Workflow definitions by name and version. A definition never changes once registered, so
-    /// the cache needs no invalidation, only filling.
+    /// Workflow definitions by name and version. A version's content never changes once a saga ran
+    /// it, so the cache needs no invalidation, only filling; a version no saga ran may be replaced
+    /// (`baton dev`), and ``forgetDefinition(name:version:)`` drops it.
     private let definitions = Mutex<[String: CachedDefinition]>([:])
 
     /// - Parameters:
@@ -68,11 +69,26 @@ public final class SagaRunner: Sendable {
         return try remember(await store.definition(name: name, version: version), name: name, version: version)
     }
 
+    /// Drops a cached definition whose version was replaced (`baton dev`).
+    public func forgetDefinition(name: String, version: Int) {
+        _ = definitions.withLock { $0.removeValue(forKey: Self.key(name, version)) }
+    }
+
     /// The definition a locked saga runs: from the cache, or read in the saga's transaction.
+    /// - Throws: ``UnappliableEvent`` when the version no longer holds the content the saga pinned
+    ///   (replaced in `baton dev` as the saga started).
     private func definition(of saga: SagaInstance, reading reads: LockedReads) async throws -> WorkflowDefinition {
-        if let cached = cached(name: saga.workflow, version: saga.workflowVersion) { return cached }
+        let key = Self.key(saga.workflow, saga.workflowVersion)
+        if let cached = definitions.withLock({ $0[key] }), cached.contentHash == saga.workflowHash { return cached.definition }
         let stored = try await reads.definition(name: saga.workflow, version: saga.workflowVersion)
-        return try remember(stored, name: saga.workflow, version: saga.workflowVersion).definition
+        let entry = try remember(stored, name: saga.workflow, version: saga.workflowVersion)
+        guard entry.contentHash == saga.workflowHash else {
+            throw UnappliableEvent(
+                reason:
+                    "workflow \(saga.workflow) v\(saga.workflowVersion) was replaced after this saga pinned it (hash \(saga.workflowHash.prefix(12)), now \(entry.contentHash.prefix(12)))"
+            )
+        }
+        return entry.definition
     }
 
     private func remember(_ stored: StoredDefinition?, name: String, version: Int) throws -> CachedDefinition {
@@ -125,12 +141,17 @@ public final class SagaRunner: Sendable {
         check: EventCheck? = nil,
         parked: (UnappliableEvent) -> Void = { _ in }
     ) async throws -> SagaChange {
-        let definition = try await definition(of: record.saga, reading: reads)
-        try check?(definition)
         var machine: SagaStateMachine
         do {
+            let definition = try await definition(of: record.saga, reading: reads)
+            try check?(definition)
             machine = try SagaStateMachine(definition: definition, saga: record.saga)
-        } catch {
+        } catch let error as UnappliableEvent {
+            parked(error)
+            var saga = record.saga
+            let transition = saga.park(because: error.reason, event: event.summary, now: now)
+            return SagaChange(saga: saga, transition: transition)
+        } catch let error as DefinitionMismatchError {
             let poison = UnappliableEvent(reason: error.description)
             parked(poison)
             var saga = record.saga

@@ -89,18 +89,33 @@ public struct EngineMetrics: Sendable {
         Timer(label: "baton_timer_lag_seconds", dimensions: [], factory: factory).recordInterval(since: due, now: now)
     }
 
-    /// A message sent to the dead letters by the orchestrator.
     /// A saga parked SUSPENDED because an event cannot be applied to it.
     func sagaParked(workflow: String) {
         Counter(label: "baton_sagas_parked_total", dimensions: [("workflow", workflow)], factory: factory).increment()
     }
 
+    /// A message sent to the dead letters by the orchestrator.
     func deadLettered() {
         Counter(label: "baton_dead_letters_total", dimensions: [("source", "orchestrator")], factory: factory).increment()
     }
 
-    /// Sagas not yet finished, by status, and the outbox's oldest unpublished command: read from
-    /// the store when scraped.
+    /// Finished sagas retention removed (`baton_retention_sagas_removed_total`), and how many of
+    /// them it archived first (`baton_retention_sagas_archived_total`).
+    func sagasRemoved(workflow: String, count: Int, archived: Bool) {
+        Counter(label: "baton_retention_sagas_removed_total", dimensions: [("workflow", workflow)], factory: factory).increment(by: count)
+        if archived {
+            Counter(label: "baton_retention_sagas_archived_total", dimensions: [("workflow", workflow)], factory: factory)
+                .increment(by: count)
+        }
+    }
+
+    /// Inbox or published outbox rows retention removed (`baton_retention_records_removed_total`).
+    func messageRecordsRemoved(_ table: RetentionTable, count: Int) {
+        guard count > 0 else { return }
+        Counter(label: "baton_retention_records_removed_total", dimensions: [("table", table.rawValue)], factory: factory)
+            .increment(by: count)
+    }
+
     /// A participant's figures, as the API's participant monitor saw them at a scrape:
     /// `baton_participant_workers` (1 while a worker is seen, 0 when none is; not set while it
     /// cannot tell) and `baton_participant_commands_pending`.
@@ -112,6 +127,8 @@ public struct EngineMetrics: Sendable {
             .record(Int64(clamping: pending))
     }
 
+    /// Sagas not yet finished, by status, and the outbox's oldest unpublished command: read from
+    /// the store when scraped.
     public func sample(_ store: SagaStore, now: Date = .now) async throws {
         let counts = try await store.activeSagaCounts()
         for status in [SagaStatus.pending, .processing, .compensating, .suspended] {

@@ -7,12 +7,17 @@ extension SagaStore {
     ///
     /// Registering the same content again is a no-op, so every replica registers `workflows/` at
     /// start-up. A name and version are immutable once registered: sagas pin them.
-    /// - Parameter registeredBy: Who registered it (the API caller), kept with the version.
+    /// - Parameters:
+    ///   - registeredBy: Who registered it (the API caller), kept with the version.
+    ///   - replacingUnused: Replace the content of a version no saga has run (`baton dev`, where a
+    ///     definition changes while it is written). A saga started meanwhile keeps the hash it
+    ///     pinned, and the engine parks it rather than run it on other content.
     /// - Throws: ``SagaStoreError/definitionConflict(name:version:registeredHash:newHash:)`` when the
-    ///   version is registered with different content.
+    ///   version is registered with different content;
+    ///   ``SagaStoreError/definitionInUse(name:version:)`` when it was to be replaced but sagas ran it.
     @discardableResult
     public func registerDefinition(
-        _ definition: WorkflowDefinition, source: String?, now: Date, registeredBy: String? = nil
+        _ definition: WorkflowDefinition, source: String?, now: Date, registeredBy: String? = nil, replacingUnused: Bool = false
     ) async throws
         -> DefinitionRegistration
     {
@@ -25,19 +30,44 @@ extension SagaStore {
             ON CONFLICT (name, version) DO NOTHING
             RETURNING registered_at
             """)
+        let stored = StoredDefinition(
+            definition: definition, contentHash: hash, source: source, registeredAt: now, registeredBy: registeredBy)
         for try await registeredAt in inserted.decode(Date.self) {
-            return .registered(
-                StoredDefinition(
-                    definition: definition, contentHash: hash, source: source, registeredAt: registeredAt, registeredBy: registeredBy))
+            var registered = stored
+            registered.registeredAt = registeredAt
+            return .registered(registered)
         }
         guard let existing = try await self.definition(name: definition.name, version: definition.version) else {
             throw SagaStoreError.corruptRow("workflow \(definition.name) v\(definition.version) conflicted but cannot be read")
         }
-        guard existing.contentHash == hash else {
+        if existing.contentHash == hash { return .alreadyRegistered(existing) }
+        guard replacingUnused else {
             throw SagaStoreError.definitionConflict(
                 name: definition.name, version: definition.version, registeredHash: existing.contentHash, newHash: hash)
         }
-        return .alreadyRegistered(existing)
+        try await transaction { connection in
+            // FOR UPDATE conflicts with the key-share lock a saga's insert takes on the row it
+            // references: no saga can start on this version between the check and the update.
+            _ = try await connection.run(
+                """
+                SELECT 1 FROM baton.workflow_definitions WHERE name = \(definition.name) AND version = \(definition.version) FOR UPDATE
+                """, logger: logger)
+            let used = try await connection.run(
+                """
+                SELECT EXISTS (SELECT 1 FROM baton.sagas WHERE workflow = \(definition.name) AND workflow_version = \(definition.version))
+                """, logger: logger)
+            for try await inUse in used.decode(Bool.self) where inUse {
+                throw SagaStoreError.definitionInUse(name: definition.name, version: definition.version)
+            }
+            _ = try await connection.run(
+                """
+                UPDATE baton.workflow_definitions
+                SET content_hash = \(hash), definition = \(json)::jsonb, source = \(source), registered_at = \(now),
+                    registered_by = \(registeredBy)
+                WHERE name = \(definition.name) AND version = \(definition.version)
+                """, logger: logger)
+        }
+        return .replaced(stored)
     }
 
     /// One version of a workflow, or `nil` when it is not registered.

@@ -105,10 +105,13 @@ public enum DefinitionRegistration: Sendable {
     case registered(StoredDefinition)
     /// The same name, version and content were registered before.
     case alreadyRegistered(StoredDefinition)
+    /// The version was registered with other content that no saga had run, and now holds this
+    /// content (only when replacing was asked for: `baton dev`).
+    case replaced(StoredDefinition)
 
     public var stored: StoredDefinition {
         switch self {
-        case .registered(let stored), .alreadyRegistered(let stored): stored
+        case .registered(let stored), .alreadyRegistered(let stored), .replaced(let stored): stored
         }
     }
 }

@@ -109,17 +109,19 @@ extension SagaStore {
         return (0, nil)
     }
 
-    /// Deletes up to `limit` published outbox rows published before `cutoff`, oldest first.
+    /// Deletes the published rows, published before `cutoff`, among the oldest `limit` outbox rows.
     /// - Returns: How many were deleted (call again while it returns `limit`).
     @discardableResult
     public func pruneOutbox(publishedBefore cutoff: Date, limit: Int = 10_000) async throws -> Int {
-        // Published rows are (nearly) in id order, so walking the primary key from the start finds
-        // them without an index on published_at.
+        // Published rows are (nearly) in id order, so the oldest `limit` rows by primary key are
+        // the candidates: no index on published_at, and a call never walks more than `limit` rows
+        // (walking until `limit` matches would read the whole table when nothing is old enough).
         let rows = try await query(
             """
             WITH gone AS (
                 DELETE FROM baton.outbox WHERE id IN (
-                    SELECT id FROM baton.outbox WHERE published_at < \(cutoff) ORDER BY id LIMIT \(limit))
+                    SELECT id FROM (SELECT id, published_at FROM baton.outbox ORDER BY id LIMIT \(limit)) oldest
+                    WHERE published_at < \(cutoff))
                 RETURNING 1)
             SELECT count(*) FROM gone
             """)
@@ -127,12 +129,21 @@ extension SagaStore {
         return 0
     }
 
-    /// Deletes inbox records received before `cutoff`: replies redelivered after that are caught by
-    /// the state machine's attempt check instead (recorded as duplicates).
+    /// Deletes up to `limit` inbox records received before `cutoff`: replies redelivered after
+    /// that are caught by the state machine's attempt check instead (recorded as duplicates).
+    /// - Returns: How many were deleted (call again while it returns `limit`).
     @discardableResult
-    public func pruneInbox(receivedBefore cutoff: Date) async throws -> Int {
+    public func pruneInbox(receivedBefore cutoff: Date, limit: Int = 10_000) async throws -> Int {
+        // The BRIN index on received_at finds the old block ranges; ctid deletes exactly the rows
+        // found, so one call never holds more than `limit` row locks.
         let rows = try await query(
-            "WITH gone AS (DELETE FROM baton.inbox WHERE received_at < \(cutoff) RETURNING 1) SELECT count(*) FROM gone")
+            """
+            WITH gone AS (
+                DELETE FROM baton.inbox WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM baton.inbox WHERE received_at < \(cutoff) LIMIT \(limit)))
+                RETURNING 1)
+            SELECT count(*) FROM gone
+            """)
         for try await count in rows.decode(Int.self) { return count }
         return 0
     }

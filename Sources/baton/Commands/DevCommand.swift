@@ -69,12 +69,19 @@ struct DevCommand: AsyncParsableCommand {
             "baton dev: workflows  \(definitions.isEmpty ? "none (pass --workflows PATH, or baton workflows push PATH)" : definitions.map { "\($0.definition.name) v\($0.definition.version)" }.joined(separator: ", "))"
         )
         Self.say("baton dev: a participant connects with BATON_NATS_URL=\(urls.natsURL) (docs/participants.md)")
+        if !paths.isEmpty {
+            Self.say("baton dev: watching   \(paths.joined(separator: ", ")): a changed version no saga has run is replaced")
+        }
         let database: DatabaseURL
         do { database = try DatabaseURL(urls.databaseURL) } catch { throw ValidationError(error.description) }
+        var api = try ServeCommand.limits(from: ProcessInfo.processInfo.environment)
+        api.replacesUnusedVersions = true
+        let (changes, continuation) = AsyncStream.makeStream(of: WorkflowWatcher.Definitions.self)
+        let watcher = paths.isEmpty ? nil : Task { await WorkflowWatcher(paths: paths).watch(continuation, say: Self.say) }
+        defer { watcher?.cancel() }
         try await ServeCommand.serve(
-            database: database, natsURL: urls.natsURL, host: String(http[..<colon]), port: port,
-            api: try ServeCommand.limits(from: ProcessInfo.processInfo.environment), definitions: definitions, logger: logger,
-            beforeForcedExit: environment.forceStop)
+            database: database, natsURL: urls.natsURL, host: String(http[..<colon]), port: port, api: api, definitions: definitions,
+            definitionChanges: paths.isEmpty ? nil : changes, logger: logger, beforeForcedExit: environment.forceStop)
         Self.say("baton dev: stopping PostgreSQL and NATS")
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BatonAPI
 import BatonCore
+import BatonEngine
 import BatonLogging
 import BatonStore
 import BatonTransport
@@ -46,6 +47,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Serve the API without credentials on a non-loopback address: anyone who reaches it may do anything.")
     var insecureNoAuth = false
 
+    @Option(
+        help: """
+            How long finished sagas are kept: an age for all (30d), rules by workflow (funds-transfer=365d), \
+            or forever, comma-separated (default: forever). Env: BATON_RETENTION.
+            """)
+    var retention: String?
+
+    @Option(help: "Archive each saga retention removes to JSON Lines files in this directory first. Env: BATON_ARCHIVE_DIR.")
+    var archive: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         // Before the first logger: a logger keeps the handler it was made with.
@@ -81,9 +92,47 @@ struct ServeCommand: AsyncParsableCommand {
         var api = try Self.limits(from: environment)
         api.bodyLimit = limit
         api.access = access
+        var environmentWithFlags = environment
+        if let retention { environmentWithFlags["BATON_RETENTION"] = retention }
+        if let archive { environmentWithFlags["BATON_ARCHIVE_DIR"] = archive }
         try await Self.serve(
             database: database, natsURL: natsText, host: host, port: port, api: api, definitions: try Self.definitions(paths),
-            logger: logger)
+            environment: environmentWithFlags, logger: logger)
+    }
+
+    /// The retention policy of `BATON_RETENTION`, `BATON_ARCHIVE_DIR`, `BATON_RETENTION_BATCH` and
+    /// `BATON_RETENTION_INTERVAL` (docs/operations.md, Retention).
+    static func retention(from environment: [String: String]) throws -> RetentionPolicy {
+        var policy = RetentionPolicy()
+        if let text = environment["BATON_RETENTION"], !text.isEmpty {
+            do { policy = try RetentionPolicy(parsing: text) } catch {
+                throw ValidationError("BATON_RETENTION (--retention): \(error.description); for example 30d or 30d,funds-transfer=365d")
+            }
+        }
+        if let directory = environment["BATON_ARCHIVE_DIR"], !directory.isEmpty {
+            guard policy.isActive else {
+                throw ValidationError(
+                    "BATON_ARCHIVE_DIR (--archive) is set but retention keeps every saga forever: set BATON_RETENTION too")
+            }
+            let archive = SagaArchive(directory: URL(fileURLWithPath: directory))
+            do { try archive.prepare() } catch {
+                throw ValidationError("BATON_ARCHIVE_DIR (--archive): cannot use \(directory): \(error.localizedDescription)")
+            }
+            policy.archive = archive.directory
+        }
+        if let text = environment["BATON_RETENTION_BATCH"] {
+            guard let size = Int(text), (1...10_000).contains(size) else {
+                throw ValidationError("BATON_RETENTION_BATCH must be a whole number from 1 to 10000, got '\(text.prefix(40))'")
+            }
+            policy.batchSize = size
+        }
+        if let text = environment["BATON_RETENTION_INTERVAL"] {
+            guard let interval = try? SagaDuration.parse(text), interval.milliseconds >= 100 else {
+                throw ValidationError("BATON_RETENTION_INTERVAL must be a duration of at least 100ms, such as 1m, got '\(text.prefix(40))'")
+            }
+            policy.interval = .milliseconds(interval.milliseconds)
+        }
+        return policy
     }
 
     /// Whether `host` only accepts connections from this machine.
@@ -158,18 +207,22 @@ struct ServeCommand: AsyncParsableCommand {
         port: Int,
         api: BatonAPI.Configuration,
         definitions: [(definition: WorkflowDefinition, source: String)],
+        definitionChanges: AsyncStream<[(definition: WorkflowDefinition, source: String)]>? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
         logger: Logger,
         beforeForcedExit: @escaping @Sendable () -> Void = {}
     ) async throws {
         var configuration = BatonServer.Configuration(host: host, port: port, api: api, definitions: definitions)
-        if let text = ProcessInfo.processInfo.environment["BATON_MAX_REPLY_BYTES"] {
+        configuration.definitionChanges = definitionChanges
+        configuration.retention = try retention(from: environment)
+        if let text = environment["BATON_MAX_REPLY_BYTES"] {
             guard let bytes = Int(text), bytes > 0 else {
                 throw ValidationError("BATON_MAX_REPLY_BYTES must be a positive whole number, got '\(text)'")
             }
             configuration.maximumReplyBytes = bytes
         }
-        configuration.streamReplicas = try streamReplicas(from: ProcessInfo.processInfo.environment)
-        if let text = ProcessInfo.processInfo.environment["BATON_DATABASE_WAIT"] {
+        configuration.streamReplicas = try streamReplicas(from: environment)
+        if let text = environment["BATON_DATABASE_WAIT"] {
             guard let wait = try? SagaDuration.parse(text), wait.milliseconds > 0 else {
                 throw ValidationError("BATON_DATABASE_WAIT must be a duration such as 15s or 2m, got '\(text)'")
             }

@@ -76,6 +76,12 @@ struct ScaleTests {
                 ),
                 ("outbox claim", SagaStore.outboxClaimQuery(limit: 100), ["outbox_unpublished"], false),
                 (
+                    // A retention sweep when none is old enough yet: what it costs every interval.
+                    "retention batch",
+                    SagaStore.retentionQuery(finishedBefore: Fixture.epoch - .minutes(60 * 24 * 31), scope: .allExcept([]), limit: 500),
+                    ["sagas_status_created", "sagas_created"], false
+                ),
+                (
                     // The table holds live timers only (two per running saga): small enough that the
                     // planner reads it whole; timers_claimable serves it once it grows.
                     "timer claim",
