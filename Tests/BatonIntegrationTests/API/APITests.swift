@@ -20,14 +20,15 @@ struct APITests {
         bodyLimit: Int = 1 << 20,
         corsOrigin: String? = nil,
         ready: Bool = true,
+        replacesUnusedVersions: Bool = false,
         _ body: @escaping @Sendable (any TestClientProtocol, SagaStore) async throws -> Void
     ) async throws {
         try await StoreFixture.withStore { store in
             let runner = SagaRunner(store: store)
+            var configuration = BatonAPI.Configuration(bodyLimit: bodyLimit, access: access, corsOrigin: corsOrigin)
+            configuration.replacesUnusedVersions = replacesUnusedVersions
             let api = BatonAPI(
-                store: store, runner: runner,
-                configuration: .init(bodyLimit: bodyLimit, access: access, corsOrigin: corsOrigin),
-                readiness: { ["postgres": true, "nats": ready] })
+                store: store, runner: runner, configuration: configuration, readiness: { ["postgres": true, "nats": ready] })
             let app = Application(router: api.router())
             try await app.test(.router) { client in try await body(client, store) }
         }
@@ -288,6 +289,34 @@ struct APITests {
             let versions = try Self.json(try await client.execute(uri: "/v1/workflows/store-test", method: .get))
             #expect(versions.value(at: ["versions", "0", "version"]) == 2)
             #expect(versions.value(at: ["versions", "1", "version"]) == 1)
+        }
+    }
+
+    @Test("in development, changed content replaces a version no saga has run; once one has, it is a 409 naming the next version")
+    func developmentReplacesUnusedVersions() async throws {
+        try await Self.withAPI(replacesUnusedVersions: true) { client, _ in
+            var yaml = HTTPFields()
+            yaml[.contentType] = "application/yaml"
+            let v2 = StoreFixture.definitionSource.replacingOccurrences(of: "version: 1", with: "version: 2")
+            #expect(
+                try await client.execute(uri: "/v1/workflows", method: .post, headers: yaml, body: ByteBuffer(string: v2)).status
+                    == .created)
+            let described = v2.replacingOccurrences(of: "deadline: 1h", with: "description: moves stock and money\ndeadline: 1h")
+            let replaced = try await client.execute(uri: "/v1/workflows", method: .post, headers: yaml, body: ByteBuffer(string: described))
+            #expect(replaced.status == .ok)
+            #expect(try Self.json(replaced).value(at: ["description"]) == "moves stock and money")
+            let shown = try Self.json(try await client.execute(uri: "/v1/workflows/store-test", method: .get))
+            #expect(shown.value(at: ["versions", "0", "description"]) == "moves stock and money")
+
+            // A saga runs version 2: from now on it is what that saga keeps to.
+            let submitted = try await Self.submit(client, #"{"workflow":"store-test","input":{"amount":100}}"#)
+            #expect(submitted.status == .accepted)
+            let changed = described.replacingOccurrences(of: "timeout: 5s", with: "timeout: 6s")
+            let refused = try await client.execute(uri: "/v1/workflows", method: .post, headers: yaml, body: ByteBuffer(string: changed))
+            #expect(refused.status == .conflict)
+            let problem = try Self.json(refused)
+            #expect(problem.value(at: ["type"]) == "https://baton.dev/problems/version-in-use")
+            #expect(problem.value(at: ["detail"])?.stringValue?.contains("register the change as version 3") == true)
         }
     }
 

@@ -66,12 +66,15 @@ extension EndToEndSuites {
             let process: Process
             let port: Int
 
-            static func start(databaseURL: String, natsURL: String, workflows: URL) async throws -> Server {
+            static func start(
+                databaseURL: String, natsURL: String, workflows: URL, environment: [String: String] = [:]
+            ) async throws -> Server {
                 let process = Process()
                 process.executableURL = try ServeProcessTests.executable
                 process.arguments = [
                     "serve", "--database-url", databaseURL, "--nats-url", natsURL, "--http", "127.0.0.1:0", "--workflows", workflows.path,
                 ]
+                if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
                 let output = Pipe()
                 process.standardOutput = output
                 process.standardError = FileHandle.nullDevice
@@ -210,6 +213,46 @@ extension EndToEndSuites {
                 print("crash test: \(inFlight.sagas.count) of \(ids.count) sagas were in flight when baton serve was killed")
                 // The kill landed in the middle of the work, or the test proves nothing.
                 #expect(inFlight.sagas.count > 0)
+            }
+        }
+
+        @Test("retention in baton serve: finished sagas past their age are archived, then removed; the rest stay; a metric counts them")
+        func retention() async throws {
+            try await Self.withSystem { databaseURL, natsURL, workflows, store, _ in
+                let archive = FileManager.default.temporaryDirectory.appending(path: "baton-archive-\(UUID().uuidString)")
+                defer { try? FileManager.default.removeItem(at: archive) }
+                let server = try await Server.start(
+                    databaseURL: databaseURL, natsURL: natsURL, workflows: workflows,
+                    environment: ["BATON_RETENTION": "1d", "BATON_ARCHIVE_DIR": archive.path, "BATON_RETENTION_INTERVAL": "200ms"])
+                defer { server.kill() }
+                var ids: [String] = []
+                for amount in 1...6 { ids.append(try await server.submit(amount: amount)) }
+                #expect(try await Self.settle(ids, in: store).allSatisfy { $0 == .completed })
+                // Three of them finished two days ago, as far as retention can tell.
+                let aged = Array(ids.prefix(3))
+                try await store.client.query(
+                    """
+                    UPDATE baton.sagas SET created_at = created_at - interval '2 days', finished_at = finished_at - interval '2 days'
+                    WHERE id = ANY(\(aged.compactMap(UUID.init(uuidString:))))
+                    """)
+                var left = ids.count
+                for _ in 0..<100 where left > 3 {
+                    try await Task.sleep(for: .milliseconds(100))
+                    left = try await StoreFixture.scalar(store, "SELECT count(*) FROM baton.sagas", as: Int.self) ?? -1
+                }
+                #expect(left == 3)
+                for id in aged { #expect(try await store.saga(id: id) == nil) }
+                for id in ids.suffix(3) { #expect(try await store.saga(id: id)?.saga.status == .completed) }
+
+                let files = (try? FileManager.default.contentsOfDirectory(atPath: archive.path)) ?? []
+                let lines = try files.flatMap {
+                    try String(contentsOf: archive.appending(path: $0), encoding: .utf8).split(separator: "\n").map(String.init)
+                }
+                #expect(Set(lines.compactMap { try? JSONParser.parse($0).value(at: ["saga", "id"])?.stringValue }) == Set(aged))
+                let (metrics, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.port)/metrics")!)
+                let text = String(decoding: metrics, as: UTF8.self)
+                #expect(text.contains(#"baton_retention_sagas_removed_total{workflow="e2e-order"} 3"#), "\(text.prefix(4000))")
+                #expect(text.contains(#"baton_retention_sagas_archived_total{workflow="e2e-order"} 3"#))
             }
         }
 
@@ -837,14 +880,52 @@ extension EndToEndSuites {
             #expect(!said.contains("ConnectionPoolError"))
         }
 
-        @Test("baton dev starts its own PostgreSQL and NATS, serves, and stops them on SIGTERM")
+        @Test(
+            "baton dev starts its own PostgreSQL and NATS, serves, re-registers a changed workflow no saga ran, and stops them on SIGTERM"
+        )
         func dev() async throws {
             let data = FileManager.default.temporaryDirectory.appending(path: "baton-dev-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: data) }
+            let edited = data.appending(path: "edited")
+            try FileManager.default.createDirectory(at: edited, withIntermediateDirectories: true)
+            let file = edited.appending(path: "dev-edit.yaml")
+            let source = EngineHarness.workflowSource.replacingOccurrences(of: "name: e2e-order", with: "name: dev-edit")
+            try source.write(to: file, atomically: true, encoding: .utf8)
             let port = try LoopbackPort.free()
-            let (process, output) = try Self.startDev(data: data, port: port)
+            let log = data.appending(path: "dev.log")
+            let (process, output) = try Self.startDev(data: data, port: port, log: log, extra: ["--workflows", edited.path])
             let line = await Self.listeningLine(output)
             #expect(line.contains("listening on http://127.0.0.1:\(port)"), "baton dev did not start: \(line)")
+
+            // Saved with a new description while it runs: no saga ran it, so it takes the change.
+            func description() async throws -> JSONValue? {
+                let (body, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/v1/workflows/dev-edit")!)
+                return try JSONDecoder().decode(JSONValue.self, from: body).value(at: ["versions", "0", "description"])
+            }
+            #expect(try await description() == "")
+            let described = source.replacingOccurrences(of: "version: 1", with: "version: 1\ndescription: edited while running")
+            try described.write(to: file, atomically: true, encoding: .utf8)
+            var seen: JSONValue? = nil
+            for _ in 0..<100 where seen != "edited while running" {
+                try await Task.sleep(for: .milliseconds(100))
+                seen = try await description()
+            }
+            #expect(seen == "edited while running")
+            // Once a saga ran it, a change is refused and the log says what to do.
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/sagas")!)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(#"{"workflow":"dev-edit","input":{"amount":1}}"#.utf8)
+            #expect((try await URLSession.shared.data(for: request).1 as? HTTPURLResponse)?.statusCode == 202)
+            try described.replacingOccurrences(of: "edited while running", with: "edited again").write(
+                to: file, atomically: true, encoding: .utf8)
+            var logged = ""
+            for _ in 0..<100 where !logged.contains("register the change as version 2") {
+                try await Task.sleep(for: .milliseconds(100))
+                logged = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            }
+            #expect(logged.contains("register the change as version 2"), "\(logged.suffix(2000))")
+            #expect(try await description() == "edited while running")
 
             let (body, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/readyz")!)
             #expect((response as? HTTPURLResponse)?.statusCode == 200)
