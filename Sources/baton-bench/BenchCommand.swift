@@ -49,6 +49,10 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Sagas in flight at once.") var concurrency = 32
         @Option(help: "In the failing mix, every Nth saga fails at its last step and is compensated.") var failEvery = 10
         @Option(help: "Finished sagas to add before the scaled phase (0: skip it).") var preload = 0
+        @Flag(
+            name: .customLong("retention-phase"),
+            help: "After the scaled phase, restart baton serve with BATON_RETENTION=30d and run a phase while it removes the preloaded sagas.")
+        var retentionPhase = false
         @Option(help: "Timers due at once in the timer storm (0: skip it).") var timerStorm = 0
         @Option(help: "pgbench -N transactions per client (0: skip it).") var pgbenchTransactions = 2500
         @Option(help: "pgbench clients.") var pgbenchClients = 16
@@ -97,12 +101,15 @@ struct BenchCommand: AsyncParsableCommand {
             defer { nats.stop() }
             let natsURL = "nats://127.0.0.1:\(natsPort)"
             let httpPort = try LoopbackPort.free()
-            let serve = try ChildProcess(
-                "baton serve", executable: baton,
-                arguments: [
-                    "serve", "--database-url", benchURL.text, "--nats-url", natsURL, "--http", "127.0.0.1:\(httpPort)", "--workflows",
-                    directory.path,
-                ], environment: ["BATON_LOG_LEVEL": serveLogLevel], log: directory.appending(path: "serve.log"))
+            func startServe(_ environment: [String: String] = [:], log: String = "serve.log") throws -> ChildProcess {
+                try ChildProcess(
+                    "baton serve", executable: baton,
+                    arguments: [
+                        "serve", "--database-url", benchURL.text, "--nats-url", natsURL, "--http", "127.0.0.1:\(httpPort)", "--workflows",
+                        directory.path,
+                    ], environment: ["BATON_LOG_LEVEL": serveLogLevel].merging(environment) { $1 }, log: directory.appending(path: log))
+            }
+            var serve = try startServe()
             defer { serve.stop() }
             var workers: ChildProcess? = try ChildProcess(
                 "workers", executable: own, arguments: ["workers", "--nats-url", natsURL], log: directory.appending(path: "workers.log"))
@@ -172,6 +179,19 @@ struct BenchCommand: AsyncParsableCommand {
                     print("baton-bench: added \(preload) finished sagas in \(took.formatted(.units(allowed: [.seconds])))")
                     report.preloaded = preload
                     report.phases.append(try await phase("scaled", failEvery: 0))
+                    if retentionPhase {
+                        // Every preloaded saga finished 37 to 60 days ago: all of them are due.
+                        serve.stop()
+                        serve = try startServe(["BATON_RETENTION": "30d"], log: "serve-retention.log")
+                        try await Self.waitUntilReady(api)
+                        let before = try await RetentionFigures.preloadedLeft(database)
+                        let sweeping = try await phase("sweeping", failEvery: 0)
+                        report.phases.append(sweeping)
+                        let after = try await RetentionFigures.preloadedLeft(database)
+                        report.retention = RetentionFigures(
+                            removedDuringPhase: before - after, phaseSeconds: sweeping.seconds, left: after)
+                        print(report.retention!.line)
+                    }
                 }
 
                 if timerStorm > 0 {

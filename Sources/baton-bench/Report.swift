@@ -8,6 +8,8 @@ struct Report: Codable {
     var failEvery: Int
     var phases: [PhaseFigures] = []
     var preloaded: Int?
+    /// What retention removed during the `sweeping` phase, when it ran.
+    var retention: RetentionFigures?
     var storm: StormFigures?
     var pgbenchTPS: Double?
     /// PostgreSQL's CPU per `pgbench -N` transaction, in milliseconds.
@@ -44,6 +46,13 @@ struct Report: Codable {
         if let empty = phases.first(where: { $0.phase == "empty" }), let scaled = phases.first(where: { $0.phase == "scaled" }) {
             lines.append(
                 "  with \(preloaded ?? 0) finished sagas: \(String(format: "%.3f", scaled.sagasPerSecond / empty.sagasPerSecond)) x the throughput of an empty database"
+            )
+        }
+        if let scaled = phases.first(where: { $0.phase == "scaled" }), let sweeping = phases.first(where: { $0.phase == "sweeping" }),
+            let retention
+        {
+            lines.append(
+                "  while retention removed \(retention.removedDuringPhase) of them: \(String(format: "%.3f", sweeping.sagasPerSecond / scaled.sagasPerSecond)) x the throughput of the scaled phase"
             )
         }
         return lines.joined(separator: "\n")

@@ -4,7 +4,7 @@ import Foundation
 import PostgresNIO
 
 /// Fills the tables with finished sagas, as months of traffic would: each with its three steps,
-/// eight history entries and three published outbox rows.
+/// eight history entries, three published outbox rows and three inbox records.
 enum Preload {
     static func finishedSagas(_ count: Int, into database: PostgresClient) async throws {
         let statements: [PostgresQuery] = [
@@ -39,10 +39,16 @@ enum Preload {
             SELECT s.id, '{}'::jsonb, s.created_at, s.created_at
             FROM baton.sagas s, generate_series(1, 3) AS p WHERE s.correlation_id LIKE 'preload-%'
             """,
+            """
+            INSERT INTO baton.inbox (message_id, saga_id, received_at)
+            SELECT s.id || '-' || p, s.id, s.finished_at
+            FROM baton.sagas s, generate_series(1, 3) AS p WHERE s.correlation_id LIKE 'preload-%'
+            """,
             "VACUUM ANALYZE baton.sagas",
             "VACUUM ANALYZE baton.saga_steps",
             "VACUUM ANALYZE baton.saga_history",
             "VACUUM ANALYZE baton.outbox",
+            "VACUUM ANALYZE baton.inbox",
             // Written out now, not by the checkpointer during the phase that follows: the
             // preload's own writes must not be charged to the scaled phase. (Needs a superuser or
             // pg_checkpoint; scripts/services makes the bench's user one.)
@@ -140,5 +146,27 @@ final class Counter: @unchecked Sendable {
             defer { value += 1 }
             return value
         }
+    }
+}
+
+/// What retention removed while the `sweeping` phase ran beside it.
+struct RetentionFigures: Codable {
+    var removedDuringPhase: Int
+    var phaseSeconds: Double
+    var left: Int
+
+    var line: String {
+        String(
+            format: "retention: removed %d preloaded sagas (with their steps, history, inbox and outbox rows) during the phase, %.0f sagas/s; %d left",
+            removedDuringPhase, Double(removedDuringPhase) / phaseSeconds, left)
+    }
+
+    static func preloadedLeft(_ database: PostgresClient) async throws -> Int {
+        for try await count in try await database.query("SELECT count(*) FROM baton.sagas WHERE correlation_id LIKE 'preload-%'")
+            .decode(Int.self)
+        {
+            return count
+        }
+        return 0
     }
 }
