@@ -51,7 +51,10 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Finished sagas to add before the scaled phase (0: skip it).") var preload = 0
         @Flag(
             name: .customLong("retention-phase"),
-            help: "After the scaled phase, restart baton serve with BATON_RETENTION=30d and run a phase while it removes the preloaded sagas.")
+            help: """
+                After the scaled phase, restart baton serve with BATON_RETENTION=30d and run a phase while it removes the \
+                preloaded sagas.
+                """)
         var retentionPhase = false
         @Option(help: "Timers due at once in the timer storm (0: skip it).") var timerStorm = 0
         @Option(help: "pgbench -N transactions per client (0: skip it).") var pgbenchTransactions = 2500

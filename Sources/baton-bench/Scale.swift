@@ -157,7 +157,7 @@ struct RetentionFigures: Codable {
 
     var line: String {
         String(
-            format: "retention: removed %d preloaded sagas (with their steps, history, inbox and outbox rows) during the phase, %.0f sagas/s; %d left",
+            format: "retention: removed %d preloaded sagas (with their steps and history) during the phase, %.0f sagas/s; %d left",
             removedDuringPhase, Double(removedDuringPhase) / phaseSeconds, left)
     }
 
