@@ -18,8 +18,10 @@ import PostgresNIO
 ///   does nothing: hanging prevention.
 ///
 /// A ``BusinessFailure`` thrown by the handler undoes the handler's writes (to a savepoint) and
-/// records the `failed` reply; any other error rolls everything back, so the next attempt runs
-/// afresh.
+/// answers `failed` without recording it: a business failure has no effect, so the next attempt
+/// (a retry after the pivot, an operator's retry of a compensation) decides afresh. Any other
+/// error rolls everything back, so the next attempt runs afresh too. (`docs/protocol.md`, "The
+/// idempotency barrier", states these rules for every SDK.)
 public struct IdempotencyBarrier: Sendable {
     public let client: PostgresClient
     /// The barrier's table, in the participant's database.
@@ -104,20 +106,17 @@ public struct IdempotencyBarrier: Sendable {
             }
 
             try await connection.run("SAVEPOINT baton_handler", logger: logger)
-            var status: ReplyStatus
-            var outcome: String
+            let output: JSONValue
             do {
-                let output = try await body(context, connection)
+                output = try await body(context, connection)
                 try await connection.run("RELEASE SAVEPOINT baton_handler", logger: logger)
-                status = .succeeded(output: output)
-                outcome = "succeeded"
             } catch let failure as BusinessFailure {
-                // A business failure has no effect: drop the handler's writes, keep the answer.
+                // A business failure has no effect: drop the handler's writes, and remember nothing.
                 try await connection.run("ROLLBACK TO SAVEPOINT baton_handler", logger: logger)
-                status = .failed(code: failure.code, message: failure.message)
-                outcome = "failed"
+                return .failed(code: failure.code, message: failure.message)
             }
-            try await record(command, outcome: outcome, status, on: connection)
+            let status = ReplyStatus.succeeded(output: output)
+            try await record(command, outcome: "succeeded", status, on: connection)
             return status
         }
     }

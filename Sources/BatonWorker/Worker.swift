@@ -287,10 +287,11 @@ public struct Worker: Service {
     func heartbeat(for command: CommandMessage, message: JetStreamMessage, jetStream: JetStream, logger: Logger) async {
         let untilDeadline = Duration.milliseconds(Int64(max(0, command.deadline.timeIntervalSinceNow) * 1000))
         let interval = max(.milliseconds(100), min(untilDeadline, configuration.ackWait) / 2)
-        var beat = 0
         while true {
             do { try await Task.sleep(for: interval) } catch { return }
-            beat += 1
+            // The time in milliseconds: unique across redeliveries of the command, unlike a count
+            // restarted at each delivery (JetStream would drop a repeated id as a duplicate).
+            let beat = Int((Date.now.timeIntervalSince1970 * 1000).rounded())
             do {
                 try message.inProgress()
                 try await jetStream.publish(ReplyMessage(answering: command, status: .inProgress, heartbeat: beat).outgoing)

@@ -20,6 +20,7 @@ struct SagaStateMachineTests {
         #expect(command.idempotencyKey == "saga-1.debit.action")
         #expect(command.correlationID == "corr-1")
         #expect(command.deadline == saga.now + 10)
+        #expect(command.timeout == SagaDuration(milliseconds: 10_000), "told to the participant as Baton-Timeout")
         #expect(saga.timers.map(\.kind) == [.sagaDeadline, .stepTimeout])
         #expect(saga.timers[0].due == saga.now + 300)
         #expect(transition.history.map(\.kind) == [.sagaStarted, .commandSent])

@@ -25,8 +25,9 @@ struct WireProtocolTests {
 
     @Test("a command carries every header the protocol names, and reads back")
     func commandRoundTrip() throws {
-        let wire = CommandMessage(
+        var wire = CommandMessage(
             Self.command, workflow: "funds-transfer", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        wire.timeout = SagaDuration(milliseconds: 30_000)
         let outgoing = wire.outgoing
         #expect(outgoing.subject == "baton.cmd.ledger.debit")
         #expect(outgoing.messageID == "\(Self.sagaID).debit-sender.action.2")
@@ -38,6 +39,7 @@ struct WireProtocolTests {
         #expect(headers["Baton-Attempt"] == ["2"])
         #expect(headers["Baton-Idempotency-Key"] == ["\(Self.sagaID).debit-sender.action"])
         #expect(headers["Baton-Deadline"] == ["2027-01-15T08:00:00.250Z"])
+        #expect(headers["Baton-Timeout"] == ["30s"])
         #expect(headers["Baton-Correlation-Id"] == ["req-7f3a"])
         #expect(headers["traceparent"]?.first?.hasPrefix("00-4bf9") == true)
         #expect(String(decoding: outgoing.payload, as: UTF8.self) == #"{"account":"acc-alice","amount":2500}"#)
@@ -45,6 +47,10 @@ struct WireProtocolTests {
         let read = try CommandMessage(subject: outgoing.subject, headers: headers, payload: outgoing.payload)
         #expect(read == wire)
         #expect(read.replySubject == "baton.reply.ledger.debit")
+        // Baton-Timeout is advice: an unreadable one is left out, and the command still reads.
+        var odd = headers
+        odd["Baton-Timeout"] = ["soon"]
+        #expect(try CommandMessage(subject: outgoing.subject, headers: odd, payload: outgoing.payload).timeout == nil)
     }
 
     @Test("a command that breaks the protocol is refused with the reason")
@@ -114,7 +120,12 @@ struct WireProtocolTests {
         #expect(reason(#"{"status":"done"}"#)?.contains("unknown reply status 'done'") == true)
         #expect(reason(#"{"output":1}"#)?.contains("\"status\"") == true)
         #expect(reason(#"{"status":"failed"}"#)?.contains("error") == true)
-        #expect(reason(#"{"status":"retry","retry_after":"soon"}"#)?.contains("duration") == true)
+        // A retry_after that cannot be read is left out: the reply is still a retry.
+        #expect(reason(#"{"status":"retry","retry_after":"soon"}"#) == nil)
+        #expect(reason(#"{"status":"retry","retry_after":5}"#) == nil)
+        let unread = try? ReplyMessage(
+            subject: good.subject, headers: Self.received(good), payload: Data(#"{"status":"retry","retry_after":"soon"}"#.utf8))
+        #expect(unread?.status == .retry(after: nil, message: ""))
         #expect(reason("[]") != nil)
     }
 

@@ -19,6 +19,7 @@ extension JSONWriter {
             if let correlationID = command.correlationID { json.member("correlationID", correlationID) }
             if let traceparent = command.traceparent { json.member("traceparent", traceparent) }
             if let workflow = command.workflow { json.member("workflow", workflow) }
+            if let timeout = command.timeout { json.member("timeout", timeout.description) }
         }
     }
 

@@ -53,6 +53,9 @@ public struct StepCommand: Sendable, Hashable, Codable {
     public var traceparent: String?
     /// The workflow's name, for the participant's logs (`Baton-Workflow`).
     public var workflow: String?
+    /// The step's timeout for this direction (`Baton-Timeout`): after an `in_progress` reply the
+    /// attempt's deadline is the reply's arrival plus this, so a participant can time its heartbeats.
+    public var timeout: SagaDuration?
 
     public init(
         sagaID: String,
@@ -66,7 +69,8 @@ public struct StepCommand: Sendable, Hashable, Codable {
         payload: JSONValue,
         correlationID: String?,
         traceparent: String? = nil,
-        workflow: String? = nil
+        workflow: String? = nil,
+        timeout: SagaDuration? = nil
     ) {
         self.sagaID = sagaID
         self.step = step
@@ -80,6 +84,7 @@ public struct StepCommand: Sendable, Hashable, Codable {
         self.correlationID = correlationID
         self.traceparent = traceparent
         self.workflow = workflow
+        self.timeout = timeout
     }
 
     /// `baton.cmd.<participant>.<action>`.

@@ -474,7 +474,8 @@ public struct SagaStateMachine: Sendable {
                     payload: payload,
                     correlationID: saga.correlationID,
                     traceparent: saga.traceparent,
-                    workflow: saga.workflow
+                    workflow: saga.workflow,
+                    timeout: timeout(of: index, direction)
                 )
             )
         )

@@ -33,6 +33,7 @@ extension StepCommand {
             (Header.idempotencyKey, idempotencyKey),
             (Header.deadline, deadline.formatted(WireTime.style)),
         ]
+        if let timeout { headers.append((Header.timeout, timeout.description)) }
         if let correlationID { headers.append((Header.correlationID, correlationID)) }
         if let traceparent { headers.append((Header.traceparent, traceparent)) }
         return OutgoingMessage(
@@ -66,7 +67,10 @@ extension StepCommand {
         self.init(
             sagaID: sagaID, step: step, participant: participant, action: action, direction: direction, attempt: attempt,
             idempotencyKey: idempotencyKey, deadline: time, payload: body, correlationID: reader.optional(Header.correlationID),
-            traceparent: reader.optional(Header.traceparent), workflow: workflow)
+            traceparent: reader.optional(Header.traceparent), workflow: workflow,
+            // Optional, and only advice: an older orchestrator sends none, and one that cannot be
+            // read is left out rather than costing the command.
+            timeout: reader.optional(Header.timeout).flatMap(SagaDuration.init(parsing:)))
     }
 }
 

@@ -15,6 +15,7 @@ public enum WireProtocol {
         public static let attempt = "Baton-Attempt"
         public static let idempotencyKey = "Baton-Idempotency-Key"
         public static let deadline = "Baton-Deadline"
+        public static let timeout = "Baton-Timeout"
         public static let correlationID = "Baton-Correlation-Id"
         public static let traceparent = "traceparent"
         public static let deadLetterReason = "Baton-Dead-Letter-Reason"

@@ -12,7 +12,9 @@ public struct ReplyMessage: Sendable, Hashable {
     public var status: ReplyStatus
     public var correlationID: String?
     public var traceparent: String?
-    /// Counts `in_progress` replies to one attempt, so that each has its own message id.
+    /// Makes each `in_progress` reply to one attempt a message id of its own: any number not used
+    /// before for the attempt (the SDKs use the time in milliseconds, so that a count restarted by
+    /// a redelivery is not dropped as a duplicate).
     public var heartbeat: Int
 
     /// The reply to `command`.
@@ -109,13 +111,9 @@ public enum ReplyBody {
             }
             return .failed(code: code, message: error["message"]?.stringValue ?? "")
         case "retry":
-            var after: SagaDuration?
-            if let text = fields["retry_after"] {
-                guard case .string(let duration) = text, let parsed = SagaDuration(parsing: duration) else {
-                    throw ProtocolViolation("retry_after must be a duration such as \"250ms\" or \"5s\"")
-                }
-                after = parsed
-            }
+            // A retry_after that cannot be read is left out (the step's policy alone decides the
+            // delay): the participant asked for a retry, and refusing the reply would cost a timeout.
+            let after = fields["retry_after"]?.stringValue.flatMap(SagaDuration.init(parsing:))
             return .retry(after: after, message: fields["message"]?.stringValue ?? "")
         case "in_progress":
             return .inProgress

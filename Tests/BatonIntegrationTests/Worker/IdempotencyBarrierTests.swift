@@ -110,7 +110,7 @@ struct IdempotencyBarrierTests {
         }
     }
 
-    @Test("a business failure keeps no writes but keeps its answer; a transient error keeps nothing")
+    @Test("a business failure keeps no writes and is not remembered: the next attempt decides afresh; a transient error keeps nothing")
     func failures() async throws {
         try await Self.withBarrier { barrier, client in
             let declined: @Sendable (HandlerContext, PostgresConnection) async throws -> JSONValue = { context, connection in
@@ -120,9 +120,22 @@ struct IdempotencyBarrierTests {
             let failed = try await barrier.run(Self.context(.action), declined)
             #expect(failed == .failed(code: "insufficient_funds", message: "balance too low"))
             #expect(try await Self.entries(client).isEmpty)
-            #expect(try await barrier.run(Self.context(.action, attempt: 2), Self.book) == failed)
-            // Compensating a failed action has nothing to undo.
+            // Compensating a failed action has nothing to undo, and fences off any later attempt.
             #expect(try await barrier.run(Self.context(.compensation), Self.book) == .succeeded(output: .null))
+            guard case .failed(let code, _) = try await barrier.run(Self.context(.action, attempt: 2), Self.book) else {
+                Issue.record("an action after its compensation ran")
+                return
+            }
+            #expect(code == "compensated")
+            #expect(try await Self.entries(client).isEmpty)
+
+            // After the pivot a failed step is retried forward: the next attempt runs, and may succeed.
+            let forward = "0190f5a4-7b1c-7d2e-8f00-000000000003"
+            #expect(try await barrier.run(Self.context(.action, saga: forward), declined) == failed)
+            #expect(
+                try await barrier.run(Self.context(.action, attempt: 2, saga: forward), Self.book)
+                    == .succeeded(output: ["booked": "action"]))
+            #expect(try await Self.entries(client) == ["action"])
 
             struct Flaky: Error {}
             let other = Self.context(.action, saga: "0190f5a4-7b1c-7d2e-8f00-000000000002")
@@ -132,7 +145,7 @@ struct IdempotencyBarrierTests {
                     throw Flaky()
                 }
             }
-            #expect(try await Self.entries(client).isEmpty)
+            #expect(try await Self.entries(client) == ["action"], "the flaky attempt's write is gone")
             // Nothing was recorded: the next attempt runs.
             #expect(try await barrier.run(other, Self.book) == .succeeded(output: ["booked": "action"]))
         }

@@ -3,10 +3,10 @@ import BatonTransport
 import Foundation
 import Testing
 
-/// `docs/protocol.md` is enough to write a participant in another language: the Python example
-/// (`docs/examples/python-participant`, nats-py, which `scripts/test` installs) answers real
-/// commands the way the Swift worker does.
-@Suite("A participant in Python, from the protocol document")
+/// A participant in another language answers real commands the way the Swift worker does: the
+/// Python example (`docs/examples/python-participant`, on the Python worker SDK that `scripts/test`
+/// installs into `.baton/python`).
+@Suite("A participant in Python, on the Python worker SDK")
 struct PythonParticipantTests {
     static let script = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().appending(path: "../../../docs/examples/python-participant/participant.py").standardized
@@ -47,7 +47,7 @@ struct PythonParticipantTests {
         let line = await Self.firstLine(of: output.fileHandleForReading)
         guard line.hasSuffix("ready") else {
             let stderr = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
-            Issue.record("the Python participant did not start (run the tests with ./scripts/test, which installs nats-py): \(stderr)")
+            Issue.record("the Python participant did not start (run the tests with ./scripts/test, which installs the Python worker SDK): \(stderr)")
             return
         }
 
