@@ -47,7 +47,7 @@ struct PythonParticipantTests {
         let line = await Self.firstLine(of: output.fileHandleForReading)
         guard line.hasSuffix("ready") else {
             let stderr = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
-            Issue.record("the Python participant did not start (run the tests with ./scripts/test, which installs the Python worker SDK): \(stderr)")
+            Issue.record("the Python participant did not start (./scripts/test installs the Python worker SDK): \(stderr)")
             return
         }
 
