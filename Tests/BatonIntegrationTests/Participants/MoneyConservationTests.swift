@@ -24,17 +24,38 @@ extension EndToEndSuites {
     struct MoneyConservationTests {
         static let logger = Logger(label: "baton.test.conservation")
 
-        /// A `baton-participants run` process.
+        /// The language the participants are written in: the Swift ones (`baton-participants run`),
+        /// or the same participants in Python on the Python worker SDK
+        /// (`sdk/python/examples/fintech.py`, which `scripts/test` installs the SDK for).
+        enum Language: String, CaseIterable, Sendable, CustomTestStringConvertible {
+            case swift, python
+            var testDescription: String { rawValue }
+        }
+
+        static let pythonParticipants = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().appending(path: "../../../sdk/python/examples/fintech.py").standardized
+
+        /// A `baton-participants run` process, or its Python counterpart.
         final class Participants: Sendable {
             let arguments: [String]
+            let language: Language
             let process: Mutex<Process?> = Mutex(nil)
 
-            init(_ arguments: [String]) { self.arguments = arguments }
+            init(_ arguments: [String], language: Language = .swift) {
+                self.arguments = arguments
+                self.language = language
+            }
 
             func start() throws {
                 let process = Process()
-                process.executableURL = try EndToEndSuites.ServeProcessTests.built("baton-participants")
-                process.arguments = ["run"] + arguments
+                switch language {
+                case .swift:
+                    process.executableURL = try EndToEndSuites.ServeProcessTests.built("baton-participants")
+                    process.arguments = ["run"] + arguments
+                case .python:
+                    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                    process.arguments = ["python3", MoneyConservationTests.pythonParticipants.path] + arguments
+                }
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = FileHandle.nullDevice
                 try process.run()
@@ -66,9 +87,10 @@ extension EndToEndSuites {
         }
 
         @Test(
-            "300 random transfers (plain, with a parallel group, as child sagas) with fraud, missing funds, ledger crashes and late replies: money is conserved"
+            "300 random transfers (plain, with a parallel group, as child sagas) with fraud, missing funds, ledger crashes and late replies: money is conserved",
+            arguments: Language.allCases
         )
-        func conservation() async throws {
+        func conservation(_ language: Language) async throws {
             let nats = try PrivateNATS()
             defer { nats.remove() }
             let batonDatabase = try await StoreFixture.createDatabase()
@@ -106,10 +128,10 @@ extension EndToEndSuites {
                     // Each process serves its worker metrics on a port of its own.
                     let ledgerProcess = Participants(
                         ["ledger", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common
-                            + ["--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())"])
+                            + ["--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())"], language: language)
                     let others = Participants(
                         ["fraud", "notifications", "audit", "--inject-slow-rate", "0.05", "--inject-slow-delay", "2500"] + common
-                            + ["--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())"])
+                            + ["--metrics-listen", "127.0.0.1:\(try LoopbackPort.free())"], language: language)
                     try ledgerProcess.start()
                     try others.start()
                     defer {

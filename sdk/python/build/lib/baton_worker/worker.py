@@ -129,7 +129,9 @@ class Worker:
 
     ``concurrency`` commands at once; ``ack_wait`` the consumer's AckWait when the worker creates
     it (an existing consumer keeps its own); ``heartbeats`` sends ``+WPI`` and ``in_progress`` at
-    half the time left while a handler runs; ``fetch_timeout`` is how long one pull waits.
+    half the time left while a handler runs; ``fetch_timeout`` is how long one pull waits;
+    ``before_handler(command)`` is awaited before each handler, outside the barrier's transaction
+    (fault injection, rate limits).
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class Worker:
         fetch_timeout: float = 5.0,
         creates_streams: bool = True,
         connect_options: Optional[Dict[str, Any]] = None,
+        before_handler: Optional[Callable[[Command], Awaitable[None]]] = None,
     ):
         self.participant = participant
         self.nats_url = nats_url
@@ -153,6 +156,7 @@ class Worker:
         self.fetch_timeout = fetch_timeout
         self.creates_streams = creates_streams
         self.connect_options = connect_options or {}
+        self.before_handler = before_handler
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self.nc: Any = None
@@ -278,6 +282,8 @@ class Worker:
 
     async def _run(self, command: Command, handler: HandlerFunction, barrier: Optional[IdempotencyBarrier]) -> Reply:
         try:
+            if self.before_handler is not None:
+                await self.before_handler(command)
             if barrier is not None:
                 return await barrier.run(command, handler)
             output = handler(command)
