@@ -8,6 +8,7 @@ import PackageDescription
 //   BatonTransport  NATS JetStream transport over CNATS
 //   BatonEngine     orchestrator services: outbox relay, reply consumer, durable scheduler
 //   BatonLogging    JSON log lines for swift-log, and how a process picks its log format
+//   BatonTelemetry  OpenTelemetry export (OTLP over HTTP, swift-otel) when OTEL_* asks for it
 //   BatonHTTP       what every HTTP service here shares (problem+json errors)
 //   BatonAPI        the orchestrator's HTTP API (Hummingbird), and the web console at /ui
 //   BatonClient     a client of that API (the `baton` commands, services that start sagas)
@@ -44,6 +45,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
+        // OTLP over HTTP only: the gRPC exporter would add grpc-swift to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .target(
@@ -88,11 +91,20 @@ let package = Package(
                 "BatonTransport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .target(
             name: "BatonLogging",
             dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "BatonTelemetry",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .target(
             name: "BatonHTTP",
@@ -167,6 +179,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 "BatonClient",
                 "BatonLogging",
+                "BatonTelemetry",
                 "BatonCore",
                 "BatonStore",
                 "BatonTransport",
@@ -183,6 +196,7 @@ let package = Package(
             dependencies: [
                 "BatonClient",
                 "BatonLogging",
+                "BatonTelemetry",
                 "BatonParticipants",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 "BatonStore",

@@ -3,6 +3,7 @@ import BatonClient
 import BatonLogging
 import BatonParticipants
 import BatonStore
+import BatonTelemetry
 import BatonTransport
 import BatonWorker
 import Foundation
@@ -112,7 +113,16 @@ struct ParticipantsCommand: AsyncParsableCommand {
             try await connection.withClient { preparing in
                 for name in names { try await participants[name]!.prepare(preparing) }
             }
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+            // Before the first span; nil unless OTEL_* asks for traces. First, so that it stops last.
+            do {
+                if let telemetry = try Telemetry.bootstrap(serviceName: "baton-participants", logger: logger) {
+                    services.append(.init(service: telemetry))
+                }
+            } catch {
+                throw ValidationError("OpenTelemetry (OTEL_*): \(error)")
+            }
+            services.append(.init(service: client))
             let slowRate = injectSlowRate
             let slowDelay = Duration.milliseconds(injectSlowDelay)
             for name in names {

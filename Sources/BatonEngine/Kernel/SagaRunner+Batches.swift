@@ -51,7 +51,7 @@ extension SagaRunner {
         }
         for (index, result) in batched.enumerated() {
             if case .success(.updated(let record, let transition)) = result {
-                committed(transition, of: record, event: requests[index].event, parked: parked[index])
+                committed(transition, of: record, event: requests[index].event, parked: parked[index], since: now)
             }
         }
         return batched
@@ -93,7 +93,7 @@ extension SagaRunner {
             switch result {
             case .success(.fired(let record, let transition)):
                 metrics.timerFired(due: timer.timer.due)
-                committed(transition, of: record, event: .timerFired(timer.timer), parked: parked[index])
+                committed(transition, of: record, event: .timerFired(timer.timer), parked: parked[index], since: now)
             case .success(.superseded): break
             case .failure: await fireAlone(timer)
             }
@@ -110,7 +110,7 @@ extension SagaRunner {
         }
         if case .fired(let record, let transition) = firing {
             metrics.timerFired(due: claimed.timer.due)
-            committed(transition, of: record, event: event, parked: parked[0])
+            committed(transition, of: record, event: event, parked: parked[0], since: now)
         }
     }
 

@@ -2,6 +2,7 @@ import BatonCore
 import BatonStore
 import Crypto
 import Foundation
+import Tracing
 
 /// What people (through the API or the CLI) can ask of sagas: start one, cancel one, act on a
 /// suspended one. Each is one transaction through the kernel.
@@ -42,6 +43,23 @@ extension SagaRunner {
         parent: SagaParent? = nil,
         start: Bool = true
     ) async throws -> SagaCreation {
+        // The submission's span, in the caller's trace; with a tracer bootstrapped the saga carries
+        // this span's context, so that every later span of the saga is its descendant.
+        try await withSpan("saga.submit", context: EngineTracing.context(of: traceparent), ofKind: .server) { span in
+            span.attributes["baton.workflow"] = workflow
+            let creation = try await create(
+                workflow: workflow, version: version, input: input, idempotencyKey: idempotencyKey, correlationID: correlationID,
+                traceparent: EngineTracing.traceparent(of: span.context) ?? traceparent, actor: actor, parent: parent, start: start)
+            span.attributes["baton.saga.id"] = creation.record.saga.id
+            if case .existing = creation { span.attributes["baton.idempotent_replay"] = true }
+            return creation
+        }
+    }
+
+    private func create(
+        workflow: String, version: Int?, input: JSONValue, idempotencyKey: String?, correlationID: String?, traceparent: String?,
+        actor: String?, parent: SagaParent?, start: Bool
+    ) async throws -> SagaCreation {
         let stored: CachedDefinition
         if let version {
             do {
@@ -72,7 +90,7 @@ extension SagaRunner {
             IdempotencyKey(key: $0, requestHash: Self.requestHash(workflow: workflow, version: version, input: input))
         }
         let creation = try await store.createSaga(NewSaga(saga: machine.saga, transition: transition, idempotency: idempotency), now: now)
-        if case .created(let record) = creation { committed(transition, of: record, event: .start) }
+        if case .created(let record) = creation { committed(transition, of: record, event: .start, since: now) }
         return creation
     }
 

@@ -126,7 +126,9 @@ public final class SagaRunner: Sendable {
         let result = try await store.updateSaga(id: id, inboxMessageID: inboxMessageID, now: now) { record, reads in
             try await decide(event, for: record, reading: reads, now: now, actor: actor, check: check, parked: { parked.note(0, $0) })
         }
-        if case .updated(let record, let transition) = result { committed(transition, of: record, event: event, parked: parked[0]) }
+        if case .updated(let record, let transition) = result {
+            committed(transition, of: record, event: event, parked: parked[0], since: now)
+        }
         return result
     }
 
@@ -165,8 +167,12 @@ public final class SagaRunner: Sendable {
 
     /// What a committed transition causes outside the database: its commands handed to the
     /// dispatcher, its counts and its log lines (an error line when it parked the saga).
-    func committed(_ transition: SagaTransition, of record: SagaRecord, event: SagaEvent, parked: UnappliableEvent? = nil) {
+    /// - Parameter start: When the transaction began: the start of the transition's span.
+    func committed(
+        _ transition: SagaTransition, of record: SagaRecord, event: SagaEvent, parked: UnappliableEvent? = nil, since start: Date
+    ) {
         if !record.queued.isEmpty { dispatcher?.commandsQueued(record.queued) }
+        EngineTracing.transition(transition, of: record.saga, event: event, since: start)
         if let parked {
             metrics.sagaParked(workflow: record.saga.workflow)
             log.logger.error(

@@ -4,6 +4,7 @@ import BatonCore
 import BatonEngine
 import BatonLogging
 import BatonStore
+import BatonTelemetry
 import BatonTransport
 import Foundation
 import Logging
@@ -212,6 +213,11 @@ struct ServeCommand: AsyncParsableCommand {
         logger: Logger,
         beforeForcedExit: @escaping @Sendable () -> Void = {}
     ) async throws {
+        // Before the first span; nil unless OTEL_* asks for traces.
+        let telemetry: (any Service)?
+        do { telemetry = try Telemetry.bootstrap(serviceName: "baton", environment: environment, logger: logger) } catch {
+            throw ValidationError("OpenTelemetry (OTEL_*): \(error)")
+        }
         var configuration = BatonServer.Configuration(host: host, port: port, api: api, definitions: definitions)
         configuration.definitionChanges = definitionChanges
         configuration.retention = try retention(from: environment)
@@ -244,7 +250,8 @@ struct ServeCommand: AsyncParsableCommand {
         var group = ServiceGroupConfiguration(
             // Started in this order and shut down in the reverse: the server drains first, while
             // its database and NATS connections are still open.
-            services: [
+            // The exporter first, so that it stops last and flushes the spans of the drain.
+            services: (telemetry.map { [.init(service: $0)] } ?? []) + [
                 .init(service: client),
                 .init(service: nats),
                 .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),

@@ -14,6 +14,7 @@ from .protocol import (
     parse_duration,
     parse_strict_json,
 )
+from . import tracing
 from .worker import STREAMS, DeferredReply, Handlers, ReplyDeferred, Worker
 
 __version__ = "0.3.0"
@@ -37,4 +38,5 @@ __all__ = [
     "parse_command",
     "parse_duration",
     "parse_strict_json",
+    "tracing",
 ]

@@ -21,6 +21,7 @@ from nats.errors import TimeoutError as NATSTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from . import tracing
 from .barrier import BusinessFailure, IdempotencyBarrier, RetryLater
 from .protocol import (
     Command,
@@ -34,6 +35,7 @@ from .protocol import (
     encode_reply,
     parse_command,
     reply_headers,
+    status_name,
 )
 
 logger = logging.getLogger("baton_worker")
@@ -266,19 +268,22 @@ class Worker:
             await self._dead_letter(message, f"no {command.direction} handler for '{command.action}'")
             return
         handler, barrier = found
-        heartbeat = asyncio.create_task(self._heartbeat(command, message)) if self.heartbeats else None
-        try:
-            reply = await self._run(command, handler, barrier)
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-        try:
-            # Ack only once JetStream has the reply: a crash in between redelivers the command, and
-            # the barrier answers it again.
-            await self.js.publish(command.reply_subject, encode_reply(reply), headers=reply_headers(command, reply, _now_ms()))
-            await message.ack()
-        except Exception as error:
-            logger.warning("reply not published; the command will be redelivered", extra={"error": str(error)})
+        # A span per command, in the trace its traceparent carries (when OpenTelemetry is installed).
+        with tracing.command_span(self.participant, command) as span:
+            heartbeat = asyncio.create_task(self._heartbeat(command, message)) if self.heartbeats else None
+            try:
+                reply = await self._run(command, handler, barrier)
+            finally:
+                if heartbeat is not None:
+                    heartbeat.cancel()
+            tracing.record_reply(span, status_name(reply))
+            try:
+                # Ack only once JetStream has the reply: a crash in between redelivers the command,
+                # and the barrier answers it again.
+                await self.js.publish(command.reply_subject, encode_reply(reply), headers=reply_headers(command, reply, _now_ms()))
+                await message.ack()
+            except Exception as error:
+                logger.warning("reply not published; the command will be redelivered", extra={"error": str(error)})
 
     async def _run(self, command: Command, handler: HandlerFunction, barrier: Optional[IdempotencyBarrier]) -> Reply:
         try:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from psycopg_pool import AsyncConnectionPool
 
-from baton_worker import BusinessFailure, Handlers, IdempotencyBarrier, Worker
+from baton_worker import BusinessFailure, Handlers, IdempotencyBarrier, Worker, tracing
 
 SCHEMAS = {
     "ledger": [
@@ -226,6 +226,8 @@ async def main():
     parser.add_argument("--metrics-listen", default=None, help="HOST:PORT answering GET /healthz")
     options = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    # Spans over OTLP when OTEL_* asks for them (docs/operations.md, Traces).
+    provider = tracing.configure_from_environment("baton-fintech-python")
 
     pool = AsyncConnectionPool(options.database_url, min_size=2, max_size=16, open=False)
     await pool.open()
@@ -262,6 +264,8 @@ async def main():
     if server:
         server.close()
     await pool.close()
+    if provider is not None:
+        provider.shutdown()
 
 
 if __name__ == "__main__":
