@@ -104,6 +104,7 @@ public final class CommandDispatcher: Service {
             logger.info("commands left to the relay", metadata: ["commands": "\(batch.count)", "error": "\(error)"])
             return []
         }
+        let started = Date.now
         let results = await jetStream.publish(batch: batch.map(\.command.outgoing))
         var published: [Int64] = []
         var failures = 0
@@ -111,8 +112,10 @@ public final class CommandDispatcher: Service {
             switch result {
             case .success:
                 metrics.commandPublished(createdAt: message.createdAt)
+                EngineTracing.published(message.command, since: started, failure: nil)
                 published.append(message.id)
             case .failure(let error):
+                EngineTracing.published(message.command, since: started, failure: error)
                 failures += 1
                 // One line per batch, not per command: while NATS is away, every one fails.
                 if failures == 1 {

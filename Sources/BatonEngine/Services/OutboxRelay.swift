@@ -81,13 +81,16 @@ public struct OutboxRelay: Service {
         let claimed = try await store.relayOutbox(limit: batchSize, now: now, queuedBefore: cutoff) { batch in
             var published: [Int64] = []
             var failed: [Int64: String] = [:]
+            let started = Date.now
             let results = await jetStream.publish(batch: batch.map(\.command.outgoing))
             for (message, result) in zip(batch, results) {
                 switch result {
                 case .success:
                     published.append(message.id)
                     metrics.commandPublished(createdAt: message.createdAt)
+                    EngineTracing.published(message.command, since: started, failure: nil)
                 case .failure(let error):
+                    EngineTracing.published(message.command, since: started, failure: error)
                     failed[message.id] = String(describing: error)
                 }
             }

@@ -53,6 +53,28 @@ enum EngineTracing {
     }
 }
 
+extension EngineTracing {
+    /// A span for one command's publication (`baton.publish`, kind producer), from `start` (the
+    /// batch's) to JetStream's answer, failed when JetStream refused it or did not answer.
+    static func published(_ command: StepCommand, since start: Date, failure: (any Error)?) {
+        let span = InstrumentationSystem.tracer.startAnySpan(
+            "baton.publish", at: DateInstant(start), context: context(of: command.traceparent), ofKind: .producer)
+        defer { span.end() }
+        guard span.isRecording else { return }
+        span.attributes["messaging.system"] = "nats"
+        span.attributes["messaging.destination.name"] = command.subject
+        span.attributes["messaging.message.id"] = command.messageID
+        span.attributes["baton.saga.id"] = command.sagaID
+        span.attributes["baton.saga.step"] = command.step
+        span.attributes["baton.saga.direction"] = command.direction.rawValue
+        span.attributes["baton.saga.attempt"] = command.attempt
+        if let failure {
+            span.recordError(failure)
+            span.setStatus(SpanStatus(code: .error))
+        }
+    }
+}
+
 /// A `Date` as the tracer's clock: transitions start where their transaction began.
 struct DateInstant: TracerInstant {
     var nanosecondsSinceEpoch: UInt64

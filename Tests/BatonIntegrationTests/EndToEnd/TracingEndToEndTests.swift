@@ -125,7 +125,8 @@ extension EndToEndSuites {
                 spans = text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Span.self, from: Data($0.utf8)) }
                 let names = Set(spans.map(\.name))
                 if services() == ["baton", "baton-participants", "baton-fintech-python"], names.contains("audit.record"),
-                    names.contains("ledger.credit"), spans.filter({ $0.name == "saga.reply" }).count >= 5
+                    names.contains("ledger.credit"), spans.filter({ $0.name == "saga.reply" }).count >= 5,
+                    spans.filter({ $0.name == "baton.publish" }).count >= 5
                 {
                     break
                 }
@@ -151,6 +152,7 @@ extension EndToEndSuites {
                     "\(worker)")
             }
             #expect(mine.filter { $0.service == "baton" && $0.name == "saga.reply" }.count >= 5, "a span per reply applied")
+            #expect(mine.filter { $0.service == "baton" && $0.name == "baton.publish" }.count >= 5, "a span per command published")
         }
     }
 }
