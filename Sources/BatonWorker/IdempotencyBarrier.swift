@@ -18,9 +18,10 @@ import PostgresNIO
 ///   does nothing: hanging prevention.
 ///
 /// A ``BusinessFailure`` thrown by the handler undoes the handler's writes (to a savepoint) and
-/// answers `failed` without recording it: a business failure has no effect, so the next attempt
-/// (a retry after the pivot, an operator's retry of a compensation) decides afresh. Any other
-/// error rolls everything back, so the next attempt runs afresh too. (`docs/protocol.md`, "The
+/// records `failed` for its attempt: that attempt and every earlier one get it (a late copy must
+/// not take effect after the engine settled the step as failed), while a later attempt (a retry
+/// after the pivot, an operator's retry) runs afresh. Any other error rolls everything back, so
+/// the next attempt runs afresh too. (`docs/protocol.md`, "The
 /// idempotency barrier", states these rules for every SDK.)
 public struct IdempotencyBarrier: Sendable {
     public let client: PostgresClient
@@ -74,17 +75,24 @@ public struct IdempotencyBarrier: Sendable {
             // One leg at a time: an action and its compensation never decide concurrently.
             try await connection.run(
                 "SELECT pg_advisory_xact_lock(hashtextextended(\(command.sagaID + "/" + command.step), 0))", logger: logger)
-            var recorded: [StepDirection: (outcome: String, reply: JSONValue)] = [:]
+            var recorded: [StepDirection: (outcome: String, attempt: Int, reply: JSONValue)] = [:]
             let rows = try await connection.run(
-                "SELECT direction, outcome, reply FROM \(unescaped: table) WHERE saga_id = \(command.sagaID) AND step = \(command.step)",
+                """
+                SELECT direction, outcome, attempt, reply FROM \(unescaped: table)
+                WHERE saga_id = \(command.sagaID) AND step = \(command.step)
+                """,
                 logger: logger)
-            for try await (direction, outcome, reply) in rows.decode((String, String, String).self) {
+            for try await (direction, outcome, attempt, reply) in rows.decode((String, String, Int, String).self) {
                 guard let direction = StepDirection(rawValue: direction) else { continue }
                 let body = (try? JSONDecoder().decode(JSONValue.self, from: Data(reply.utf8))) ?? .null
-                recorded[direction] = (outcome, body)
+                recorded[direction] = (outcome, attempt, body)
             }
 
-            if let mine = recorded[command.direction] {
+            // A recorded `failed` answers its attempt and every earlier one (a late copy of an
+            // earlier attempt must not take effect after the engine settled the step as failed);
+            // a later attempt, which the engine sends only to retry on purpose (after the pivot, an
+            // operator's retry), runs afresh.
+            if let mine = recorded[command.direction], mine.outcome != "failed" || command.attempt <= mine.attempt {
                 context.logger.info("repeated command: returning the recorded result", metadata: ["barrier.outcome": "\(mine.outcome)"])
                 return try ReplyBody.decode(mine.reply)
             }
@@ -111,9 +119,12 @@ public struct IdempotencyBarrier: Sendable {
                 output = try await body(context, connection)
                 try await connection.run("RELEASE SAVEPOINT baton_handler", logger: logger)
             } catch let failure as BusinessFailure {
-                // A business failure has no effect: drop the handler's writes, and remember nothing.
+                // A business failure has no effect: drop the handler's writes, keep the answer for
+                // this attempt and the earlier ones.
                 try await connection.run("ROLLBACK TO SAVEPOINT baton_handler", logger: logger)
-                return .failed(code: failure.code, message: failure.message)
+                let status = ReplyStatus.failed(code: failure.code, message: failure.message)
+                try await record(command, outcome: "failed", status, on: connection)
+                return status
             }
             let status = ReplyStatus.succeeded(output: output)
             try await record(command, outcome: "succeeded", status, on: connection)
@@ -131,6 +142,8 @@ public struct IdempotencyBarrier: Sendable {
             INSERT INTO \(unescaped: table) (saga_id, step, direction, idempotency_key, attempt, outcome, reply)
             VALUES (\(command.sagaID), \(command.step), \(command.direction.rawValue), \(command.idempotencyKey),
                 \(command.attempt), \(outcome), \(ReplyBody.encode(status).canonicalJSON)::jsonb)
+            ON CONFLICT (saga_id, step, direction) DO UPDATE
+                SET attempt = excluded.attempt, outcome = excluded.outcome, reply = excluded.reply, recorded_at = now()
             """,
             logger: logger
         )

@@ -110,7 +110,9 @@ struct IdempotencyBarrierTests {
         }
     }
 
-    @Test("a business failure keeps no writes and is not remembered: the next attempt decides afresh; a transient error keeps nothing")
+    @Test(
+        "a business failure keeps no writes; its answer holds for its attempt and earlier ones, a later attempt decides afresh; a transient error keeps nothing"
+    )
     func failures() async throws {
         try await Self.withBarrier { barrier, client in
             let declined: @Sendable (HandlerContext, PostgresConnection) async throws -> JSONValue = { context, connection in
@@ -127,6 +129,13 @@ struct IdempotencyBarrierTests {
                 return
             }
             #expect(code == "compensated")
+            #expect(try await Self.entries(client).isEmpty)
+
+            // A late copy of an earlier attempt, after a later one failed and settled the step, must
+            // not take effect: it gets the recorded failure (the money stays where it is).
+            let late = "0190f5a4-7b1c-7d2e-8f00-000000000004"
+            #expect(try await barrier.run(Self.context(.action, attempt: 2, saga: late), declined) == failed)
+            #expect(try await barrier.run(Self.context(.action, attempt: 1, saga: late), Self.book) == failed)
             #expect(try await Self.entries(client).isEmpty)
 
             // After the pivot a failed step is retried forward: the next attempt runs, and may succeed.

@@ -91,14 +91,17 @@ class IdempotencyBarrier:
                 # same key as the Swift SDK's, so processes in both languages serialize together.
                 await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (command.leg,))
                 cursor = await connection.execute(
-                    sql.SQL("SELECT direction, outcome, reply FROM {} WHERE saga_id = %s AND step = %s").format(self.table),
+                    sql.SQL("SELECT direction, outcome, attempt, reply FROM {} WHERE saga_id = %s AND step = %s").format(self.table),
                     (command.saga_id, command.step),
                 )
-                recorded = {direction: (outcome, reply) for direction, outcome, reply in await cursor.fetchall()}
+                recorded = {direction: (outcome, attempt, reply) for direction, outcome, attempt, reply in await cursor.fetchall()}
 
+                # A recorded failed answers its attempt and every earlier one (a late copy of an
+                # earlier attempt must not take effect after the engine settled the step as failed);
+                # a later attempt, which the engine sends only to retry on purpose, runs afresh.
                 mine = recorded.get(command.direction)
-                if mine is not None:
-                    return reply_from_body(_json(mine[1]))
+                if mine is not None and (mine[0] != "failed" or command.attempt <= mine[1]):
+                    return reply_from_body(_json(mine[2]))
                 if command.direction == "action" and "compensation" in recorded:
                     reply: Reply = Failed(
                         "compensated",
@@ -115,9 +118,11 @@ class IdempotencyBarrier:
                     async with connection.transaction():  # a savepoint
                         output = await handler(command, connection)
                 except BusinessFailure as failure:
-                    # No effect, so nothing to remember: the next attempt (a retry after the pivot,
-                    # an operator's retry of a compensation) decides afresh.
-                    return Failed(failure.code, failure.message)
+                    # No effect: the writes are undone; the answer is kept for this attempt and the
+                    # earlier ones.
+                    reply = Failed(failure.code, failure.message)
+                    await self._record(connection, command, "failed", reply)
+                    return reply
                 reply = Succeeded(output)
                 await self._record(connection, command, "succeeded", reply)
                 return reply
@@ -126,7 +131,9 @@ class IdempotencyBarrier:
         await connection.execute(
             sql.SQL(
                 "INSERT INTO {} (saga_id, step, direction, idempotency_key, attempt, outcome, reply) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)"
+                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) "
+                "ON CONFLICT (saga_id, step, direction) DO UPDATE "
+                "SET attempt = excluded.attempt, outcome = excluded.outcome, reply = excluded.reply, recorded_at = now()"
             ).format(self.table),
             (
                 command.saga_id,

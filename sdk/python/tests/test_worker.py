@@ -281,7 +281,7 @@ class WorkerTests(unittest.IsolatedAsyncioTestCase):
             # debit was refused: never a debit left standing.
             self.assertIn(mine, [["debit", "refund"], []], saga)
 
-    async def test_a_business_failure_is_not_remembered_so_the_next_attempt_decides_afresh(self):
+    async def test_a_business_failure_holds_for_its_attempt_and_earlier_ones_and_a_later_attempt_decides_afresh(self):
         balance = {"funds": 0}
 
         async def debit(command, connection):
@@ -300,6 +300,11 @@ class WorkerTests(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(self.bodies(saga, "failed")[0]["error"]["code"], "insufficient_funds")
         self.assertEqual(await self.effects(), [], "a business failure's writes are undone")
         balance["funds"] = 100
+        # A late copy of attempt 1 gets the recorded failure, though the funds are there now: the
+        # orchestrator settled the step as failed and will not compensate it.
+        await self.send("debit", {}, saga=saga, attempt=1, extra={"Nats-Msg-Id": f"{saga}.leg.action.1.late-copy"})
+        await self.until(lambda: len(self.bodies(saga, "failed")) == 2)
+        self.assertEqual(await self.effects(), [])
         await self.send("debit", {}, saga=saga, attempt=2)
         await self.until(lambda: self.bodies(saga, "succeeded"))
         self.assertEqual(self.bodies(saga, "succeeded")[0]["output"], {"debited": 10})
