@@ -7,6 +7,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 
@@ -110,7 +111,9 @@ public struct BatonAPI: Sendable {
         ("POST", "/v1/sagas/{id}/actions", [200, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
         ("POST", "/v1/sagas/{id}/signals/{name}", [200, 202, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
         ("GET", "/v1/workflows", [200, 401, 403, 503]), ("POST", "/v1/workflows", [200, 201, 400, 401, 403, 409, 413, 415, 422, 503]),
-        ("GET", "/v1/workflows/{name}", [200, 401, 403, 404, 503]), ("GET", "/v1/participants", [200, 401, 403, 503]),
+        ("GET", "/v1/workflows/{name}", [200, 401, 403, 404, 503]),
+        ("POST", "/v1/workflows/{name}/simulate", [200, 400, 401, 403, 404, 413, 415, 503]),
+        ("GET", "/v1/participants", [200, 401, 403, 503]),
     ]
 
     public func router() -> Router<BatonRequestContext> {
@@ -190,6 +193,10 @@ public struct BatonAPI: Sendable {
         v1.get("workflows/:name") { request, context in
             _ = try context.require(.sagasRead)
             return try await withDeadline(request) { try await workflow(context) }
+        }
+        v1.post("workflows/:name/simulate") { request, context in
+            _ = try context.require(.sagasRead)
+            return try await withDeadline(request) { try await simulate(request, context) }
         }
         v1.get("participants") { request, context in
             _ = try context.require(.sagasRead)
@@ -532,6 +539,70 @@ public struct BatonAPI: Sendable {
         let versions = try await store.definitionVersions(name: name)
         guard !versions.isEmpty else { throw APIProblem.notFound("no workflow named '\(name)'") }
         return Render.json(["name": .string(name), "versions": .array(versions.map(Render.definition))])
+    }
+
+    /// The most runs one simulation over the API may ask for: it runs on the server's CPU.
+    static let maximumSimulationRuns = 2_000
+
+    /// `POST /v1/workflows/{name}/simulate`: `baton workflows simulate` for a registered version.
+    func simulate(_ request: Request, _ context: BatonRequestContext) async throws -> Response {
+        let name = try context.parameters.require("name")
+        guard WorkflowDefinition.isName(name, limits: configuration.definitionLimits) else {
+            throw APIProblem.notFound("no workflow named '\(name.prefix(80))'")
+        }
+        let body = try await optionalJSONBody(request) ?? .object([:])
+        guard let fields = body.objectValue else { throw APIProblem.badRequest("the body must be a JSON object") }
+        let known: Set = ["version", "runs", "seed", "faults", "accept", "input"]
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw APIProblem.badRequest("unknown field '\(unknown.prefix(80))'; the fields are \(known.sorted().joined(separator: ", "))")
+        }
+        func integer(_ field: String, in range: ClosedRange<Int64>) throws -> Int64? {
+            guard let value = fields[field] else { return nil }
+            guard case .integer(let number) = value, range.contains(number) else {
+                throw APIProblem.badRequest("\(field) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
+        }
+        func strings(_ field: String) throws -> [String] {
+            guard let value = fields[field] else { return [] }
+            guard case .array(let elements) = value, elements.count <= 100,
+                case let texts = elements.compactMap(\.stringValue), texts.count == elements.count
+            else { throw APIProblem.badRequest("\(field) must be an array of at most 100 strings") }
+            return texts
+        }
+        let runs = Int(try integer("runs", in: 1...Int64(Self.maximumSimulationRuns)) ?? 500)
+        var seed = UInt64.random(in: 0...UInt64(UInt32.max))
+        switch fields["seed"] {
+        case nil: break
+        case .integer(let number)? where number >= 0: seed = UInt64(number)
+        case .string(let text)? where (1...20).contains(text.utf8.count) && text.utf8.allSatisfy({ (0x30...0x39).contains($0) }):
+            guard let number = UInt64(text) else { throw APIProblem.badRequest("seed must be at most \(UInt64.max)") }
+            seed = number
+        default: throw APIProblem.badRequest("seed must be a non-negative integer, or one written as a string")
+        }
+        let faults: SimulationFaults
+        let acceptances: [SimulationReport.Acceptance]
+        do {
+            faults = try SimulationFaults.parse(try strings("faults"))
+            acceptances = try strings("accept").map { text throws(SimulationFaults.ParseError) in
+                try SimulationReport.Acceptance(parsing: text)
+            }
+        } catch let error as SimulationFaults.ParseError {
+            throw APIProblem.badRequest("\(error)")
+        }
+        let versions = try await store.definitionVersions(name: name)
+        guard !versions.isEmpty else { throw APIProblem.notFound("no workflow named '\(name)'") }
+        let wanted = try integer("version", in: 1...Int64(Int32.max))
+        guard let stored = wanted.map({ version in versions.first { $0.definition.version == Int(version) } }) ?? versions.first
+        else { throw APIProblem.notFound("\(name) has no version \(wanted ?? 0)") }
+        let options = WorkflowSimulator.Options(runs: runs, seed: seed, faults: faults, input: fields["input"])
+        // Seconds of CPU at most: on NIO's blocking pool, not on a thread the server's tasks share.
+        let report = try await NIOThreadPool.singleton.runIfActive {
+            var report = WorkflowSimulator(definition: stored.definition).simulate(options)
+            report.accept(acceptances)
+            return report.json
+        }
+        return Render.json(report)
     }
 
     func register(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {

@@ -53,8 +53,8 @@ struct WorkflowsValidateCommandTests {
     func shippedWorkflows() throws {
         let run = try baton("workflows", "validate")
         #expect(run.status == 0, "\(run.output)")
-        #expect(run.output.contains("ok    workflows/funds-transfer.yaml: funds-transfer v2, 6 steps, 2 failure handlers"))
-        #expect(run.output.contains("ok    workflows/checkout.yaml: checkout v2, 4 steps"))
+        #expect(run.output.contains("ok    workflows/funds-transfer.yaml: funds-transfer v3, 6 steps, 2 failure handlers"))
+        #expect(run.output.contains("ok    workflows/checkout.yaml: checkout v3, 4 steps"))
     }
 
     @Test("an invalid file is reported with its step and field, and the command exits 1")

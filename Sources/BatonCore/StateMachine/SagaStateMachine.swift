@@ -28,6 +28,9 @@ import Foundation
 public struct SagaStateMachine: Sendable {
     public let definition: WorkflowDefinition
     public private(set) var saga: SagaInstance
+    /// Deliberate defects, empty in the product: the simulator's tests switch one on to prove that
+    /// `baton workflows simulate` catches a broken state machine on the shipped workflows.
+    @_spi(Mutations) public var mutations: Set<Mutation> = []
 
     /// - Parameters:
     ///   - definition: The definition the saga pinned.
@@ -173,7 +176,7 @@ public struct SagaStateMachine: Sendable {
                 failureHandlerGaveUp(index, timedOut: false, &run)
             } else if direction == .compensation {
                 suspend("the compensation of step '\(reply.step)' failed (\(code): \(message))", &run)
-            } else if isAfterPivot(index) {
+            } else if isAfterPivot(index) && !mutations.contains(.compensatePastPivot) {
                 // After the pivot there is no way back: a failure is retried forward like a
                 // transient one, and a spent budget suspends the saga.
                 retryOrGiveUp(index, direction, requestedDelay: nil, &run, &random)
@@ -794,6 +797,7 @@ public struct SagaStateMachine: Sendable {
         let status = saga.steps[index].status
         let step = definition.steps[index]
         let undoable = step.compensate != nil || (step.workflow != nil && !isAfterPivot(index))
+        if mutations.contains(.forgetTimedOutSteps) { return undoable && status == .succeeded }
         return undoable && (status == .succeeded || status == .timedOut)
     }
 
@@ -900,6 +904,17 @@ public struct SagaStateMachine: Sendable {
 }
 
 /// A definition handed to the state machine that is not the one its saga runs.
+extension SagaStateMachine {
+    /// A defect the state machine can be told to have (``mutations``).
+    @_spi(Mutations) public enum Mutation: String, Sendable, Hashable, CaseIterable {
+        /// A business failure after the pivot compensates the steps before it instead of retrying
+        /// forward.
+        case compensatePastPivot = "compensate-past-pivot"
+        /// A step whose attempt timed out (it may have taken effect) is left out of compensation.
+        case forgetTimedOutSteps = "forget-timed-out-steps"
+    }
+}
+
 public struct DefinitionMismatchError: Error, Sendable, Hashable, CustomStringConvertible {
     public var sagaID: String
     public var expected: String

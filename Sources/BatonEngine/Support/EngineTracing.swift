@@ -38,8 +38,8 @@ enum EngineTracing {
 
     /// A span for a committed transition of `saga`, from `start` to now.
     static func transition(_ transition: SagaTransition, of saga: SagaInstance, event: SagaEvent, since start: Date) {
-        let span = InstrumentationSystem.tracer.startAnySpan(
-            "saga.\(name(of: event))", at: DateInstant(start), context: context(of: saga.traceparent), ofKind: .internal)
+        let span = InstrumentationSystem.tracer.startSpan(
+            "saga.\(name(of: event))", context: context(of: saga.traceparent), ofKind: .internal, at: DateInstant(start))
         defer { span.end() }
         // Without a tracer (the default) the span records nothing: build no attributes for it.
         guard span.isRecording else { return }
@@ -57,8 +57,8 @@ extension EngineTracing {
     /// A span for one command's publication (`baton.publish`, kind producer), from `start` (the
     /// batch's) to JetStream's answer, failed when JetStream refused it or did not answer.
     static func published(_ command: StepCommand, since start: Date, failure: (any Error)?) {
-        let span = InstrumentationSystem.tracer.startAnySpan(
-            "baton.publish", at: DateInstant(start), context: context(of: command.traceparent), ofKind: .producer)
+        let span = InstrumentationSystem.tracer.startSpan(
+            "baton.publish", context: context(of: command.traceparent), ofKind: .producer, at: DateInstant(start))
         defer { span.end() }
         guard span.isRecording else { return }
         span.attributes["messaging.system"] = "nats"

@@ -40,11 +40,24 @@ public struct Users: Sendable {
     public var handlers: WorkerHandlers {
         var handlers = WorkerHandlers()
         handlers.action("register", barrier: barrier) { context, connection in try await register(context, connection) }
+        // Onboarding v3 names no user: a saga registers one user at most, so the registration is
+        // found by the saga (when registering timed out, the user's id was never seen). v2 named it.
         handlers.compensation("deregister", barrier: barrier) { context, connection in
-            let id = context.payload.value(at: ["user_id"])?.stringValue ?? ""
-            try await connection.run("UPDATE users.users SET status = 'deregistered' WHERE id = \(id)", logger: logger)
-            context.logger.notice("registration withdrawn", metadata: ["user.id": "\(id)"])
-            return ["user_id": .string(id), "status": "deregistered"]
+            let rows: PostgresRowSequence
+            if let id = context.payload.value(at: ["user_id"])?.stringValue, !id.isEmpty {
+                rows = try await connection.run(
+                    "UPDATE users.users SET status = 'deregistered' WHERE id = \(id) RETURNING id", logger: logger)
+            } else {
+                rows = try await connection.run(
+                    """
+                    UPDATE users.users SET status = 'deregistered'
+                    WHERE saga_id = \(context.command.sagaID) AND status = 'registered' RETURNING id
+                    """, logger: logger)
+            }
+            var withdrawn: String?
+            for try await id in rows.decode(String.self) { withdrawn = id }
+            context.logger.notice("registration withdrawn", metadata: ["user.id": "\(withdrawn ?? "none")"])
+            return ["user_id": withdrawn.map(JSONValue.string) ?? .null, "status": "deregistered"]
         }
         return handlers
     }

@@ -327,11 +327,21 @@ public struct Payments: Sendable {
         return ["deposit_id": .string(String(id))]
     }
 
-    /// Returns a deposit to its sender (the top-up's compensation).
+    /// Returns a deposit to its sender (the top-up's compensation), found by its provider reference
+    /// (wallet-topup v2: the deposit's id is unknown when accepting it timed out) or its id (v1).
     public func returnDeposit(_ context: HandlerContext, _ connection: PostgresConnection) async throws -> JSONValue {
-        let id = context.payload.value(at: ["deposit_id"])?.stringValue ?? ""
-        try await connection.run("UPDATE payments.deposits SET status = 'returned' WHERE id = \(id)", logger: logger)
-        return ["deposit_id": .string(id), "status": "returned"]
+        let rows: PostgresRowSequence
+        if let reference = context.payload.value(at: ["provider_reference"])?.stringValue, !reference.isEmpty {
+            rows = try await connection.run(
+                "UPDATE payments.deposits SET status = 'returned' WHERE provider_reference = \(reference) RETURNING id", logger: logger)
+        } else {
+            let id = context.payload.value(at: ["deposit_id"])?.stringValue ?? ""
+            rows = try await connection.run(
+                "UPDATE payments.deposits SET status = 'returned' WHERE id = \(id) RETURNING id", logger: logger)
+        }
+        var returned: String?
+        for try await id in rows.decode(String.self) { returned = id }
+        return ["deposit_id": returned.map(JSONValue.string) ?? .null, "status": "returned"]
     }
 
     // MARK: - Payouts (the wallet withdrawal)
@@ -394,10 +404,15 @@ public struct Payments: Sendable {
             context.logger.info("payment started", metadata: ["payment.id": "\(payment.id)"])
             return ["payment_id": .string(payment.id), "status": .string(payment.status)]
         }
+        // Checkout v3 names the transaction only (a transaction has one payment, and the payment's id
+        // is unknown when starting it timed out); v2 named the payment.
         handlers.compensation("void", barrier: barrier) { context, connection in
-            let id = context.payload.value(at: ["payment_id"])?.stringValue ?? ""
+            var id = context.payload.value(at: ["payment_id"])?.stringValue ?? ""
+            if id.isEmpty, let transactionID = context.payload.value(at: ["transaction_id"])?.stringValue {
+                id = try await find(transactionID: transactionID, on: connection)?.id ?? ""
+            }
             let payment = try await void(id, on: connection)
-            return ["payment_id": .string(id), "status": .string(payment?.status ?? "none")]
+            return ["payment_id": id.isEmpty ? .null : .string(id), "status": .string(payment?.status ?? "none")]
         }
         handlers.action("await-confirmation") { context in try await awaitDecision(context) }
         handlers.action("accept-deposit", barrier: barrier) { context, connection in try await acceptDeposit(context, connection) }

@@ -8,7 +8,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflows",
         abstract: "Work with workflow definitions.",
-        subcommands: [Validate.self, List.self, Show.self, Push.self]
+        subcommands: [Validate.self, Simulate.self, List.self, Show.self, Push.self]
     )
 
     /// `baton workflows validate [PATH…]`.
@@ -55,6 +55,130 @@ struct WorkflowsCommand: AsyncParsableCommand {
             let failures = results.filter { if case .failure = $0.outcome { true } else { false } }.count
             print("\(results.count - failures) valid, \(failures) invalid")
             if failures > 0 { throw ExitCode(1) }
+        }
+    }
+
+    /// `baton workflows simulate [PATH…]`: what can happen to a workflow, before it ships.
+    struct Simulate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a workflow's sagas through the state machine against misbehaving participants, and report what can happen.",
+            discussion: """
+                No server is needed. Each run draws the input, every participant's answer (succeeded, failed, retry, \
+                no answer, a late or duplicate one, heartbeats), signals early and late, a cancel and the deadline \
+                from the seed, so the same seed replays the same runs. The report lists every end state reached with \
+                a shortest story, the invariants checked after every event, any violation, and the findings.
+
+                --faults takes [PARTICIPANT:]KIND=RATE[,KIND=RATE…], applied in order; KIND is fail, retry, \
+                retry-after, timeout, late, duplicate, heartbeat, compensation-fail or early, or (without a \
+                participant) cancel or deadline. A signal step's participant is its signal, a child step's its workflow.
+
+                Exits with status 1 when an invariant is violated, or with --strict when there is any finding.
+                """
+        )
+
+        @Argument(help: "Definition files or directories.", completion: .file())
+        var paths: [String] = ["workflows"]
+
+        @Option(help: "Sagas to run per workflow (1 to \(WorkflowSimulator.maximumRuns)).")
+        var runs = 1000
+
+        @Option(help: "The seed; the same seed replays the same runs (default: a random one, printed).")
+        var seed: UInt64?
+
+        @Option(help: "Fault rates: [PARTICIPANT:]KIND=RATE[,KIND=RATE…] (repeatable).")
+        var faults: [String] = []
+
+        @Option(help: "The input of every saga, as JSON (default: drawn from the input schema).")
+        var input: String?
+
+        @Option(help: "A finding reviewed and accepted: KIND or KIND:STEP (repeatable); still reported, not failed by --strict.")
+        var accept: [String] = []
+
+        @Flag(help: "Exit with status 1 on any finding not accepted too.")
+        var strict = false
+
+        @Flag(help: "Print the reports as JSON.")
+        var json = false
+
+        func run() throws {
+            guard (1...WorkflowSimulator.maximumRuns).contains(runs) else {
+                throw ValidationError("--runs must be from 1 to \(WorkflowSimulator.maximumRuns), not \(runs)")
+            }
+            let faultSettings: SimulationFaults
+            do {
+                faultSettings = try SimulationFaults.parse(faults)
+            } catch {
+                throw ValidationError("--faults: \(error)")
+            }
+            let acceptances: [SimulationReport.Acceptance]
+            do {
+                acceptances = try accept.map { text throws(SimulationFaults.ParseError) in try SimulationReport.Acceptance(parsing: text) }
+            } catch {
+                throw ValidationError("--accept: \(error)")
+            }
+            var sagaInput: JSONValue?
+            if let input {
+                do {
+                    sagaInput = try JSONParser.parse(Array(input.utf8))
+                } catch {
+                    throw ValidationError("--input is not JSON: \(error)")
+                }
+            }
+            let files: [String]
+            do {
+                files = try WorkflowFiles.expand(paths)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            guard !files.isEmpty else {
+                throw ValidationError("no .yaml, .yml or .json files in \(paths.joined(separator: ", "))")
+            }
+            let seed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+            var failed = false
+            var reports: [JSONValue] = []
+            var summary: [String] = []
+            for result in WorkflowFiles.load(files) {
+                let definition: WorkflowDefinition
+                switch result.outcome {
+                case .success(let loaded): definition = loaded
+                case .failure(let error):
+                    failed = true
+                    if json {
+                        reports.append(["file": .string(result.file), "error": .string("\(error)")])
+                    } else {
+                        print("error \(result.file):")
+                        for issue in error.issues { print("        \(issue)") }
+                    }
+                    summary.append("error \(result.file): not a valid definition")
+                    continue
+                }
+                var report = WorkflowSimulator(definition: definition).simulate(
+                    WorkflowSimulator.Options(runs: runs, seed: seed, faults: faultSettings, input: sagaInput))
+                report.accept(acceptances)
+                let fails = !report.passed || (strict && !report.openFindings.isEmpty)
+                failed = failed || fails
+                if json {
+                    var object = report.json.objectValue ?? [:]
+                    object["file"] = .string(result.file)
+                    reports.append(.object(object))
+                } else {
+                    print("== \(result.file)")
+                    print(report.text)
+                    print("")
+                }
+                let violated = report.violations.count
+                summary.append(
+                    "\(fails ? "FAIL " : "ok   ") \(result.file): \(definition.name) v\(definition.version), \(report.endStates.count) end states, \(violated) violation\(violated == 1 ? "" : "s"), \(report.findings.count) finding\(report.findings.count == 1 ? "" : "s") (\(report.findings.count - report.openFindings.count) accepted)"
+                )
+            }
+            if json {
+                print(
+                    JSONValue.object(["seed": .string(String(seed)), "passed": .bool(!failed), "reports": .array(reports)]).canonicalJSON)
+            } else {
+                summary.forEach { print($0) }
+                print("seed \(seed): replay with --seed \(seed) --runs \(runs)")
+            }
+            if failed { throw ExitCode(1) }
         }
     }
 

@@ -292,6 +292,44 @@ struct APITests {
         }
     }
 
+    @Test("a registered workflow is simulated: the report, replayed by its seed; bad requests are 400s, unknown workflows 404s")
+    func simulate() async throws {
+        try await Self.withAPI { client, _ in
+            let body = #"{"runs": 300, "seed": 7, "faults": ["inventory:timeout=0.3"], "accept": ["retry-budget-shorter-than-timeout"]}"#
+            let response = try await Self.post(client, "/v1/workflows/store-test/simulate", body)
+            #expect(response.status == .ok)
+            let report = try Self.json(response)
+            #expect(report.value(at: ["workflow"]) == "store-test" && report.value(at: ["version"]) == 1)
+            #expect(report.value(at: ["runs"]) == 300 && report.value(at: ["seed"]) == "7" && report.value(at: ["passed"]) == .bool(true))
+            let findings = report.value(at: ["findings"])?.arrayValue ?? []
+            // The fixture's release reads the reservation, which is null when reserving timed out.
+            let null = try #require(findings.first { $0.value(at: ["kind"]) == "null-in-compensation" })
+            #expect(null.value(at: ["step"]) == "reserve" && null.value(at: ["accepted"]) == .bool(false))
+            #expect((null.value(at: ["schedule"])?.arrayValue?.count ?? 0) >= 2)
+            let budget = try #require(findings.first { $0.value(at: ["kind"]) == "retry-budget-shorter-than-timeout" })
+            #expect(budget.value(at: ["accepted"]) == .bool(true))
+            let again = try await Self.post(client, "/v1/workflows/store-test/simulate", body)
+            #expect(try Self.json(again) == report)
+
+            let empty = try await client.execute(uri: "/v1/workflows/store-test/simulate", method: .post)
+            #expect(empty.status == .ok)
+            #expect(try Self.json(empty).value(at: ["runs"]) == 500)
+            #expect(try await Self.post(client, "/v1/workflows/nope/simulate", "{}").status == .notFound)
+            #expect(try await Self.post(client, "/v1/workflows/store-test/simulate", #"{"version": 9}"#).status == .notFound)
+            for bad in [
+                #"{"runs": 5000}"#, #"{"faults": ["inventory:explode=1"]}"#, #"{"seed": -1}"#, #"{"runs": 10, "colour": "red"}"#,
+                #"{"accept": ["all"]}"#, #"[1]"#,
+            ] {
+                let refused = try await Self.post(client, "/v1/workflows/store-test/simulate", bad)
+                #expect(refused.status == .badRequest, "\(bad)")
+                #expect(refused.headers[.contentType] == "application/problem+json", "\(bad)")
+            }
+            let explained = try Self.json(
+                try await Self.post(client, "/v1/workflows/store-test/simulate", #"{"faults": ["inventory:explode=1"]}"#))
+            #expect(explained.value(at: ["detail"])?.stringValue?.contains("the kinds are fail") == true)
+        }
+    }
+
     @Test("in development, changed content replaces a version no saga has run; once one has, it is a 409 naming the next version")
     func developmentReplacesUnusedVersions() async throws {
         try await Self.withAPI(replacesUnusedVersions: true) { client, _ in
