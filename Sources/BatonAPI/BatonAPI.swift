@@ -595,6 +595,9 @@ public struct BatonAPI: Sendable {
         let wanted = try integer("version", in: 1...Int64(Int32.max))
         guard let stored = wanted.map({ version in versions.first { $0.definition.version == Int(version) } }) ?? versions.first
         else { throw APIProblem.notFound("\(name) has no version \(wanted ?? 0)") }
+        if let input = fields["input"], let problems = stored.definition.input?.violations(of: input), !problems.isEmpty {
+            throw APIProblem.badRequest("input does not fit the workflow's input schema: \(problems.joined(separator: "; "))")
+        }
         let options = WorkflowSimulator.Options(runs: runs, seed: seed, faults: faults, input: fields["input"])
         // Seconds of CPU at most: on NIO's blocking pool, not on a thread the server's tasks share.
         let report = try await NIOThreadPool.singleton.runIfActive {

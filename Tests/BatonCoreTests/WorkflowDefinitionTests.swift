@@ -67,7 +67,7 @@ struct WorkflowDefinitionTests {
         #expect(definition.pivotIndex == 2)
         #expect(definition.steps[0].compensate?.action == "refund")
         #expect(definition.steps[0].retry.maxAttempts == 5)
-        #expect(definition.steps[0].retry.initial == SagaDuration(milliseconds: 200))
+        #expect(definition.steps[0].retry.initial == .seconds(1))
         #expect(definition.deadline == .minutes(10))
     }
 

@@ -210,9 +210,10 @@ struct WorkflowLanguageTests {
     @Test(
         "definitions shipped before the language grew keep their hash, so the sagas that pinned them still run",
         arguments: [
-            ("Fixtures/onboarding-v1.yaml", "fc7622e50522"), ("../../workflows/funds-transfer.yaml", "85a423082b20"),
-            ("../../workflows/checkout.yaml", "f3eb3f7d7028"), ("../../workflows/wallet-topup.yaml", "c7fbf55b47bf"),
-            ("../../workflows/wallet-withdrawal.yaml", "13d152c35453"),
+            // As shipped before `baton workflows simulate` led to their next versions.
+            ("Fixtures/onboarding-v1.yaml", "fc7622e50522"), ("Fixtures/funds-transfer-v2.yaml", "85a423082b20"),
+            ("Fixtures/checkout-v2.yaml", "f3eb3f7d7028"), ("Fixtures/wallet-topup-v1.yaml", "c7fbf55b47bf"),
+            ("Fixtures/wallet-withdrawal-v1.yaml", "13d152c35453"),
         ])
     func shippedHashes(_ path: String, _ hash: String) throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: path)

@@ -1,6 +1,7 @@
-@_spi(Mutations) import BatonCore
 import Foundation
 import Testing
+
+@_spi(Mutations) @testable import BatonCore
 
 /// `baton workflows simulate`'s engine: the shipped workflows pass it, a broken state machine
 /// fails it, the same seed replays the same runs, and each finding shows on a definition made to
@@ -203,6 +204,21 @@ struct WorkflowSimulatorTests {
         #expect(report.findings.count == 2)
         #expect(report.openFindings.isEmpty)
         #expect(throws: SimulationFaults.ParseError.self) { try SimulationReport.Acceptance(parsing: "bad-kind") }
+    }
+
+    @Test("drawn input fits the workflow's input schema, and conditions on it go both ways")
+    func drawnInput() throws {
+        let transfer = try #require(try Self.shipped().first { $0.name == "funds-transfer" })
+        let report = try Self.simulate(
+            transfer, runs: 500, faults: ["fail=0,retry=0,retry-after=0,timeout=0,late=0", "cancel=0,deadline=0"])
+        // report-large-transfer runs only for 1,000,000 and more.
+        let descriptions = Set(report.endStates.map(\.description))
+        #expect(descriptions == ["COMPLETED", "COMPLETED: report-large-transfer SKIPPED"], "\(descriptions)")
+        var random = SeededRandomNumberGenerator(seed: 3)
+        for _ in 0..<200 {
+            let input = InputSampler.sample(transfer.input, using: &random)
+            #expect(transfer.input?.violations(of: input) == [], "\(input)")
+        }
     }
 
     // MARK: - The fault settings

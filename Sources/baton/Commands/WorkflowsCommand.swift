@@ -152,6 +152,17 @@ struct WorkflowsCommand: AsyncParsableCommand {
                     summary.append("error \(result.file): not a valid definition")
                     continue
                 }
+                if let sagaInput, let problems = definition.input?.violations(of: sagaInput), !problems.isEmpty {
+                    failed = true
+                    let message = "--input does not fit \(definition.name)'s input schema: \(problems.joined(separator: "; "))"
+                    if json {
+                        reports.append(["file": .string(result.file), "error": .string(message)])
+                    } else {
+                        print("error \(result.file): \(message)")
+                    }
+                    summary.append("error \(result.file): \(message)")
+                    continue
+                }
                 var report = WorkflowSimulator(definition: definition).simulate(
                     WorkflowSimulator.Options(runs: runs, seed: seed, faults: faultSettings, input: sagaInput))
                 report.accept(acceptances)
