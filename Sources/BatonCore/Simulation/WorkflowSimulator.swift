@@ -273,19 +273,28 @@ struct SimulatedWorld {
         case .retryAfter?:
             let after = SagaDuration(milliseconds: Int64.random(in: 1_000...30_000, using: &random))
             enqueue(.event(reply(.retry(after: after, message: "busy"))), at: soon(timeout))
-        case .timeout?:
-            break
-        case .late?:
-            enqueue(.event(succeeded), at: now + seconds(timeout * Double.random(in: 1.05...3, using: &random)))
-        case .duplicate?:
-            let first = soon(timeout)
-            enqueue(.event(succeeded), at: first)
-            enqueue(.event(succeeded), at: first + seconds(timeout * Double.random(in: 0...1, using: &random)))
         case .heartbeat?:
             enqueue(.event(reply(.inProgress)), at: now + seconds(timeout * 0.5))
             enqueue(.event(succeeded), at: now + seconds(timeout * Double.random(in: 1.05...1.4, using: &random)))
+        case let fault:
+            deliver(succeeded, fault, timeout: timeout)
+        }
+    }
+
+    /// Delivers an answer as the drawn fault says: never (`timeout`), after the timeout (`late`),
+    /// twice (`duplicate`), or else soon.
+    private mutating func deliver(_ answer: SagaEvent, _ fault: SimulationFaults.Kind?, timeout: Double) {
+        switch fault {
+        case .timeout?:
+            break
+        case .late?:
+            enqueue(.event(answer), at: now + seconds(timeout * Double.random(in: 1.05...3, using: &random)))
+        case .duplicate?:
+            let first = soon(timeout)
+            enqueue(.event(answer), at: first)
+            enqueue(.event(answer), at: first + seconds(timeout * Double.random(in: 0...1, using: &random)))
         default:
-            enqueue(.event(succeeded), at: soon(timeout))
+            enqueue(.event(answer), at: soon(timeout))
         }
     }
 
@@ -309,25 +318,16 @@ struct SimulatedWorld {
         }
         switch draw(rates) {
         case .fail? where direction == .action:
-            childEnds[child.step] = news(.failed(message: "the child saga failed"))
-            enqueue(.event(news(.failed(message: "the child saga failed"))), at: soon(timeout))
+            let failed = news(.failed(message: "the child saga failed"))
+            childEnds[child.step] = failed
+            enqueue(.event(failed), at: soon(timeout))
         case .retry?, .retryAfter?:
             enqueue(.event(news(.refused(message: "the child could not be reached"), direction)), at: soon(timeout))
         case .timeout?:
             break
-        case .late?:
-            enqueue(.event(done), at: now + seconds(timeout * Double.random(in: 1.05...3, using: &random)))
-        case .duplicate?:
-            let first = soon(timeout)
-            enqueue(.event(done), at: first)
-            enqueue(.event(done), at: first + seconds(timeout * Double.random(in: 0...1, using: &random)))
-        default:
-            enqueue(.event(done), at: soon(timeout))
-        }
-        if direction == .action, childEnds[child.step] == nil,
-            pending.contains(where: { if case .event(done) = $0.kind { true } else { false } })
-        {
-            childEnds[child.step] = done
+        case let fault:
+            deliver(done, fault, timeout: timeout)
+            if direction == .action { childEnds[child.step] = done }
         }
     }
 
@@ -341,19 +341,10 @@ struct SimulatedWorld {
         let succeeded = SagaEvent.signal(signal(for: step, outcome: .succeeded(payload: output(of: name))))
         switch draw(rates) {
         case .fail?:
-            enqueue(
-                .event(.signal(signal(for: step, outcome: .failed(code: "declined", message: "the outcome was a refusal")))),
-                at: soon(timeout))
-        case .timeout?:
-            break
-        case .late?:
-            enqueue(.event(succeeded), at: now + seconds(timeout * Double.random(in: 1.05...3, using: &random)))
-        case .duplicate?:
-            let first = soon(timeout)
-            enqueue(.event(succeeded), at: first)
-            enqueue(.event(succeeded), at: first + seconds(timeout * Double.random(in: 0...1, using: &random)))
-        default:
-            enqueue(.event(succeeded), at: soon(timeout))
+            let refusal = signal(for: step, outcome: .failed(code: "declined", message: "the outcome was a refusal"))
+            enqueue(.event(.signal(refusal)), at: soon(timeout))
+        case let fault:
+            deliver(succeeded, fault, timeout: timeout)
         }
     }
 
