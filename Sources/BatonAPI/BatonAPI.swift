@@ -112,7 +112,7 @@ public struct BatonAPI: Sendable {
         ("POST", "/v1/sagas/{id}/signals/{name}", [200, 202, 400, 401, 403, 404, 409, 413, 415, 422, 503]),
         ("GET", "/v1/workflows", [200, 401, 403, 503]), ("POST", "/v1/workflows", [200, 201, 400, 401, 403, 409, 413, 415, 422, 503]),
         ("GET", "/v1/workflows/{name}", [200, 401, 403, 404, 503]),
-        ("POST", "/v1/workflows/{name}/simulate", [200, 400, 401, 403, 404, 413, 415, 503]),
+        ("POST", "/v1/workflows/{name}/simulate", [200, 400, 401, 403, 404, 413, 415, 422, 503]),
         ("GET", "/v1/participants", [200, 401, 403, 503]),
     ]
 
