@@ -3,7 +3,9 @@ import Foundation
 
 /// `baton dev` watching its workflow files: when one changes (or one is added), the valid
 /// definitions are handed to the server to register, where a version no saga has run takes the
-/// new content. An invalid file is reported and left out; the server keeps what it had.
+/// new content. An invalid file is reported and left out; the server keeps what it had. A valid
+/// one is simulated first (`baton workflows simulate`, a few hundred runs), so its author sees the
+/// findings as they save.
 struct WorkflowWatcher: Sendable {
     typealias Definitions = [(definition: WorkflowDefinition, source: String)]
 
@@ -30,11 +32,29 @@ struct WorkflowWatcher: Sendable {
             case .success(let definition):
                 guard let source = try? String(contentsOfFile: result.file, encoding: .utf8) else { continue }
                 definitions.append((definition, source))
+                say(simulationSummary(of: definition, file: result.file))
             case .failure(let error):
                 say("baton dev: \(result.file) is not a valid workflow (the server keeps what it had):\n\(error)")
             }
         }
         return definitions
+    }
+
+    static let simulatedRuns = 300
+
+    /// What a quick simulation of `definition` says: a line of counts, each finding, and the
+    /// command that shows the stories.
+    static func simulationSummary(of definition: WorkflowDefinition, file: String) -> String {
+        let seed = UInt64.random(in: 0...UInt64(UInt32.max))
+        let report = WorkflowSimulator(definition: definition).simulate(.init(runs: simulatedRuns, seed: seed))
+        var lines = [
+            "baton dev: \(definition.name) v\(definition.version) simulated (\(simulatedRuns) runs): \(report.endStates.count) end states, "
+                + "\(report.violations.count) invariants violated, \(report.findings.count) findings"
+        ]
+        lines += report.violations.map { "    VIOLATION \($0.invariant.rawValue): \($0.message)" }
+        lines += report.findings.map { "    \($0.kind.rawValue)\($0.step.map { " [\($0)]" } ?? ""): \($0.message)" }
+        lines.append("    the stories: baton workflows simulate \(file) --runs \(simulatedRuns) --seed \(seed)")
+        return lines.joined(separator: "\n")
     }
 
     /// Polls until cancelled, yielding the definitions of each change.

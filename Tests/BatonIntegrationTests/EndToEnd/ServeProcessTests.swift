@@ -945,6 +945,10 @@ extension EndToEndSuites {
             Glibc.kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()
             #expect(process.terminationStatus == 0)
+            // Each saved version was simulated, with the command that shows the stories.
+            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(printed.contains("baton dev: dev-edit v1 simulated (300 runs):"), "\(printed)")
+            #expect(printed.contains("the stories: baton workflows simulate \(file.path) --runs 300 --seed "), "\(printed)")
             // PostgreSQL shut down cleanly: it removes its pid file.
             let location = try? String(contentsOf: data.appending(path: "postgres/data-location"), encoding: .utf8)
             let cluster = location.map { URL(fileURLWithPath: $0) } ?? data.appending(path: "postgres/data")
