@@ -304,6 +304,24 @@ def run(driver):
     check("diagram: the pivot", "pivot" in text(driver, ".flow-pivot"))
     shot(driver, "workflow-diagram", show="#diagram-h")
 
+    # What can happen: a person asks for a simulation of the workflow, with a seed.
+    form = driver.find_element(By.CSS_SELECTOR, "form.simulate")
+    runs = form.find_element(By.NAME, "runs")
+    runs.clear()
+    runs.send_keys("300")
+    form.find_element(By.NAME, "seed").send_keys("11")
+    follow(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    result = text(driver, "#simulation-result")
+    check("simulate: the runs and the seed", "300 runs, seed 11" in result, result)
+    check("simulate: the invariants held", "invariants held" in result, result)
+    states = driver.find_elements(By.CSS_SELECTOR, "#simulate-h ~ table tbody tr")
+    check("simulate: end states listed", len(states) >= 3, len(states))
+    summary = states[0].find_element(By.TAG_NAME, "summary")
+    summary.click()
+    story = states[0].find_element(By.TAG_NAME, "pre").text
+    check("simulate: an end state opens to its story", story.startswith("+0.000s  start"), story[:120])
+    shot(driver, "workflow-simulation", show="#simulate-h")
+
     # Dead letters: a malformed reply, with its reason.
     asyncio.run(dead_letter())
     deadline = time.time() + 15

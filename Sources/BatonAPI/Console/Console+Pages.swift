@@ -5,6 +5,7 @@ import BatonStore
 import BatonTransport
 import Foundation
 import Hummingbird
+import NIOPosix
 
 /// The console's read-only pages: each builds a view (a dictionary the template reads) from the
 /// same store and definitions the API serves.
@@ -387,7 +388,48 @@ extension Console {
         let handlers = definition.onFailure ?? []
         view["hasHandlers"] = !handlers.isEmpty
         view["handlers"] = handlers.indices.map { flowStep(definition, definition.steps.count + $0) }
+        view["simulation"] = try await simulation(of: definition, request) as Any
         return pages.render("workflow", view)
+    }
+
+    /// The workflow page's "What can happen" section, when asked for (`?simulate=1&runs=N&seed=S`):
+    /// `baton workflows simulate` on the registered version.
+    private func simulation(of definition: WorkflowDefinition, _ request: Request) async throws -> [String: Any]? {
+        let query = request.uri.queryParameters
+        guard query["simulate"] != nil else { return nil }
+        let runs = try api.integer(request, "runs", default: 500, range: 1...BatonAPI.maximumSimulationRuns)
+        var seed = UInt64.random(in: 0...UInt64(UInt32.max))
+        if let text = query["seed"], !text.isEmpty {
+            guard text.utf8.count <= 20, let number = UInt64(text), text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else {
+                throw APIProblem.badRequest("seed must be a whole number from 0 to \(UInt64.max), got '\(text.prefix(40))'")
+            }
+            seed = number
+        }
+        let options = WorkflowSimulator.Options(runs: runs, seed: seed)
+        let report = try await NIOThreadPool.singleton.runIfActive { WorkflowSimulator(definition: definition).simulate(options) }
+        return [
+            "runs": runs, "seed": String(seed), "passed": report.passed,
+            "endStates": report.endStates.map { state -> [String: Any] in
+                [
+                    "description": state.description, "status": state.status.rawValue, "runs": state.runs,
+                    "story": state.schedule.joined(separator: "\n"),
+                ]
+            },
+            "violations": report.violations.map { violation -> [String: Any] in
+                [
+                    "invariant": violation.invariant.rawValue, "message": violation.message, "runs": violation.runs,
+                    "story": violation.schedule.joined(separator: "\n"),
+                ]
+            },
+            "findings": report.findings.map { finding -> [String: Any] in
+                [
+                    "kind": finding.kind.rawValue, "step": finding.step as Any, "message": finding.message, "runs": finding.runs as Any,
+                    "story": (finding.schedule?.joined(separator: "\n")) as Any,
+                ]
+            },
+            "hasFindings": !report.findings.isEmpty,
+            "invariantCount": SagaInvariants.Invariant.allCases.count,
+        ]
     }
 
     func flowStep(_ definition: WorkflowDefinition, _ index: Int) -> [String: Any] {

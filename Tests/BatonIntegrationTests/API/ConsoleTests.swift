@@ -95,6 +95,18 @@ struct ConsoleTests {
             #expect(workflow.contains("inventory.reserve") && workflow.contains("↺ undo: inventory.release"))
             #expect(Self.html(try await Self.page(client, "/ui/workflows")).contains("store-test"))
             #expect((try await Self.page(client, "/ui/workflows/nope")).status == .notFound)
+            // What can happen to it: the simulation, its end states with their stories, and the
+            // findings (the fixture's release reads the reservation, null when reserving timed out).
+            #expect(workflow.contains("What can happen") && !workflow.contains("simulation-result"))
+            let simulated = Self.html(try await Self.page(client, "/ui/workflows/store-test?version=1&simulate=1&runs=300&seed=4"))
+            #expect(simulated.contains("300 runs, seed <span class=\"mono\">4</span>"))
+            #expect(simulated.contains("invariants held"))
+            #expect(simulated.contains("<summary>COMPLETED</summary>") && simulated.contains("start → PROCESSING"))
+            #expect(simulated.contains("<strong>null-in-compensation</strong>"))
+            let again = Self.html(try await Self.page(client, "/ui/workflows/store-test?version=1&simulate=1&runs=300&seed=4"))
+            #expect(again == simulated)
+            #expect((try await Self.page(client, "/ui/workflows/store-test?simulate=1&runs=99999")).status == .badRequest)
+            #expect((try await Self.page(client, "/ui/workflows/store-test?simulate=1&seed=x1")).status == .badRequest)
             #expect((try await Self.page(client, "/ui/assets/console.js")).headers[.contentType] == "text/javascript; charset=utf-8")
         }
     }
