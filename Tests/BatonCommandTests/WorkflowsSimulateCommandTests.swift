@@ -63,6 +63,20 @@ struct WorkflowsSimulateCommandTests {
         let again = try command.baton(
             "workflows", "simulate", file, "--runs", "200", "--seed", "9", "--json", "--faults", "notifications:fail=0.5")
         #expect(again.output == json.output)
+
+        // The run a finding names, replayed alone with the same seed and faults, tells the same story.
+        let run = try #require(suspended.value(at: ["shortest_run"]))
+        let replayed = try command.baton(
+            "workflows", "simulate", file, "--seed", "9", "--json", "--faults", "notifications:fail=0.5", "--replay", "\(run.canonicalJSON)"
+        )
+        #expect(replayed.status == 0, "\(replayed.output)")
+        let story = try JSONParser.parse(replayed.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(story.value(at: ["runs", "0", "schedule"]) == suspended.value(at: ["schedule"]))
+        #expect(story.value(at: ["runs", "0", "status"]) == "SUSPENDED")
+        let text = try command.baton(
+            "workflows", "simulate", file, "--seed", "9", "--faults", "notifications:fail=0.5", "--replay", "\(run.canonicalJSON)")
+        #expect(text.output.contains("end state: SUSPENDED"), "\(text.output)")
+        #expect(try command.baton("workflows", "simulate", file, "--replay", "3").status == 64)
     }
 
     @Test("bad settings are refused, saying what is wrong")

@@ -7,6 +7,7 @@ public struct SimulationReport: Sendable {
         public var status: SagaStatus
         public var runs: Int
         public var run: Int
+        public var input: JSONValue
         public var schedule: [String]
     }
 
@@ -16,6 +17,7 @@ public struct SimulationReport: Sendable {
         public var message: String
         public var runs: Int
         public var run: Int
+        public var input: JSONValue
         public var schedule: [String]
     }
 
@@ -80,11 +82,14 @@ public struct SimulationReport: Sendable {
                 if Self.shorter(run.schedule, than: violations[position].schedule) {
                     violations[position].message = violation.message
                     violations[position].run = run.number
+                    violations[position].input = run.input
                     violations[position].schedule = run.schedule
                 }
             } else {
                 violations.append(
-                    Violation(invariant: violation.invariant, message: violation.message, runs: 1, run: run.number, schedule: run.schedule))
+                    Violation(
+                        invariant: violation.invariant, message: violation.message, runs: 1, run: run.number, input: run.input,
+                        schedule: run.schedule))
             }
         }
         let description = run.endState
@@ -92,10 +97,13 @@ public struct SimulationReport: Sendable {
             endStates[position].runs += 1
             if Self.shorter(run.schedule, than: endStates[position].schedule) {
                 endStates[position].run = run.number
+                endStates[position].input = run.input
                 endStates[position].schedule = run.schedule
             }
         } else {
-            endStates.append(EndState(description: description, status: run.status, runs: 1, run: run.number, schedule: run.schedule))
+            endStates.append(
+                EndState(
+                    description: description, status: run.status, runs: 1, run: run.number, input: run.input, schedule: run.schedule))
         }
         if run.status == .suspended, let reason = run.suspensionReason {
             note(
@@ -153,7 +161,7 @@ public struct SimulationReport: Sendable {
                 endStates.map {
                     [
                         "end_state": .string($0.description), "status": .string($0.status.rawValue), "runs": integer($0.runs),
-                        "shortest_run": integer($0.run), "schedule": lines($0.schedule),
+                        "shortest_run": integer($0.run), "input": $0.input, "schedule": lines($0.schedule),
                     ]
                 }),
             "invariants": .array(
@@ -168,7 +176,7 @@ public struct SimulationReport: Sendable {
                 violations.map {
                     [
                         "invariant": .string($0.invariant.rawValue), "message": .string($0.message), "runs": integer($0.runs),
-                        "shortest_run": integer($0.run), "schedule": lines($0.schedule),
+                        "shortest_run": integer($0.run), "input": $0.input, "schedule": lines($0.schedule),
                     ]
                 }),
             "findings": .array(
@@ -182,6 +190,12 @@ public struct SimulationReport: Sendable {
                     return .object(members)
                 }),
         ]
+    }
+
+    /// A value's compact JSON, cut at 200 characters.
+    static func brief(_ value: JSONValue) -> String {
+        let text = value.canonicalJSON
+        return text.count > 200 ? String(text.prefix(199)) + "…" : text
     }
 
     /// The report for people: end states with their stories, the promises, the findings.
@@ -202,6 +216,7 @@ public struct SimulationReport: Sendable {
         for state in endStates {
             out.append("")
             out.append("  \(state.description) (run \(state.run)):")
+            out.append("    input \(Self.brief(state.input))")
             out += state.schedule.map { "    \($0)" }
         }
         out.append("")
@@ -216,6 +231,7 @@ public struct SimulationReport: Sendable {
             out.append("VIOLATIONS")
             for violation in violations {
                 out.append("  \(violation.invariant.rawValue): \(violation.message) (run \(violation.run)):")
+                out.append("    input \(Self.brief(violation.input))")
                 out += violation.schedule.map { "    \($0)" }
             }
         }

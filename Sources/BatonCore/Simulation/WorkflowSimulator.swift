@@ -61,6 +61,8 @@ public struct WorkflowSimulator: Sendable {
 /// What happened in one run.
 public struct SimulationRun: Sendable {
     public var number: Int
+    /// The saga's input, as drawn (or given).
+    public var input: JSONValue
     public var status: SagaStatus
     /// Each step's status at the end, in workflow order (failure handlers last).
     public var steps: [(name: String, status: StepStatus)]
@@ -194,7 +196,7 @@ struct SimulatedWorld {
     func result(number: Int) -> SimulationRun {
         let saga = machine.saga
         return SimulationRun(
-            number: number, status: saga.status, steps: saga.steps.map { ($0.name, $0.status) },
+            number: number, input: saga.input, status: saga.status, steps: saga.steps.map { ($0.name, $0.status) },
             suspensionReason: saga.status == .suspended ? saga.suspensionReason : nil, schedule: schedule,
             violation: invariants.violation, nullPlaceholders: nullPlaceholders)
     }

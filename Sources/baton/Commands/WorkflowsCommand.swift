@@ -85,6 +85,9 @@ struct WorkflowsCommand: AsyncParsableCommand {
         @Option(help: "The seed; the same seed replays the same runs (default: a random one, printed).")
         var seed: UInt64?
 
+        @Option(help: "Print one run's whole story instead of a report: the run's number, as the report names it (with its --seed).")
+        var replay: Int?
+
         @Option(help: "Fault rates: [PARTICIPANT:]KIND=RATE[,KIND=RATE…] (repeatable).")
         var faults: [String] = []
 
@@ -133,6 +136,10 @@ struct WorkflowsCommand: AsyncParsableCommand {
             guard !files.isEmpty else {
                 throw ValidationError("no .yaml, .yml or .json files in \(paths.joined(separator: ", "))")
             }
+            if let replay, !(1...WorkflowSimulator.maximumRuns).contains(replay) {
+                throw ValidationError("--replay must be from 1 to \(WorkflowSimulator.maximumRuns), not \(replay)")
+            }
+            if replay != nil, seed == nil { throw ValidationError("--replay needs the --seed of the report that named the run") }
             let seed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
             var failed = false
             var reports: [JSONValue] = []
@@ -163,8 +170,26 @@ struct WorkflowsCommand: AsyncParsableCommand {
                     summary.append("error \(result.file): \(message)")
                     continue
                 }
-                var report = WorkflowSimulator(definition: definition).simulate(
-                    WorkflowSimulator.Options(runs: runs, seed: seed, faults: faultSettings, input: sagaInput))
+                let options = WorkflowSimulator.Options(runs: runs, seed: seed, faults: faultSettings, input: sagaInput)
+                if let replay {
+                    let run = WorkflowSimulator(definition: definition).run(replay, options)
+                    failed = failed || run.violation != nil
+                    if json {
+                        reports.append(Self.json(run, file: result.file))
+                    } else {
+                        print("== \(result.file): \(definition.name) v\(definition.version), run \(replay), seed \(seed)")
+                        print("input \(run.input.canonicalJSON)")
+                        run.schedule.forEach { print($0) }
+                        print("end state: \(run.endState)")
+                        if let violation = run.violation { print("VIOLATION \(violation.invariant.rawValue): \(violation.message)") }
+                        for null in run.nullPlaceholders {
+                            print("null-in-compensation [\(null.step)]: \(null.placeholder) when \(null.why)")
+                        }
+                        print("")
+                    }
+                    continue
+                }
+                var report = WorkflowSimulator(definition: definition).simulate(options)
                 report.accept(acceptances)
                 let fails = !report.passed || (strict && !report.openFindings.isEmpty)
                 failed = failed || fails
@@ -183,9 +208,9 @@ struct WorkflowsCommand: AsyncParsableCommand {
                 )
             }
             if json {
-                print(
-                    JSONValue.object(["seed": .string(String(seed)), "passed": .bool(!failed), "reports": .array(reports)]).canonicalJSON)
-            } else {
+                let key = replay == nil ? "reports" : "runs"
+                print(JSONValue.object(["seed": .string(String(seed)), "passed": .bool(!failed), key: .array(reports)]).canonicalJSON)
+            } else if replay == nil {
                 summary.forEach { print($0) }
                 print("seed \(seed): replay with --seed \(seed) --runs \(runs)")
             }
@@ -299,5 +324,19 @@ struct WorkflowsCommand: AsyncParsableCommand {
             }
             if failed { throw ExitCode(1) }
         }
+    }
+}
+
+extension WorkflowsCommand.Simulate {
+    /// One replayed run as JSON.
+    static func json(_ run: SimulationRun, file: String) -> JSONValue {
+        var members: [String: JSONValue] = [
+            "file": .string(file), "run": .integer(Int64(run.number)), "input": run.input, "end_state": .string(run.endState),
+            "status": .string(run.status.rawValue), "schedule": .array(run.schedule.map(JSONValue.string)),
+        ]
+        if let violation = run.violation {
+            members["violation"] = ["invariant": .string(violation.invariant.rawValue), "message": .string(violation.message)]
+        }
+        return .object(members)
     }
 }
