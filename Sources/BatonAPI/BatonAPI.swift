@@ -571,14 +571,12 @@ public struct BatonAPI: Sendable {
             return texts
         }
         let runs = Int(try integer("runs", in: 1...Int64(Self.maximumSimulationRuns)) ?? 500)
-        var seed = UInt64.random(in: 0...UInt64(UInt32.max))
+        let seed: UInt64
         switch fields["seed"] {
-        case nil: break
+        case nil: seed = WorkflowSimulator.randomSeed()
         case .integer(let number)? where number >= 0: seed = UInt64(number)
-        case .string(let text)? where (1...20).contains(text.utf8.count) && text.utf8.allSatisfy({ (0x30...0x39).contains($0) }):
-            guard let number = UInt64(text) else { throw APIProblem.badRequest("seed must be at most \(UInt64.max)") }
-            seed = number
-        default: throw APIProblem.badRequest("seed must be a non-negative integer, or one written as a string")
+        case .string(let text)? where WorkflowSimulator.seed(parsing: text) != nil: seed = WorkflowSimulator.seed(parsing: text)!
+        default: throw APIProblem.badRequest("seed must be a non-negative integer, or one written as a string of at most 20 digits")
         }
         let faults: SimulationFaults
         let acceptances: [SimulationReport.Acceptance]
@@ -598,14 +596,17 @@ public struct BatonAPI: Sendable {
         if let input = fields["input"], let problems = stored.definition.input?.violations(of: input), !problems.isEmpty {
             throw APIProblem.badRequest("input does not fit the workflow's input schema: \(problems.joined(separator: "; "))")
         }
-        let options = WorkflowSimulator.Options(runs: runs, seed: seed, faults: faults, input: fields["input"])
-        // Seconds of CPU at most: on NIO's blocking pool, not on a thread the server's tasks share.
-        let report = try await NIOThreadPool.singleton.runIfActive {
-            var report = WorkflowSimulator(definition: stored.definition).simulate(options)
-            report.accept(acceptances)
-            return report.json
-        }
-        return Render.json(report)
+        var report = try await simulation(
+            of: stored.definition, WorkflowSimulator.Options(runs: runs, seed: seed, faults: faults, input: fields["input"]))
+        report.accept(acceptances)
+        return Render.json(report.json)
+    }
+
+    /// A simulation on the server, for the API and the console: seconds of CPU at most
+    /// (``maximumSimulationRuns``), on NIO's blocking pool rather than a thread the server's tasks
+    /// share.
+    func simulation(of definition: WorkflowDefinition, _ options: WorkflowSimulator.Options) async throws -> SimulationReport {
+        try await NIOThreadPool.singleton.runIfActive { WorkflowSimulator(definition: definition).simulate(options) }
     }
 
     func register(_ request: Request, _ context: BatonRequestContext, by caller: APIIdentity) async throws -> Response {

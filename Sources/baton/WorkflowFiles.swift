@@ -1,3 +1,4 @@
+import ArgumentParser
 import BatonCore
 import Foundation
 
@@ -29,6 +30,21 @@ enum WorkflowFiles {
             } else {
                 files.append(path)
             }
+        }
+        return files
+    }
+
+    /// The files named by `paths` for a command that reads them: a path that is missing, or no
+    /// definition file at all, is the user's error.
+    static func required(_ paths: [String]) throws(ValidationError) -> [String] {
+        let files: [String]
+        do {
+            files = try expand(paths)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard !files.isEmpty else {
+            throw ValidationError("no .yaml, .yml or .json files in \(paths.joined(separator: ", "))")
         }
         return files
     }

@@ -5,7 +5,6 @@ import BatonStore
 import BatonTransport
 import Foundation
 import Hummingbird
-import NIOPosix
 
 /// The console's read-only pages: each builds a view (a dictionary the template reads) from the
 /// same store and definitions the API serves.
@@ -398,15 +397,14 @@ extension Console {
         let query = request.uri.queryParameters
         guard query["simulate"] != nil else { return nil }
         let runs = try api.integer(request, "runs", default: 500, range: 1...BatonAPI.maximumSimulationRuns)
-        var seed = UInt64.random(in: 0...UInt64(UInt32.max))
+        var seed = WorkflowSimulator.randomSeed()
         if let text = query["seed"], !text.isEmpty {
-            guard text.utf8.count <= 20, let number = UInt64(text), text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else {
+            guard let number = WorkflowSimulator.seed(parsing: text) else {
                 throw APIProblem.badRequest("seed must be a whole number from 0 to \(UInt64.max), got '\(text.prefix(40))'")
             }
             seed = number
         }
-        let options = WorkflowSimulator.Options(runs: runs, seed: seed)
-        let report = try await NIOThreadPool.singleton.runIfActive { WorkflowSimulator(definition: definition).simulate(options) }
+        let report = try await api.simulation(of: definition, WorkflowSimulator.Options(runs: runs, seed: seed))
         return [
             "runs": runs, "seed": String(seed), "passed": report.passed,
             "endStates": report.endStates.map { state -> [String: Any] in

@@ -2,7 +2,7 @@
 /// and the findings, as a table for people (``text``) and as JSON for CI (``json``).
 public struct SimulationReport: Sendable {
     /// One end state, how often runs reached it, and a shortest run that did.
-    public struct EndState: Sendable {
+    public struct EndState: Sendable, KeepsShortestRun {
         public var description: String
         public var status: SagaStatus
         public var runs: Int
@@ -12,7 +12,7 @@ public struct SimulationReport: Sendable {
     }
 
     /// One promise broken: in how many runs, and a shortest run that broke it.
-    public struct Violation: Sendable {
+    public struct Violation: Sendable, KeepsShortestRun {
         public var invariant: SagaInvariants.Invariant
         public var message: String
         public var runs: Int
@@ -72,19 +72,13 @@ public struct SimulationReport: Sendable {
     }
 
     /// Whether a shorter story (or an equal one from an earlier run) should replace `current`.
-    private static func shorter(_ schedule: [String], than current: [String]) -> Bool { schedule.count < current.count }
+    static func shorter(_ schedule: [String], than current: [String]) -> Bool { schedule.count < current.count }
 
     mutating func add(_ run: SimulationRun) {
         runs += 1
         if let violation = run.violation {
             if let position = violations.firstIndex(where: { $0.invariant == violation.invariant }) {
-                violations[position].runs += 1
-                if Self.shorter(run.schedule, than: violations[position].schedule) {
-                    violations[position].message = violation.message
-                    violations[position].run = run.number
-                    violations[position].input = run.input
-                    violations[position].schedule = run.schedule
-                }
+                if violations[position].count(run) { violations[position].message = violation.message }
             } else {
                 violations.append(
                     Violation(
@@ -94,12 +88,7 @@ public struct SimulationReport: Sendable {
         }
         let description = run.endState
         if let position = endStates.firstIndex(where: { $0.description == description }) {
-            endStates[position].runs += 1
-            if Self.shorter(run.schedule, than: endStates[position].schedule) {
-                endStates[position].run = run.number
-                endStates[position].input = run.input
-                endStates[position].schedule = run.schedule
-            }
+            endStates[position].count(run)
         } else {
             endStates.append(
                 EndState(
@@ -250,5 +239,27 @@ public struct SimulationReport: Sendable {
             "\(passed ? "passed" : "FAILED"): \(violations.count) invariant\(violations.count == 1 ? "" : "s") violated (\(violated) run\(violated == 1 ? "" : "s")), \(findings.count) finding\(findings.count == 1 ? "" : "s") (\(findings.count - openFindings.count) accepted)"
         )
         return out.joined(separator: "\n")
+    }
+}
+
+/// A report entry that counts the runs that reached it and keeps the shortest one's story.
+protocol KeepsShortestRun {
+    var runs: Int { get set }
+    var run: Int { get set }
+    var input: JSONValue { get set }
+    var schedule: [String] { get set }
+}
+
+extension KeepsShortestRun {
+    /// Counts `seen`, which becomes the run kept when its story is shorter.
+    /// - Returns: Whether it became the run kept.
+    @discardableResult
+    mutating func count(_ seen: SimulationRun) -> Bool {
+        runs += 1
+        guard SimulationReport.shorter(seen.schedule, than: schedule) else { return false }
+        run = seen.number
+        input = seen.input
+        schedule = seen.schedule
+        return true
     }
 }

@@ -33,8 +33,24 @@ public struct WorkflowSimulator: Sendable {
     static let eventLimit = 5_000
 
     public let definition: WorkflowDefinition
+    /// For each step, the output its participant answers with (``SimulatedWorld/outputShapes(of:)``):
+    /// read from the definition once, not once per run.
+    let outputShapes: [String: JSONValue]
 
-    public init(definition: WorkflowDefinition) { self.definition = definition }
+    public init(definition: WorkflowDefinition) {
+        self.definition = definition
+        self.outputShapes = SimulatedWorld.outputShapes(of: definition)
+    }
+
+    /// A seed for a simulation that was given none: small enough to type back in.
+    public static func randomSeed() -> UInt64 { UInt64.random(in: 0...UInt64(UInt32.max)) }
+
+    /// A seed written as digits (1 to 20 of them, nothing else, at most `UInt64.max`); `nil` for
+    /// anything else.
+    public static func seed(parsing text: some StringProtocol) -> UInt64? {
+        guard (1...20).contains(text.utf8.count), text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return UInt64(text)
+    }
 
     /// Runs `options.runs` sagas and reports on them.
     public func simulate(_ options: Options) -> SimulationReport {
@@ -51,7 +67,7 @@ public struct WorkflowSimulator: Sendable {
     /// One run, as ``simulate(_:)`` makes it: the same seed and number give the same run.
     public func run(_ number: Int, _ options: Options) -> SimulationRun {
         var world = SimulatedWorld(
-            definition: definition, options: options,
+            definition: definition, outputShapes: outputShapes, options: options,
             seed: options.seed ^ (UInt64(truncatingIfNeeded: number) &* 0x9E37_79B9_7F4A_7C15))
         world.play()
         return world.result(number: number)
@@ -138,13 +154,13 @@ struct SimulatedWorld {
         var kind: Kind
     }
 
-    init(definition: WorkflowDefinition, options: WorkflowSimulator.Options, seed: UInt64) {
+    init(definition: WorkflowDefinition, outputShapes: [String: JSONValue], options: WorkflowSimulator.Options, seed: UInt64) {
         self.definition = definition
         self.faults = options.faults
         self.random = SeededRandomNumberGenerator(seed: seed)
         self.jitter = SeededRandomNumberGenerator(seed: ~seed)
         self.now = start
-        self.outputShapes = Self.outputShapes(of: definition)
+        self.outputShapes = outputShapes
         let input = options.input ?? InputSampler.sample(definition.input, using: &random)
         let saga = SagaInstance(id: "sim", definition: definition, workflowHash: "simulated", input: input, now: start)
         // The saga is built from this very definition, so they match.

@@ -25,16 +25,7 @@ struct WorkflowsCommand: AsyncParsableCommand {
         var paths: [String] = ["workflows"]
 
         func run() throws {
-            let files: [String]
-            do {
-                files = try WorkflowFiles.expand(paths)
-            } catch {
-                throw ValidationError("\(error)")
-            }
-            guard !files.isEmpty else {
-                throw ValidationError("no .yaml, .yml or .json files in \(paths.joined(separator: ", "))")
-            }
-            let results = WorkflowFiles.load(files)
+            let results = WorkflowFiles.load(try WorkflowFiles.required(paths))
             for result in results {
                 switch result.outcome {
                 case .success(let definition):
@@ -127,20 +118,12 @@ struct WorkflowsCommand: AsyncParsableCommand {
                     throw ValidationError("--input is not JSON: \(error)")
                 }
             }
-            let files: [String]
-            do {
-                files = try WorkflowFiles.expand(paths)
-            } catch {
-                throw ValidationError("\(error)")
-            }
-            guard !files.isEmpty else {
-                throw ValidationError("no .yaml, .yml or .json files in \(paths.joined(separator: ", "))")
-            }
+            let files = try WorkflowFiles.required(paths)
             if let replay, !(1...WorkflowSimulator.maximumRuns).contains(replay) {
                 throw ValidationError("--replay must be from 1 to \(WorkflowSimulator.maximumRuns), not \(replay)")
             }
             if replay != nil, seed == nil { throw ValidationError("--replay needs the --seed of the report that named the run") }
-            let seed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+            let seed = seed ?? WorkflowSimulator.randomSeed()
             var failed = false
             var reports: [JSONValue] = []
             var summary: [String] = []

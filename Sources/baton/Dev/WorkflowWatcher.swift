@@ -45,7 +45,7 @@ struct WorkflowWatcher: Sendable {
     /// What a quick simulation of `definition` says: a line of counts, each finding, and the
     /// command that shows the stories.
     static func simulationSummary(of definition: WorkflowDefinition, file: String) -> String {
-        let seed = UInt64.random(in: 0...UInt64(UInt32.max))
+        let seed = WorkflowSimulator.randomSeed()
         let report = WorkflowSimulator(definition: definition).simulate(.init(runs: simulatedRuns, seed: seed))
         var lines = [
             "baton dev: \(definition.name) v\(definition.version) simulated (\(simulatedRuns) runs): \(report.endStates.count) end states, "
