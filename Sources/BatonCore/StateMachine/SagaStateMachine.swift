@@ -903,7 +903,6 @@ public struct SagaStateMachine: Sendable {
     }
 }
 
-/// A definition handed to the state machine that is not the one its saga runs.
 extension SagaStateMachine {
     /// A defect the state machine can be told to have (``mutations``).
     @_spi(Mutations) public enum Mutation: String, Sendable, Hashable, CaseIterable {
@@ -915,6 +914,7 @@ extension SagaStateMachine {
     }
 }
 
+/// A definition handed to the state machine that is not the one its saga runs.
 public struct DefinitionMismatchError: Error, Sendable, Hashable, CustomStringConvertible {
     public var sagaID: String
     public var expected: String
